@@ -1,0 +1,55 @@
+/* Configuration: one libconfig file with a server and an agent group.
+ * One table of keys (config.c) drives loading, validation and defaults. */
+#ifndef PIMON_CONFIG_H
+#define PIMON_CONFIG_H
+
+#include <stddef.h>
+
+#define CONFIG_DEFAULT_PATH "/etc/pimon.cfg"
+
+struct pimon_config {
+	char *path; /* file that was loaded, NULL for built-in defaults */
+	struct {
+		char *listen;             /* "0.0.0.0:8080", "[::]:8080" */
+		int workers;              /* event-base threads owning sessions */
+		char *data_dir;           /* hosts/<name>/<metric>.csv live here */
+		int max_frame;            /* largest frame payload accepted, bytes */
+		double heartbeat_timeout; /* s without a frame before a host is down */
+		double heartbeat_interval; /* s between agent heartbeats (WELCOME) */
+		double collect_interval;  /* s between batches (WELCOME) */
+		char **collect_metrics;   /* collectors agents run (WELCOME) */
+		size_t ncollect_metrics;
+		char *http_listen;        /* "" disables the HTTP API */
+		char *log_level;
+	} server;
+	struct {
+		char *server;             /* "host:port" of the server */
+		char *name;               /* "" means the machine's host name */
+		char *proc_root;
+		char *sys_root;
+		double reconnect_min;     /* s, first backoff step */
+		double reconnect_max;     /* s, backoff cap */
+		int queue_max;            /* unacked batches kept in memory */
+		char *log_level;
+	} agent;
+};
+
+/* Fill cfg with built-in defaults. */
+void config_defaults(struct pimon_config *cfg);
+
+/* Load path over the defaults. path NULL means CONFIG_DEFAULT_PATH, where a
+ * missing file leaves the defaults. Returns 0, or -1 with errbuf set to
+ * "FILE:LINE: what is wrong" (or "FILE: ..." when no line applies). */
+int config_load(struct pimon_config *cfg, const char *path, char *errbuf, size_t errlen);
+
+/* Release every string of cfg. */
+void config_free(struct pimon_config *cfg);
+
+/* Parse a level name ("err", "warn", "notice", "info", "debug") to its
+ * number; -1 if unknown. */
+int config_log_level(const char *name);
+
+/* Names the collect.metrics list may hold. */
+extern const char *const config_metric_names[];
+
+#endif

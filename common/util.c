@@ -1,0 +1,147 @@
+/* Small helpers both daemons use: clocks, files, host names. */
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Wall clock in Unix milliseconds. */
+uint64_t util_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Monotonic milliseconds, for timeouts and rates. */
+uint64_t util_mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Read a small file whole into a NUL-terminated buffer. */
+ssize_t util_read_file(const char *path, char *buf, size_t size)
+{
+	if (size == 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	size_t off = 0;
+	while (off < size - 1) {
+		ssize_t n = read(fd, buf + off, size - 1 - off);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			int saved = errno;
+			close(fd);
+			errno = saved;
+			return -1;
+		}
+		if (n == 0)
+			break;
+		off += (size_t)n;
+	}
+	close(fd);
+	buf[off] = '\0';
+	return (ssize_t)off;
+}
+
+/* Join a folder and a name with one slash. */
+int util_path_join(char *out, size_t size, const char *dir, const char *name)
+{
+	int n = snprintf(out, size, "%s/%s", dir, name);
+	return (n < 0 || (size_t)n >= size) ? -1 : 0;
+}
+
+/* mkdir -p with mode 0755. */
+int util_mkdirs(const char *dir)
+{
+	char tmp[4096];
+	size_t len = strlen(dir);
+	if (len == 0 || len >= sizeof tmp) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	memcpy(tmp, dir, len + 1);
+	for (char *p = tmp + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
+			return -1;
+		*p = '/';
+	}
+	if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
+		return -1;
+	return 0;
+}
+
+/* Host names become folder names: keep them to a safe alphabet. */
+int util_valid_name(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > 64 || s[0] == '.' || s[0] == '-')
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '.' || c == '_' || c == '-'))
+			return 0;
+	}
+	return 1;
+}
+
+/* Metric and field keys become file names and CSV headers. */
+int util_valid_key(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > 32)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'))
+			return 0;
+	}
+	return 1;
+}
+
+/* Split "host:port" or "[v6]:port". */
+int util_split_hostport(const char *s, char *host, size_t hostlen, int *port)
+{
+	const char *colon;
+	const char *hbeg = s;
+	size_t hl;
+	if (s[0] == '[') {
+		const char *close = strchr(s, ']');
+		if (!close || close[1] != ':')
+			return -1;
+		hbeg = s + 1;
+		hl = (size_t)(close - hbeg);
+		colon = close + 1;
+	} else {
+		colon = strrchr(s, ':');
+		if (!colon || strchr(s, ':') != colon)
+			return -1;
+		hl = (size_t)(colon - s);
+	}
+	if (hl == 0 || hl >= hostlen)
+		return -1;
+	char *end;
+	long p = strtol(colon + 1, &end, 10);
+	if (*end != '\0' || end == colon + 1 || p < 1 || p > 65535)
+		return -1;
+	memcpy(host, hbeg, hl);
+	host[hl] = '\0';
+	*port = (int)p;
+	return 0;
+}

@@ -1,0 +1,35 @@
+/* Small helpers both daemons use: clocks, files, host names. */
+#ifndef PIMON_UTIL_H
+#define PIMON_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* Wall clock, Unix milliseconds. */
+uint64_t util_now_ms(void);
+
+/* Monotonic clock, milliseconds. */
+uint64_t util_mono_ms(void);
+
+/* Read at most size-1 bytes of path into buf and NUL-terminate it.
+ * Returns the length read, or -1 with errno set. */
+ssize_t util_read_file(const char *path, char *buf, size_t size);
+
+/* Join dir and name into out ("dir/name"); -1 if it does not fit. */
+int util_path_join(char *out, size_t size, const char *dir, const char *name);
+
+/* Create dir and its parents with mode 0755; 0 or -1 with errno set. */
+int util_mkdirs(const char *dir);
+
+/* Non-zero if s is a safe host name: 1..64 of [A-Za-z0-9._-], not starting
+ * with '.' or '-'. Such a name can be used as a folder name. */
+int util_valid_name(const char *s);
+
+/* Non-zero if s is a safe metric or field key: 1..32 of [a-z0-9_]. */
+int util_valid_key(const char *s);
+
+/* Split "host:port" or "[v6]:port" into host and port. 0 or -1. */
+int util_split_hostport(const char *s, char *host, size_t hostlen, int *port);
+
+#endif

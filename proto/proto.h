@@ -1,0 +1,154 @@
+/* pimon wire protocol: frame codec and message types. No I/O, no threads. */
+#ifndef PIMON_PROTO_H
+#define PIMON_PROTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define PROTO_MAGIC 0x504du /* "PM" */
+#define PROTO_VERSION 1
+#define PROTO_HEADER_SIZE 8
+/* Hard ceiling on a frame's payload; a peer may be configured lower. */
+#define PROTO_MAX_PAYLOAD (1u << 20)
+
+/* Limits every decoder enforces; longer fields are a bad frame. */
+#define PROTO_NAME_MAX 64   /* host names, boot ids */
+#define PROTO_TEXT_MAX 255  /* versions, OS, kernel, model, reasons */
+#define PROTO_KEY_MAX 32    /* metric, instance key and field names */
+#define PROTO_INST_MAX 128  /* instance values (mount points, ifaces) */
+#define PROTO_AUTH_MAX 256  /* opaque authentication proof */
+#define PROTO_MAX_FIELDS 32 /* fields per metric group */
+#define PROTO_MAX_METRICS 32 /* metric names in WELCOME */
+
+enum proto_type {
+	PROTO_HELLO = 1,
+	PROTO_WELCOME = 2,
+	PROTO_HEARTBEAT = 3,
+	PROTO_METRICS = 4,
+	PROTO_ACK = 5,
+	PROTO_POLL = 6,
+	PROTO_BYE = 7,
+};
+
+/* Result of a decode attempt. */
+enum proto_status {
+	PROTO_OK = 0,
+	PROTO_NEED_MORE = 1, /* buffer holds a prefix of a valid frame */
+	PROTO_BAD = -1,      /* not a valid frame: close the session */
+};
+
+/* Capability bits an agent announces in HELLO. */
+#define PROTO_CAP_POLL (1u << 0)
+
+struct proto_header {
+	uint16_t magic;
+	uint8_t version;
+	uint8_t type;
+	uint32_t length; /* payload bytes after the header */
+};
+
+struct proto_hello {
+	const char *name;
+	const char *version;
+	uint32_t caps;
+	const char *os;
+	const char *kernel;
+	const char *model; /* "" when unknown */
+	const char *boot_id;
+	uint64_t uptime_s;
+	uint16_t auth_len;
+	const uint8_t *auth;
+};
+
+struct proto_welcome {
+	uint32_t interval_ms;  /* collect and send a batch this often */
+	uint32_t heartbeat_ms; /* send HEARTBEAT this often */
+	uint8_t nmetrics;
+	const char *const *metrics; /* names of collectors to run */
+};
+
+struct proto_heartbeat {
+	uint64_t time_ms; /* sender's wall clock, Unix ms */
+};
+
+struct proto_row {
+	uint64_t time_ms;     /* Unix ms */
+	const char *instance; /* "" when the group has no instance key */
+	const double *values; /* group's nfields values */
+};
+
+/* One metric's rows in a batch, all with the same fields. */
+struct proto_group {
+	const char *metric;   /* e.g. "cpu", "disk" */
+	const char *inst_key; /* e.g. "mount", "iface"; "" for none */
+	uint8_t nfields;
+	const char *const *fields;
+	uint32_t nrows;
+	const struct proto_row *rows;
+};
+
+struct proto_metrics {
+	uint64_t seq; /* per-agent, increasing from 1 */
+	uint32_t ngroups;
+	const struct proto_group *groups;
+};
+
+struct proto_ack {
+	uint64_t seq; /* highest sequence stored */
+};
+
+struct proto_poll {
+	uint32_t id;
+};
+
+struct proto_bye {
+	const char *reason;
+};
+
+/* A decoded or to-be-encoded message. Pointers in a decoded message point
+ * into storage owned by the message; proto_msg_free releases it. */
+struct proto_msg {
+	enum proto_type type;
+	union {
+		struct proto_hello hello;
+		struct proto_welcome welcome;
+		struct proto_heartbeat heartbeat;
+		struct proto_metrics metrics;
+		struct proto_ack ack;
+		struct proto_poll poll;
+		struct proto_bye bye;
+	} u;
+	void *mem; /* decoder's storage, NULL for caller-built messages */
+};
+
+/* Growable output buffer for encoded frames. */
+struct proto_buf {
+	uint8_t *data;
+	size_t len;
+	size_t cap;
+};
+
+/* Parse the fixed header at buf; checks magic, version, type and that the
+ * payload is at most max_payload. NEED_MORE when len < PROTO_HEADER_SIZE. */
+enum proto_status proto_header_parse(const uint8_t *buf, size_t len, uint32_t max_payload,
+                                     struct proto_header *hdr, const char **err);
+
+/* Decode one frame from buf. On OK, *used is the frame's total size and msg
+ * must be released with proto_msg_free. On BAD, *err says why. */
+enum proto_status proto_decode(const uint8_t *buf, size_t len, uint32_t max_payload,
+                               struct proto_msg *msg, size_t *used, const char **err);
+
+/* Release what proto_decode allocated; safe on a zeroed or built message. */
+void proto_msg_free(struct proto_msg *msg);
+
+/* Append one encoded frame to out. Returns 0, or -1 with *err when a field
+ * breaks a limit or the payload would exceed PROTO_MAX_PAYLOAD. */
+int proto_encode(const struct proto_msg *msg, struct proto_buf *out, const char **err);
+
+void proto_buf_reset(struct proto_buf *b);
+void proto_buf_free(struct proto_buf *b);
+
+/* Name of a message type for logs, "unknown" for others. */
+const char *proto_type_name(unsigned type);
+
+#endif
