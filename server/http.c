@@ -1,1 +1,155 @@
-/* placeholder */
+/* The HTTP API: GET /api/v1/hosts and /api/v1/workers as JSON. */
+#include "http.h"
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "util.h"
+#include "worker.h"
+
+struct http {
+	struct server *srv;
+	struct event_base *base;
+	struct evhttp *evh;
+	pthread_t thread;
+};
+
+/* Send a JSON body with status code; takes the reference to body. */
+static void http_reply_json(struct evhttp_request *req, int code, json_t *body)
+{
+	struct evbuffer *buf = evbuffer_new();
+	char *text = json_dumps(body, JSON_COMPACT);
+	json_decref(body);
+	if (!buf || !text) {
+		free(text);
+		if (buf)
+			evbuffer_free(buf);
+		evhttp_send_error(req, HTTP_INTERNAL, NULL);
+		return;
+	}
+	evbuffer_add(buf, text, strlen(text));
+	evbuffer_add(buf, "\n", 1);
+	free(text);
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	evhttp_add_header(h, "Content-Type", "application/json");
+	evhttp_add_header(h, "Cache-Control", "no-store");
+	const char *reason = code == 200 ? "OK" : code == 404 ? "Not Found" : code == 405 ? "Method Not Allowed" : "Error";
+	evhttp_send_reply(req, code, reason, buf);
+	evbuffer_free(buf);
+}
+
+/* An error as {"error": "..."} with a fitting status. */
+static void http_reply_error(struct evhttp_request *req, int code, const char *msg)
+{
+	http_reply_json(req, code, json_pack("{s:s, s:i}", "error", msg, "status", code));
+}
+
+/* GET /api/v1/workers: sessions and counters of each worker. */
+static json_t *workers_json(struct server *srv)
+{
+	json_t *arr = json_array();
+	for (int i = 0; i < srv->nworkers; i++) {
+		const struct worker *w = srv->workers[i];
+		json_t *o = json_pack("{s:i, s:I}", "id", i, "sessions",
+		                      (json_int_t)worker_sessions(w));
+		for (int c = 0; c < WC_COUNT; c++)
+			json_object_set_new(o, worker_counter_names[c],
+			                    json_integer((json_int_t)worker_counter(w, c)));
+		json_array_append_new(arr, o);
+	}
+	return arr;
+}
+
+/* Route a request by path. Runs on the HTTP thread. */
+static void http_route_cb(struct evhttp_request *req, void *arg)
+{
+	struct http *h = arg;
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+	if (!path) {
+		http_reply_error(req, 400, "bad request URI");
+		return;
+	}
+	if (evhttp_request_get_command(req) != EVHTTP_REQ_GET) {
+		http_reply_error(req, 405, "only GET is supported here");
+		return;
+	}
+	if (strcmp(path, "/api/v1/hosts") == 0)
+		http_reply_json(req, 200, registry_hosts_json(h->srv->registry));
+	else if (strcmp(path, "/api/v1/workers") == 0)
+		http_reply_json(req, 200, workers_json(h->srv));
+	else
+		http_reply_error(req, 404, "no such endpoint");
+}
+
+/* The HTTP thread's loop. */
+static void *http_main(void *arg)
+{
+	struct http *h = arg;
+	event_base_loop(h->base, EVLOOP_NO_EXIT_ON_EMPTY);
+	return NULL;
+}
+
+/* Bind and start serving. */
+struct http *http_start(struct server *srv, const char *addr)
+{
+	char host[256];
+	int port;
+	if (util_split_hostport(addr, host, sizeof host, &port) < 0) {
+		log_err("http", "%s: expected host:port", addr);
+		return NULL;
+	}
+	struct http *h = calloc(1, sizeof *h);
+	if (!h)
+		return NULL;
+	h->srv = srv;
+	h->base = event_base_new();
+	h->evh = h->base ? evhttp_new(h->base) : NULL;
+	if (!h->evh)
+		goto fail;
+	evhttp_set_timeout(h->evh, 30);
+	evhttp_set_max_headers_size(h->evh, 16 * 1024);
+	evhttp_set_max_body_size(h->evh, 64 * 1024);
+	evhttp_set_allowed_methods(h->evh, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD);
+	evhttp_set_gencb(h->evh, http_route_cb, h);
+	if (!evhttp_bind_socket_with_handle(h->evh, host, (ev_uint16_t)port)) {
+		log_err("http", "cannot listen on %s", addr);
+		goto fail;
+	}
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	int rc = pthread_create(&h->thread, NULL, http_main, h);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc != 0)
+		goto fail;
+	log_notice("http", "JSON API on http://%s/api/v1/", addr);
+	return h;
+fail:
+	if (h->evh)
+		evhttp_free(h->evh);
+	if (h->base)
+		event_base_free(h->base);
+	free(h);
+	return NULL;
+}
+
+/* Leave the loop, join, free. */
+void http_stop(struct http *h)
+{
+	if (!h)
+		return;
+	event_base_loopexit(h->base, NULL);
+	pthread_join(h->thread, NULL);
+	evhttp_free(h->evh);
+	event_base_free(h->base);
+	free(h);
+}

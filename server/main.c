@@ -1,1 +1,166 @@
-int main(void){return 0;}
+/* pimon-server: accept agents, track which hosts are alive, store their
+ * data, answer the HTTP API. */
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "http.h"
+#include "listener.h"
+#include "log.h"
+#include "pimon_version.h"
+#include "registry.h"
+#include "server.h"
+#include "worker.h"
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+	        "usage: pimon-server [options]\n"
+	        "  -c, --config FILE    configuration file (default " CONFIG_DEFAULT_PATH ")\n"
+	        "  -t, --test           check the configuration and exit (0 good, 2 bad)\n"
+	        "  -l, --listen ADDR    agents' address, host:port (server.listen)\n"
+	        "  -w, --workers N      worker threads (server.workers)\n"
+	        "  -d, --data-dir DIR   where host data is stored (server.data_dir)\n"
+	        "  -H, --http ADDR      HTTP API address, \"\" to disable (server.http.listen)\n"
+	        "  -v, --verbose        log more (repeat for debug)\n"
+	        "  -h, --help           show this help\n"
+	        "  -V, --version        show the version\n");
+}
+
+/* Replace a config string with a command-line value. */
+static void override_str(char **slot, const char *value)
+{
+	char *copy = strdup(value);
+	if (!copy)
+		log_fatal("main", "out of memory");
+	free(*slot);
+	*slot = copy;
+}
+
+/* SIGTERM or SIGINT: leave the main loop to shut down in order. */
+static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
+{
+	log_notice("main", "signal %d: shutting down", (int)sig);
+	event_base_loopexit(arg, NULL);
+}
+
+/* SIGHUP: there is nothing to reload yet; say so rather than die. */
+static void on_hup_signal(evutil_socket_t sig, short what, void *arg)
+{
+	log_notice("main", "SIGHUP: configuration reload is not supported; restart to apply");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"config", required_argument, NULL, 'c'}, {"test", no_argument, NULL, 't'},
+		{"listen", required_argument, NULL, 'l'}, {"workers", required_argument, NULL, 'w'},
+		{"data-dir", required_argument, NULL, 'd'}, {"http", required_argument, NULL, 'H'},
+		{"verbose", no_argument, NULL, 'v'},      {"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},      {NULL, 0, NULL, 0},
+	};
+	const char *path = NULL, *listen = NULL, *data_dir = NULL, *http_addr = NULL;
+	int workers = 0, check_only = 0, verbose = 0, c;
+	while ((c = getopt_long(argc, argv, "c:tl:w:d:H:vhV", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c': path = optarg; break;
+		case 't': check_only = 1; break;
+		case 'l': listen = optarg; break;
+		case 'w': {
+			char *end;
+			long n = strtol(optarg, &end, 10);
+			if (*end || n < 1 || n > 256) {
+				fprintf(stderr, "pimon-server: --workers: %s is not in 1..256\n", optarg);
+				return 2;
+			}
+			workers = (int)n;
+			break;
+		}
+		case 'd': data_dir = optarg; break;
+		case 'H': http_addr = optarg; break;
+		case 'v': verbose++; break;
+		case 'h': usage(stdout); return 0;
+		case 'V': printf("pimon-server %s\n", PIMON_VERSION); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "pimon-server: unexpected argument '%s'\n", argv[optind]);
+		return 2;
+	}
+
+	struct pimon_config cfg;
+	char err[512];
+	config_defaults(&cfg);
+	if (config_load(&cfg, path, err, sizeof err) < 0) {
+		fprintf(stderr, "pimon-server: %s\n", err);
+		config_free(&cfg);
+		return 2;
+	}
+	if (check_only) {
+		printf("%s: configuration is valid\n", cfg.path ? cfg.path : "built-in defaults");
+		config_free(&cfg);
+		return 0;
+	}
+	if (listen)
+		override_str(&cfg.server.listen, listen);
+	if (data_dir)
+		override_str(&cfg.server.data_dir, data_dir);
+	if (http_addr)
+		override_str(&cfg.server.http_listen, http_addr);
+	if (workers)
+		cfg.server.workers = workers;
+
+	int level = config_log_level(cfg.server.log_level) + verbose;
+	log_init("pimon-server", level > LOG_DEBUG ? LOG_DEBUG : (enum log_level)level);
+	if (evthread_use_pthreads() < 0)
+		log_fatal("main", "libevent has no pthreads support");
+	signal(SIGPIPE, SIG_IGN);
+
+	struct server srv = {.cfg = &cfg, .nworkers = cfg.server.workers};
+	struct event_base *base = event_base_new();
+	if (!base)
+		log_fatal("main", "cannot create the main event base");
+	srv.registry = registry_create(cfg.server.data_dir);
+	if (!srv.registry)
+		log_fatal("main", "cannot use data folder %s", cfg.server.data_dir);
+	workers_start(&srv);
+	struct http *http = NULL;
+	if (cfg.server.http_listen[0]) {
+		http = http_start(&srv, cfg.server.http_listen);
+		if (!http)
+			log_fatal("main", "cannot start the HTTP API on %s", cfg.server.http_listen);
+	}
+	struct listener *lst = listener_start(&srv, base, cfg.server.listen);
+	if (!lst)
+		log_fatal("main", "cannot listen on %s", cfg.server.listen);
+
+	struct event *sigterm = evsignal_new(base, SIGTERM, on_stop_signal, base);
+	struct event *sigint = evsignal_new(base, SIGINT, on_stop_signal, base);
+	struct event *sighup = evsignal_new(base, SIGHUP, on_hup_signal, base);
+	if (!sigterm || !sigint || !sighup || evsignal_add(sigterm, NULL) < 0 ||
+	    evsignal_add(sigint, NULL) < 0 || evsignal_add(sighup, NULL) < 0)
+		log_fatal("main", "cannot install signal handlers");
+	log_notice("main", "pimon-server %s ready: %d workers, data in %s", PIMON_VERSION,
+	           srv.nworkers, cfg.server.data_dir);
+
+	event_base_dispatch(base);
+
+	listener_stop(lst);
+	workers_stop(&srv);
+	http_stop(http);
+	registry_destroy(srv.registry);
+	event_free(sigterm);
+	event_free(sigint);
+	event_free(sighup);
+	event_base_free(base);
+	log_notice("main", "stopped");
+	config_free(&cfg);
+	return 0;
+}

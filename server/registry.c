@@ -1,1 +1,343 @@
-/* placeholder */
+/* The host registry: a hash table of hosts, each with its own lock. */
+#include "registry.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "metric_json.h"
+#include "store.h"
+#include "util.h"
+
+enum host_state { HOST_DOWN, HOST_UP };
+
+struct host {
+	struct host *next; /* hash chain; MUST hold the registry lock */
+	pthread_mutex_t lock;
+	char name[PROTO_NAME_MAX + 1];
+	/* Fields below: MUST hold h->lock. */
+	char addr[64];
+	enum host_state state;
+	char reason[32];
+	uint64_t since_ms;
+	uint64_t last_seen_ms;
+	struct session_ref session;
+	char boot_id[PROTO_NAME_MAX + 1];
+	char version[PROTO_TEXT_MAX + 1];
+	char os[PROTO_TEXT_MAX + 1];
+	char kernel[PROTO_TEXT_MAX + 1];
+	char model[PROTO_TEXT_MAX + 1];
+	uint64_t uptime_s;
+	uint64_t run_id;
+	uint64_t last_seq;
+	json_t *latest;
+	struct store *store;
+};
+
+struct registry {
+	pthread_mutex_t lock;
+	struct host **buckets;
+	size_t nbuckets;
+	size_t nhosts;
+	char data_dir[4096];
+	struct store_log *events;
+};
+
+/* FNV-1a over the name. */
+static size_t name_hash(const char *s)
+{
+	uint64_t h = 1469598103934665603ull;
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ull;
+	return (size_t)h;
+}
+
+/* Create an empty registry and open <data_dir>/events.csv. */
+struct registry *registry_create(const char *data_dir)
+{
+	struct registry *r = calloc(1, sizeof *r);
+	if (!r)
+		return NULL;
+	snprintf(r->data_dir, sizeof r->data_dir, "%s", data_dir);
+	r->nbuckets = 1024;
+	r->buckets = calloc(r->nbuckets, sizeof *r->buckets);
+	char path[4200];
+	snprintf(path, sizeof path, "%s/hosts", data_dir);
+	if (!r->buckets || util_mkdirs(path) < 0) {
+		log_err("registry", "cannot create %s", path);
+		goto fail;
+	}
+	snprintf(path, sizeof path, "%s/events.csv", data_dir);
+	r->events = store_log_open(path, STORE_EVENT_HEADER);
+	if (!r->events)
+		goto fail;
+	pthread_mutex_init(&r->lock, NULL);
+	return r;
+fail:
+	free(r->buckets);
+	free(r);
+	return NULL;
+}
+
+/* Free every host and the table. */
+void registry_destroy(struct registry *r)
+{
+	if (!r)
+		return;
+	for (size_t i = 0; i < r->nbuckets; i++) {
+		struct host *h = r->buckets[i];
+		while (h) {
+			struct host *next = h->next;
+			store_close(h->store);
+			json_decref(h->latest);
+			pthread_mutex_destroy(&h->lock);
+			free(h);
+			h = next;
+		}
+	}
+	store_log_close(r->events);
+	pthread_mutex_destroy(&r->lock);
+	free(r->buckets);
+	free(r);
+}
+
+/* Double the table when it gets crowded. MUST hold r->lock. */
+static void registry_grow(struct registry *r)
+{
+	size_t n = r->nbuckets * 2;
+	struct host **b = calloc(n, sizeof *b);
+	if (!b)
+		return;
+	for (size_t i = 0; i < r->nbuckets; i++) {
+		struct host *h = r->buckets[i];
+		while (h) {
+			struct host *next = h->next;
+			size_t k = name_hash(h->name) & (n - 1);
+			h->next = b[k];
+			b[k] = h;
+			h = next;
+		}
+	}
+	free(r->buckets);
+	r->buckets = b;
+	r->nbuckets = n;
+}
+
+/* Find the host called name, creating it if new. */
+static struct host *registry_get(struct registry *r, const char *name)
+{
+	pthread_mutex_lock(&r->lock);
+	size_t k = name_hash(name) & (r->nbuckets - 1);
+	struct host *h;
+	for (h = r->buckets[k]; h; h = h->next)
+		if (strcmp(h->name, name) == 0)
+			goto out;
+	h = calloc(1, sizeof *h);
+	if (!h)
+		goto out;
+	pthread_mutex_init(&h->lock, NULL);
+	snprintf(h->name, sizeof h->name, "%s", name);
+	h->latest = json_object();
+	h->session.worker = -1;
+	h->next = r->buckets[k];
+	r->buckets[k] = h;
+	if (++r->nhosts > r->nbuckets)
+		registry_grow(r);
+out:
+	pthread_mutex_unlock(&r->lock);
+	return h;
+}
+
+/* Record a state change and write it to both events files. MUST hold h->lock. */
+static void host_transition(struct registry *r, struct host *h, enum host_state state,
+                            const char *reason, const char *detail)
+{
+	uint64_t now = util_now_ms();
+	h->state = state;
+	h->since_ms = now;
+	snprintf(h->reason, sizeof h->reason, "%s", reason);
+	const char *st = state == HOST_UP ? "up" : "down";
+	char addr[160], det[600], line[1024];
+	store_csv_field(addr, sizeof addr, h->addr);
+	store_csv_field(det, sizeof det, detail ? detail : "");
+	snprintf(line, sizeof line, "%" PRIu64 ",%s,%s,%s,%s", now, st, reason, addr, det);
+	if (h->store)
+		store_write_event(h->store, line);
+	snprintf(line, sizeof line, "%" PRIu64 ",%s,%s,%s,%s,%s", now, h->name, st, reason, addr,
+	         det);
+	store_log_append(r->events, line);
+	log_info("registry", "host %s (%s): %s, %s%s%s", h->name, h->addr, st, reason,
+	         detail ? ": " : "", detail ? detail : "");
+}
+
+/* Attach a session that completed HELLO. */
+struct host *registry_attach(struct registry *r, const struct proto_hello *hello,
+                             const char *addr, struct session_ref self, struct session_ref *old)
+{
+	old->worker = -1;
+	old->id = 0;
+	struct host *h = registry_get(r, hello->name);
+	if (!h)
+		return NULL;
+	pthread_mutex_lock(&h->lock);
+	if (!h->store)
+		h->store = store_open(r->data_dir, h->name);
+	if (!h->store) {
+		pthread_mutex_unlock(&h->lock);
+		return NULL;
+	}
+	char detail[256];
+	if (h->session.id != 0) {
+		*old = h->session;
+		snprintf(detail, sizeof detail, "session from %s replaced by one from %s", h->addr,
+		         addr);
+		snprintf(h->addr, sizeof h->addr, "%s", addr);
+		host_transition(r, h, HOST_UP, "replaced", detail);
+	}
+	snprintf(h->addr, sizeof h->addr, "%s", addr);
+	if (h->boot_id[0] && strcmp(h->boot_id, hello->boot_id) != 0) {
+		snprintf(detail, sizeof detail, "boot id %s -> %s", h->boot_id, hello->boot_id);
+		host_transition(r, h, HOST_UP, "rebooted", detail);
+	} else if (old->id == 0) {
+		host_transition(r, h, HOST_UP, "connected", NULL);
+	}
+	h->session = self;
+	h->last_seen_ms = util_now_ms();
+	snprintf(h->boot_id, sizeof h->boot_id, "%s", hello->boot_id);
+	snprintf(h->version, sizeof h->version, "%s", hello->version);
+	snprintf(h->os, sizeof h->os, "%s", hello->os);
+	snprintf(h->kernel, sizeof h->kernel, "%s", hello->kernel);
+	snprintf(h->model, sizeof h->model, "%s", hello->model);
+	h->uptime_s = hello->uptime_s;
+	if (h->run_id != hello->run_id) {
+		h->run_id = hello->run_id;
+		h->last_seq = 0;
+	}
+	pthread_mutex_unlock(&h->lock);
+	return h;
+}
+
+/* Note a frame on session sid; bring a timed-out host back. */
+void registry_seen(struct registry *r, struct host *h, uint64_t sid)
+{
+	pthread_mutex_lock(&h->lock);
+	if (h->session.id == sid) {
+		h->last_seen_ms = util_now_ms();
+		if (h->state == HOST_DOWN)
+			host_transition(r, h, HOST_UP, "resumed", NULL);
+	}
+	pthread_mutex_unlock(&h->lock);
+}
+
+/* Mark the host down if sid is its current session. */
+void registry_down(struct registry *r, struct host *h, uint64_t sid, const char *reason)
+{
+	pthread_mutex_lock(&h->lock);
+	if (h->session.id == sid) {
+		if (h->state == HOST_UP)
+			host_transition(r, h, HOST_DOWN, reason, NULL);
+		if (strcmp(reason, "timeout") != 0) {
+			h->session.id = 0;
+			h->session.worker = -1;
+		}
+	}
+	pthread_mutex_unlock(&h->lock);
+}
+
+/* Write a batch to the host's files and keep its latest values. */
+int registry_store(struct registry *r, struct host *h, uint64_t sid, const struct proto_metrics *m)
+{
+	(void)r;
+	int rc = 0;
+	pthread_mutex_lock(&h->lock);
+	if (h->session.id != sid) {
+		rc = -1;
+		goto out;
+	}
+	if (m->seq <= h->last_seq)
+		goto out;
+	for (uint32_t i = 0; i < m->ngroups; i++)
+		if (store_write_group(h->store, &m->groups[i]) < 0)
+			rc = -1;
+	if (store_flush(h->store) < 0)
+		rc = -1;
+	if (rc == 0) {
+		h->last_seq = m->seq;
+		for (uint32_t i = 0; i < m->ngroups; i++)
+			metric_json_set_group(h->latest, &m->groups[i]);
+	}
+out:
+	pthread_mutex_unlock(&h->lock);
+	return rc;
+}
+
+/* The host's name; immutable after creation. */
+const char *host_name(const struct host *h)
+{
+	return h->name;
+}
+
+/* One host as JSON. MUST hold h->lock. */
+static json_t *host_json(const struct host *h)
+{
+	return json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:i, s:s, s:s, s:s, s:s, s:s, s:I}",
+	                 "name", h->name, "addr", h->addr, "state",
+	                 h->state == HOST_UP ? "up" : "down", "reason", h->reason, "since",
+	                 (json_int_t)h->since_ms, "last_seen", (json_int_t)h->last_seen_ms,
+	                 "worker", h->session.worker, "version", h->version, "os", h->os,
+	                 "kernel", h->kernel, "model", h->model, "boot_id", h->boot_id,
+	                 "uptime_s", (json_int_t)h->uptime_s);
+}
+
+/* Order hosts by name. */
+static int cmp_host_json(const void *a, const void *b)
+{
+	const char *na = json_string_value(json_object_get(*(json_t *const *)a, "name"));
+	const char *nb = json_string_value(json_object_get(*(json_t *const *)b, "name"));
+	return strcmp(na, nb);
+}
+
+/* Every host, sorted by name, as a JSON array. */
+json_t *registry_hosts_json(struct registry *r)
+{
+	pthread_mutex_lock(&r->lock);
+	json_t **all = calloc(r->nhosts ? r->nhosts : 1, sizeof *all);
+	size_t n = 0;
+	for (size_t i = 0; all && i < r->nbuckets; i++) {
+		for (struct host *h = r->buckets[i]; h; h = h->next) {
+			pthread_mutex_lock(&h->lock);
+			json_t *o = host_json(h);
+			/* A copy, so the answer shares nothing a worker changes. */
+			json_object_set_new(o, "latest", json_deep_copy(h->latest));
+			pthread_mutex_unlock(&h->lock);
+			all[n++] = o;
+		}
+	}
+	pthread_mutex_unlock(&r->lock);
+	qsort(all, n, sizeof *all, cmp_host_json);
+	json_t *arr = json_array();
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(arr, all[i]);
+	free(all);
+	return arr;
+}
+
+/* Count hosts up and known. */
+void registry_counts(struct registry *r, unsigned *up, unsigned *total)
+{
+	*up = 0;
+	*total = 0;
+	pthread_mutex_lock(&r->lock);
+	for (size_t i = 0; i < r->nbuckets; i++) {
+		for (struct host *h = r->buckets[i]; h; h = h->next) {
+			pthread_mutex_lock(&h->lock);
+			*up += h->state == HOST_UP;
+			(*total)++;
+			pthread_mutex_unlock(&h->lock);
+		}
+	}
+	pthread_mutex_unlock(&r->lock);
+}

@@ -1,1 +1,409 @@
-/* placeholder */
+/* Agent sessions: frame decoding, dispatch, heartbeat timeouts, closing. */
+#include "session.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+
+#include "log.h"
+#include "pimon_version.h"
+#include "proto.h"
+#include "util.h"
+#include "worker.h"
+
+struct session {
+	TAILQ_ENTRY(session) link;
+	struct session_set *set;
+	uint64_t id;
+	struct bufferevent *bev;
+	char addr[64];
+	struct host *host; /* NULL until HELLO */
+	int closing;       /* draining output before the free */
+};
+
+TAILQ_HEAD(session_list, session);
+
+struct session_set {
+	struct server *srv;
+	struct worker *w;
+	struct event_base *base;
+	struct session_list sessions;
+	const struct timeval *timeout; /* common timeout for heartbeats */
+	struct proto_buf out;          /* encode scratch */
+	const char **metrics;          /* WELCOME's collector list */
+	uint8_t nmetrics;
+};
+
+static atomic_uint_fast64_t next_session_id = 1;
+
+static void session_read_cb(struct bufferevent *bev, void *arg);
+static void session_event_cb(struct bufferevent *bev, short what, void *arg);
+
+/* An empty session set for one worker. */
+struct session_set *session_set_create(struct server *srv, struct worker *w,
+                                       struct event_base *base)
+{
+	struct session_set *set = calloc(1, sizeof *set);
+	if (!set)
+		return NULL;
+	set->srv = srv;
+	set->w = w;
+	set->base = base;
+	TAILQ_INIT(&set->sessions);
+	double t = srv->cfg->server.heartbeat_timeout;
+	struct timeval tv = {(time_t)t, (suseconds_t)((t - (double)(time_t)t) * 1e6)};
+	set->timeout = event_base_init_common_timeout(base, &tv);
+	set->nmetrics = (uint8_t)srv->cfg->server.ncollect_metrics;
+	set->metrics = (const char **)srv->cfg->server.collect_metrics;
+	return set;
+}
+
+/* Free a session now. The owner's thread only. */
+static void session_destroy(struct session *s)
+{
+	struct session_set *set = s->set;
+	TAILQ_REMOVE(&set->sessions, s, link);
+	bufferevent_free(s->bev);
+	free(s);
+	worker_count(set->w, WC_sessions_closed, 1);
+	worker_session_ended(set->w);
+}
+
+/* Destroy every session at once, then the set. */
+void session_set_destroy(struct session_set *set)
+{
+	struct session *s;
+	while ((s = TAILQ_FIRST(&set->sessions))) {
+		if (s->host && !s->closing)
+			registry_down(set->srv->registry, s->host, s->id, "shutdown");
+		session_destroy(s);
+	}
+	proto_buf_free(&set->out);
+	free(set);
+}
+
+/* Encode msg and queue it on the session's output. */
+static int session_send(struct session *s, const struct proto_msg *msg)
+{
+	const char *err;
+	proto_buf_reset(&s->set->out);
+	if (proto_encode(msg, &s->set->out, &err) < 0) {
+		log_err("session", "%s: cannot encode %s: %s", s->addr, proto_type_name(msg->type),
+		        err);
+		return -1;
+	}
+	return bufferevent_write(s->bev, s->set->out.data, s->set->out.len);
+}
+
+/* Output drained while closing: free the session. */
+static void session_drained_cb(struct bufferevent *bev, void *arg)
+{
+	struct session *s = arg;
+	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		session_destroy(s);
+}
+
+/* Any event while closing ends the session. */
+static void session_closing_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	session_destroy(arg);
+}
+
+/* A closing session with nothing left to send. */
+static void session_deferred_free_cb(evutil_socket_t fd, short what, void *arg)
+{
+	session_destroy(arg);
+}
+
+/* End the session: record why, then free once the output has drained. */
+static void session_close(struct session *s, const char *reason)
+{
+	if (s->closing)
+		return;
+	s->closing = 1;
+	if (s->host)
+		registry_down(s->set->srv->registry, s->host, s->id, reason);
+	struct timeval tv = {2, 0};
+	bufferevent_disable(s->bev, EV_READ);
+	bufferevent_setcb(s->bev, NULL, session_drained_cb, session_closing_event_cb, s);
+	bufferevent_set_timeouts(s->bev, NULL, &tv);
+	/* Never free inside the caller's callback: with nothing left to send,
+	 * free on the next loop turn. */
+	if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0 &&
+	    event_base_once(s->set->base, -1, EV_TIMEOUT, session_deferred_free_cb, s, NULL) < 0)
+		log_err("session", "%s: cannot schedule the session's free", s->addr);
+}
+
+/* Send BYE with reason, then close. */
+static void session_refuse(struct session *s, const char *reason)
+{
+	struct proto_msg bye = {.type = PROTO_BYE, .u.bye.reason = reason};
+	session_send(s, &bye);
+	session_close(s, reason);
+}
+
+/* A protocol violation: log it, count it, close. */
+static void session_fail(struct session *s, const char *why)
+{
+	log_warn("session", "%s%s%s: bad frame: %s; closing session", s->addr,
+	         s->host ? " host " : "", s->host ? host_name(s->host) : "", why);
+	worker_count(s->set->w, WC_bad_frames, 1);
+	session_close(s, "bad frame");
+}
+
+/* Take over an accepted socket on this worker. */
+void session_open(struct session_set *set, evutil_socket_t fd, const char *addr)
+{
+	struct session *s = calloc(1, sizeof *s);
+	if (!s)
+		goto fail;
+	s->bev = bufferevent_socket_new(set->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (!s->bev)
+		goto fail;
+	s->set = set;
+	s->id = atomic_fetch_add(&next_session_id, 1);
+	snprintf(s->addr, sizeof s->addr, "%s", addr);
+	TAILQ_INSERT_TAIL(&set->sessions, s, link);
+	size_t high = PROTO_HEADER_SIZE + (size_t)set->srv->cfg->server.max_frame;
+	bufferevent_setwatermark(s->bev, EV_READ, 0, high);
+	bufferevent_setcb(s->bev, session_read_cb, NULL, session_event_cb, s);
+	bufferevent_set_timeouts(s->bev, set->timeout, NULL);
+	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	worker_count(set->w, WC_sessions_opened, 1);
+	log_debug("session", "%s: session %llu on worker %d", addr, (unsigned long long)s->id,
+	          worker_id(set->w));
+	return;
+fail:
+	log_err("session", "%s: cannot set up a session: out of memory", addr);
+	free(s);
+	evutil_closesocket(fd);
+	worker_session_ended(set->w);
+}
+
+/* HELLO: check the name, register the host, answer WELCOME. */
+static void handle_hello(struct session *s, const struct proto_hello *h)
+{
+	struct session_set *set = s->set;
+	if (s->host) {
+		session_fail(s, "second HELLO");
+		return;
+	}
+	if (!util_valid_name(h->name)) {
+		log_warn("session", "%s: refused: invalid host name", s->addr);
+		session_refuse(s, "invalid host name: 1-64 of A-Z a-z 0-9 . _ -, not starting with . or -");
+		return;
+	}
+	struct session_ref self = {worker_id(set->w), s->id}, old;
+	s->host = registry_attach(set->srv->registry, h, s->addr, self, &old);
+	if (!s->host) {
+		session_refuse(s, "server cannot store data for this host");
+		return;
+	}
+	if (old.id != 0)
+		worker_post_close(set->srv->workers[old.worker], old.id, "replaced");
+	log_info("session", "%s host %s: hello, agent %s, worker %d", s->addr, h->name, h->version,
+	         worker_id(set->w));
+	const struct pimon_config *cfg = set->srv->cfg;
+	struct proto_msg welcome = {
+		.type = PROTO_WELCOME,
+		.u.welcome =
+			{
+				.interval_ms = (uint32_t)(cfg->server.collect_interval * 1000.0),
+				.heartbeat_ms = (uint32_t)(cfg->server.heartbeat_interval * 1000.0),
+				.nmetrics = set->nmetrics,
+				.metrics = set->metrics,
+			},
+	};
+	session_send(s, &welcome);
+}
+
+/* Keys become file names and CSV headers: check them all. */
+static int metrics_valid(const struct proto_metrics *m)
+{
+	for (uint32_t i = 0; i < m->ngroups; i++) {
+		const struct proto_group *g = &m->groups[i];
+		if (!util_valid_key(g->metric) || (g->inst_key[0] && !util_valid_key(g->inst_key)))
+			return 0;
+		for (unsigned f = 0; f < g->nfields; f++)
+			if (!util_valid_key(g->fields[f]))
+				return 0;
+	}
+	return 1;
+}
+
+/* METRICS: store the batch, ack it once stored. */
+static void handle_metrics(struct session *s, const struct proto_metrics *m)
+{
+	struct worker *w = s->set->w;
+	if (!metrics_valid(m)) {
+		session_fail(s, "metric or field name outside [a-z0-9_]{1,32}");
+		return;
+	}
+	worker_count(w, WC_batches_in, 1);
+	if (registry_store(s->set->srv->registry, s->host, s->id, m) < 0) {
+		worker_count(w, WC_store_errors, 1);
+		return;
+	}
+	uint64_t rows = 0;
+	for (uint32_t i = 0; i < m->ngroups; i++)
+		rows += m->groups[i].nrows;
+	worker_count(w, WC_rows_stored, rows);
+	struct proto_msg ack = {.type = PROTO_ACK, .u.ack.seq = m->seq};
+	if (session_send(s, &ack) == 0)
+		worker_count(w, WC_acks_out, 1);
+}
+
+/* HEARTBEAT: answer with ours so the agent knows we are alive. */
+static void handle_heartbeat(struct session *s)
+{
+	struct proto_msg hb = {.type = PROTO_HEARTBEAT, .u.heartbeat.time_ms = util_now_ms()};
+	session_send(s, &hb);
+}
+
+/* Act on one decoded frame. */
+static void session_dispatch(struct session *s, const struct proto_msg *msg)
+{
+	if (!s->host && msg->type != PROTO_HELLO) {
+		session_fail(s, "expected HELLO first");
+		return;
+	}
+	if (s->host)
+		registry_seen(s->set->srv->registry, s->host, s->id);
+	switch (msg->type) {
+	case PROTO_HELLO:
+		handle_hello(s, &msg->u.hello);
+		break;
+	case PROTO_HEARTBEAT:
+		handle_heartbeat(s);
+		break;
+	case PROTO_METRICS:
+		handle_metrics(s, &msg->u.metrics);
+		break;
+	case PROTO_BYE:
+		log_info("session", "%s host %s: goodbye: %s", s->addr, host_name(s->host),
+		         msg->u.bye.reason);
+		session_close(s, "goodbye");
+		break;
+	default: {
+		char why[64];
+		snprintf(why, sizeof why, "unexpected %s from an agent", proto_type_name(msg->type));
+		session_fail(s, why);
+		break;
+	}
+	}
+}
+
+/* Decode and dispatch every complete frame in the input. */
+static void session_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct session *s = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	uint32_t max = (uint32_t)s->set->srv->cfg->server.max_frame;
+	while (!s->closing) {
+		size_t avail = evbuffer_get_length(in);
+		if (avail < PROTO_HEADER_SIZE)
+			return;
+		const char *err = NULL;
+		struct proto_header hdr;
+		const uint8_t *p = evbuffer_pullup(in, PROTO_HEADER_SIZE);
+		if (proto_header_parse(p, PROTO_HEADER_SIZE, max, &hdr, &err) != PROTO_OK) {
+			session_fail(s, err);
+			return;
+		}
+		size_t total = PROTO_HEADER_SIZE + (size_t)hdr.length;
+		if (avail < total)
+			return;
+		p = evbuffer_pullup(in, (ev_ssize_t)total);
+		struct proto_msg msg;
+		size_t used = 0;
+		if (proto_decode(p, total, max, &msg, &used, &err) != PROTO_OK) {
+			session_fail(s, err);
+			return;
+		}
+		evbuffer_drain(in, used);
+		worker_count(s->set->w, WC_frames_in, 1);
+		worker_count(s->set->w, WC_bytes_in, used);
+		session_dispatch(s, &msg);
+		proto_msg_free(&msg);
+	}
+}
+
+/* Timeout, end of stream or error on a live session. */
+static void session_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct session *s = arg;
+	if (what & BEV_EVENT_TIMEOUT) {
+		if (!s->host) {
+			log_warn("session", "%s: no HELLO in time; closing", s->addr);
+			session_close(s, "timeout");
+			return;
+		}
+		worker_count(s->set->w, WC_timeouts, 1);
+		registry_down(s->set->srv->registry, s->host, s->id, "timeout");
+		bufferevent_enable(bev, EV_READ);
+		return;
+	}
+	if (what & BEV_EVENT_EOF) {
+		size_t left = evbuffer_get_length(bufferevent_get_input(bev));
+		if (left)
+			log_warn("session", "%s%s%s: closed with a truncated frame (%zu bytes)",
+			         s->addr, s->host ? " host " : "", s->host ? host_name(s->host) : "",
+			         left);
+		session_close(s, "closed");
+	} else if (what & BEV_EVENT_ERROR) {
+		int err = EVUTIL_SOCKET_ERROR();
+		log_info("session", "%s%s%s: %s", s->addr, s->host ? " host " : "",
+		         s->host ? host_name(s->host) : "", evutil_socket_error_to_string(err));
+		session_close(s, err == ECONNRESET ? "reset" : "error");
+	}
+}
+
+/* Find a session by id; sessions are few per worker and lookups rare. */
+static struct session *session_find(struct session_set *set, uint64_t id)
+{
+	struct session *s;
+	TAILQ_FOREACH(s, &set->sessions, link)
+	if (s->id == id)
+		return s;
+	return NULL;
+}
+
+/* Close session id if it is still here. */
+void session_set_close(struct session_set *set, uint64_t id, const char *reason)
+{
+	struct session *s = session_find(set, id);
+	if (s && !s->closing) {
+		log_info("session", "%s host %s: closing: %s", s->addr,
+		         s->host ? host_name(s->host) : "-", reason);
+		session_refuse(s, reason);
+	}
+}
+
+/* Ask the agent on session id for a sample now. */
+void session_set_poll(struct session_set *set, uint64_t id)
+{
+	struct session *s = session_find(set, id);
+	if (s && s->host && !s->closing) {
+		struct proto_msg poll = {.type = PROTO_POLL, .u.poll.id = 0};
+		session_send(s, &poll);
+	}
+}
+
+/* Close all sessions with BYE; returns how many are still draining. */
+unsigned session_set_close_all(struct session_set *set, const char *reason)
+{
+	struct session *s, *next;
+	for (s = TAILQ_FIRST(&set->sessions); s; s = next) {
+		next = TAILQ_NEXT(s, link);
+		if (!s->closing)
+			session_refuse(s, reason);
+	}
+	unsigned left = 0;
+	TAILQ_FOREACH(s, &set->sessions, link)
+	left++;
+	return left;
+}

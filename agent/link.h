@@ -1,0 +1,29 @@
+/* The agent's one session to the server: connect, HELLO, batches at the
+ * server's interval, heartbeats, reconnect with capped exponential backoff
+ * and jitter. Unacked batches are kept and resent after a reconnect.
+ * Single-threaded: everything runs on the agent's event base. */
+#ifndef PIMON_LINK_H
+#define PIMON_LINK_H
+
+#include <event2/event.h>
+
+#include "collect.h"
+#include "config.h"
+
+struct link;
+
+/* A link to cfg->agent.server for the host called name; NULL on error. */
+struct link *link_create(struct event_base *base, const struct pimon_config *cfg,
+                         struct collect *col, const char *name);
+
+/* Start connecting. */
+void link_start(struct link *l);
+
+/* Say BYE if connected, then leave the base's loop once it is sent (or
+ * after a short deadline). */
+void link_shutdown(struct link *l);
+
+/* Free the link and its queue. */
+void link_destroy(struct link *l);
+
+#endif

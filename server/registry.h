@@ -1,0 +1,58 @@
+/* The host registry: every host ever seen, its state and latest values.
+ * Safe across threads: a registry lock guards the table, a host lock each
+ * host. Hosts live until registry_destroy, so pointers to them stay valid. */
+#ifndef PIMON_REGISTRY_H
+#define PIMON_REGISTRY_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "proto.h"
+
+struct registry;
+struct host;
+
+/* Where a host's current session lives, to post it a message. */
+struct session_ref {
+	int worker;
+	uint64_t id; /* 0: none */
+};
+
+/* Create the registry writing under data_dir; NULL on error (logged). */
+struct registry *registry_create(const char *data_dir);
+
+/* Close every host's files and free everything. No session may be live. */
+void registry_destroy(struct registry *r);
+
+/* Attach a session that sent HELLO. Creates the host if new, records up
+ * (connected, or rebooted when the boot id changed). When the host had
+ * another session, *old names it (to be closed) and "replaced" is recorded;
+ * otherwise old->id is 0. NULL when the host's folder cannot be made. */
+struct host *registry_attach(struct registry *r, const struct proto_hello *hello,
+                             const char *addr, struct session_ref self, struct session_ref *old);
+
+/* A frame arrived on session sid: note the time; a down host whose current
+ * session this is comes back up ("resumed"). */
+void registry_seen(struct registry *r, struct host *h, uint64_t sid);
+
+/* Session sid timed out (reason "timeout", the session stays) or ended
+ * (any other reason). Only the host's current session changes its state. */
+void registry_down(struct registry *r, struct host *h, uint64_t sid, const char *reason);
+
+/* Store a METRICS batch from session sid: write each group, flush, update
+ * the latest values. Batches at or below the last stored seq of the same
+ * agent run are duplicates and are not written again. Returns 0 when the
+ * batch is stored (or was already), -1 when it must not be acked. */
+int registry_store(struct registry *r, struct host *h, uint64_t sid, const struct proto_metrics *m);
+
+/* Name of the host, for logs. */
+const char *host_name(const struct host *h);
+
+/* JSON array of every host: name, addr, state, since, last_seen, worker,
+ * system facts and latest values. */
+json_t *registry_hosts_json(struct registry *r);
+
+/* Number of hosts up and known. */
+void registry_counts(struct registry *r, unsigned *up, unsigned *total);
+
+#endif

@@ -1,0 +1,18 @@
+/* What every part of pimon-server shares: the configuration, the registry
+ * and the worker pool. Set up by main before any thread starts. */
+#ifndef PIMON_SERVER_H
+#define PIMON_SERVER_H
+
+#include "config.h"
+#include "registry.h"
+
+struct worker;
+
+struct server {
+	const struct pimon_config *cfg;
+	struct registry *registry;
+	struct worker **workers;
+	int nworkers;
+};
+
+#endif

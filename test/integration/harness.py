@@ -1,0 +1,352 @@
+"""Drive the real pimon binaries on loopback: start, wait, inspect, clean up.
+
+Every wait has a deadline and checks that the process it waits on is alive.
+Each test file calls run_tests(globals()) and prints "N passed, N failed".
+"""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+import urllib.error
+import urllib.request
+
+BUILD = os.environ.get("PIMON_BUILD", os.path.join(os.path.dirname(__file__), "../../build"))
+SERVER_BIN = os.path.join(BUILD, "server", "pimon-server")
+AGENT_BIN = os.path.join(BUILD, "agent", "pimon-agent")
+CTL_BIN = os.path.join(BUILD, "tools", "pimon-ctl")
+FIXTURES = os.environ.get("FIXTURES", os.path.join(os.path.dirname(__file__), "../fixtures"))
+
+# Under sanitizers everything is slower: scale every deadline.
+SLOW = float(os.environ.get("PIMON_TEST_SLOW", "1"))
+
+
+class TestFailure(Exception):
+    pass
+
+
+def check(cond, msg):
+    if not cond:
+        raise TestFailure(msg)
+
+
+def free_port():
+    """A port nobody listens on right now (the kernel picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(cond, timeout, what, procs=()):
+    """Poll cond until it returns a true value or the deadline passes."""
+    deadline = time.monotonic() + timeout * SLOW
+    last_err = None
+    while time.monotonic() < deadline:
+        for p in procs:
+            p.check_alive()
+        try:
+            v = cond()
+            if v:
+                return v
+        except (OSError, ValueError, KeyError, TestFailure) as e:
+            last_err = e
+        time.sleep(0.05)
+    raise TestFailure("timed out after %.1fs waiting for %s%s"
+                      % (timeout * SLOW, what, " (last error: %s)" % last_err if last_err else ""))
+
+
+def cfg_value(v):
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float):
+        return repr(v)
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(cfg_value(x) for x in v) + "]"
+    return json.dumps(v)
+
+
+def cfg_group(d, indent=""):
+    out = []
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.append("%s%s: {\n%s%s};" % (indent, k, cfg_group(v, indent + "  "), indent))
+        else:
+            out.append("%s%s = %s;" % (indent, k, cfg_value(v)))
+    return "\n".join(out) + "\n"
+
+
+class Proc:
+    """A child process with its log in a file."""
+
+    def __init__(self, name, argv, workdir):
+        self.name = name
+        self.argv = argv
+        self.log_path = os.path.join(workdir, name + ".log")
+        self.log = open(self.log_path, "ab")
+        self.killed = False
+        self.expect_zero = True
+        self.p = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT,
+                                  stdin=subprocess.DEVNULL)
+
+    @property
+    def pid(self):
+        return self.p.pid
+
+    def alive(self):
+        return self.p.poll() is None
+
+    def check_alive(self):
+        if self.p.poll() is not None:
+            raise TestFailure("%s exited with status %s; log:\n%s"
+                              % (self.name, self.p.returncode, self.log_text()[-3000:]))
+
+    def log_text(self):
+        if not self.log.closed:
+            self.log.flush()
+        with open(self.log_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def signal(self, sig):
+        if self.alive():
+            self.p.send_signal(sig)
+
+    def stop(self, timeout=10):
+        """SIGTERM, then SIGKILL past the deadline; returns the exit status."""
+        if self.alive():
+            self.p.send_signal(signal.SIGCONT)
+            self.p.terminate()
+            try:
+                self.p.wait(timeout * SLOW)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait()
+        self.log.close()
+        return self.p.returncode
+
+    def kill(self):
+        """SIGKILL on purpose: its exit status is not checked."""
+        self.killed = True
+        if self.alive():
+            self.p.kill()
+        self.p.wait()
+        self.log.close()
+
+
+class Env:
+    """One test's world: a temp folder, a server, agents; all torn down."""
+
+    def __init__(self, name):
+        self.dir = tempfile.mkdtemp(prefix="pimon-%s-" % name)
+        self.procs = []
+        self.server = None
+        self.port = None
+        self.http_port = None
+        self.data_dir = os.path.join(self.dir, "data")
+        self.server_cfg = {}
+
+    def write_cfg(self, name, groups):
+        path = os.path.join(self.dir, name)
+        with open(path, "w") as f:
+            for g, d in groups.items():
+                f.write("%s: {\n%s};\n" % (g, cfg_group(d, "  ")))
+        return path
+
+    def start_server(self, workers=4, timeout=2.0, hb_interval=0.5, interval=0.5,
+                     extra=None, port=None, http_port=None, name="server"):
+        self.port = port or self.port or free_port()
+        self.http_port = http_port or self.http_port or free_port()
+        server = {
+            "listen": "127.0.0.1:%d" % self.port,
+            "workers": workers,
+            "data_dir": self.data_dir,
+            "heartbeat": {"timeout": float(timeout), "interval": float(hb_interval)},
+            "collect": {"interval": float(interval)},
+            "http": {"listen": "127.0.0.1:%d" % self.http_port},
+            "log_level": "debug",
+        }
+        server.update(extra or {})
+        self.server_cfg = server
+        path = self.write_cfg(name + ".cfg", {"server": server})
+        self.server = Proc(name, [SERVER_BIN, "-c", path], self.dir)
+        self.procs.append(self.server)
+        wait_for(lambda: self.api("/api/v1/workers") is not None, 15, "the server's HTTP API",
+                 [self.server])
+        wait_for(lambda: can_connect(self.port), 15, "the server's agent port", [self.server])
+        return self.server
+
+    def start_agent(self, name, extra=None, proc_root=None, sys_root=None):
+        agent = {
+            "server": "127.0.0.1:%d" % self.port,
+            "name": name,
+            "reconnect": {"min": 0.2, "max": 1.0},
+            "log_level": "debug",
+        }
+        if proc_root:
+            agent["proc_root"] = proc_root
+        if sys_root:
+            agent["sys_root"] = sys_root
+        agent.update(extra or {})
+        path = self.write_cfg("agent-%s.cfg" % name, {"agent": agent})
+        p = Proc("agent-" + name, [AGENT_BIN, "-c", path], self.dir)
+        self.procs.append(p)
+        return p
+
+    def api(self, path):
+        url = "http://127.0.0.1:%d%s" % (self.http_port, path)
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return json.loads(r.read().decode())
+
+    def hosts(self):
+        return {h["name"]: h for h in self.api("/api/v1/hosts")}
+
+    def workers(self):
+        return [w["sessions"] for w in self.api("/api/v1/workers")]
+
+    def wait_hosts_up(self, names, timeout=15):
+        def ok():
+            hs = self.hosts()
+            return all(n in hs and hs[n]["state"] == "up" for n in names) and hs
+        return wait_for(ok, timeout, "hosts %s up" % ", ".join(names), [self.server])
+
+    def host_dir(self, name):
+        return os.path.join(self.data_dir, "hosts", name)
+
+    def finish(self):
+        """Stop every process; each must exit 0 (sanitizers report through this)."""
+        bad = []
+        for p in reversed(self.procs):
+            if p.killed:
+                continue
+            was_running = p.alive()
+            code = p.stop()
+            if code != 0 and (was_running or p.expect_zero):
+                bad.append("%s exited with %s" % (p.name, code))
+        return bad
+
+    def close(self, ok):
+        for p in self.procs:
+            if p.alive():
+                p.kill()
+        if ok and not os.environ.get("PIMON_KEEP"):
+            shutil.rmtree(self.dir, ignore_errors=True)
+        else:
+            print("  (kept %s)" % self.dir)
+
+
+def can_connect(port):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def read_csv(path):
+    """Header and rows of a CSV file (no quoted commas in tests' data)."""
+    with open(path) as f:
+        lines = [l.rstrip("\n") for l in f if l.strip()]
+    return lines[0].split(","), [l.split(",") for l in lines[1:]]
+
+
+# --- a small, independent implementation of the wire format (PROTOCOL.md) ---
+
+MAGIC, VERSION = 0x504D, 1
+T_HELLO, T_WELCOME, T_HEARTBEAT, T_METRICS, T_ACK, T_POLL, T_BYE = range(1, 8)
+
+
+def frame(ftype, payload, version=VERSION, magic=MAGIC):
+    return struct.pack(">HBBI", magic, version, ftype, len(payload)) + payload
+
+
+def pstr(s):
+    b = s.encode()
+    return struct.pack(">B", len(b)) + b
+
+
+def hello(name, boot_id="boot-1", run_id=1):
+    p = pstr(name) + pstr("test") + struct.pack(">I", 0)
+    p += pstr("TestOS") + pstr("6.0") + pstr("") + pstr(boot_id)
+    p += struct.pack(">QQ", 100, run_id) + struct.pack(">H", 0)
+    return frame(T_HELLO, p)
+
+
+def heartbeat():
+    return frame(T_HEARTBEAT, struct.pack(">Q", int(time.time() * 1000)))
+
+
+def read_frame(sock, timeout=5):
+    """One frame (type, payload) or None at end of stream."""
+    sock.settimeout(timeout * SLOW)
+    hdr = recv_exact(sock, 8)
+    if hdr is None:
+        return None
+    magic, ver, ftype, length = struct.unpack(">HBBI", hdr)
+    payload = recv_exact(sock, length)
+    return ftype, payload
+
+
+def recv_exact(sock, n):
+    buf = b""
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            return None
+        buf += chunk
+    return buf
+
+
+def wait_closed(sock, timeout=10):
+    """True once the peer closed (EOF or reset); frames before that are skipped."""
+    deadline = time.monotonic() + timeout * SLOW
+    while time.monotonic() < deadline:
+        sock.settimeout(max(0.05, deadline - time.monotonic()))
+        try:
+            data = sock.recv(65536)
+        except socket.timeout:
+            return False
+        except ConnectionResetError:
+            return True
+        if not data:
+            return True
+    return False
+
+
+def run_tests(ns):
+    """Run every test_* function of a module; print the tally; exit 0/1."""
+    tests = [(k, v) for k, v in ns.items() if k.startswith("test_") and callable(v)]
+    only = os.environ.get("PIMON_ONLY")
+    passed = failed = 0
+    for name, fn in tests:
+        if only and only not in name:
+            continue
+        env = Env(name)
+        ok = False
+        t0 = time.monotonic()
+        try:
+            fn(env)
+            bad = env.finish()
+            check(not bad, "; ".join(bad))
+            ok = True
+            passed += 1
+            print("ok   %s (%.1fs)" % (name, time.monotonic() - t0))
+        except Exception as e:
+            failed += 1
+            print("FAIL %s (%.1fs): %s" % (name, time.monotonic() - t0, e))
+            traceback.print_exc(file=sys.stdout)
+            for p in env.procs:
+                print("---- %s log (tail) ----" % p.name)
+                print(p.log_text()[-4000:])
+        finally:
+            env.close(ok)
+        sys.stdout.flush()
+    print("%d passed, %d failed" % (passed, failed))
+    sys.exit(1 if failed else 0)

@@ -1,0 +1,113 @@
+"""Bad bytes on one session close that session with a log line; the server
+and the other agents carry on."""
+
+import os
+import socket
+import struct
+import time
+
+from harness import (T_BYE, T_HEARTBEAT, T_WELCOME, check, frame, heartbeat, hello, read_frame,
+                     run_tests, wait_closed, wait_for)
+
+
+def start_with_witness(env):
+    """A server and one well-behaved agent that must stay up throughout."""
+    env.start_server(workers=2)
+    witness = env.start_agent("witness")
+    env.wait_hosts_up(["witness"])
+    return witness
+
+
+def still_fine(env, witness):
+    """The server answers, the witness is up, and a new session still works."""
+    env.server.check_alive()
+    witness.check_alive()
+    check(env.hosts()["witness"]["state"] == "up", "witness went down")
+    s = socket.create_connection(("127.0.0.1", env.port))
+    s.sendall(hello("after-%d" % time.monotonic_ns()))
+    check(read_frame(s)[0] == T_WELCOME, "a new session got no WELCOME")
+    s.close()
+
+
+def log_has(env, text):
+    return text in env.server.log_text()
+
+
+def test_garbage_bytes_close_session(env):
+    witness = start_with_witness(env)
+    s = socket.create_connection(("127.0.0.1", env.port))
+    s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" + os.urandom(512))
+    check(wait_closed(s), "session with garbage not closed")
+    wait_for(lambda: log_has(env, "bad frame: bad magic"), 5, "a log line", [env.server])
+    still_fine(env, witness)
+
+
+def test_oversized_frame_closes_session(env):
+    witness = start_with_witness(env)
+    s = socket.create_connection(("127.0.0.1", env.port))
+    s.sendall(hello("big"))
+    check(read_frame(s)[0] == T_WELCOME, "no WELCOME")
+    # A header announcing more than the maximum: refused before any payload.
+    s.sendall(struct.pack(">HBBI", 0x504D, 1, 4, 64 * 1024 * 1024))
+    check(wait_closed(s), "session with oversized frame not closed")
+    wait_for(lambda: log_has(env, "too large"), 5, "a log line", [env.server])
+    wait_for(lambda: env.hosts()["big"]["state"] == "down", 5, "big down", [env.server])
+    check(env.hosts()["big"]["reason"] == "bad frame", "reason %r" % env.hosts()["big"])
+    still_fine(env, witness)
+
+
+def test_truncated_frame_then_close(env):
+    witness = start_with_witness(env)
+    s = socket.create_connection(("127.0.0.1", env.port))
+    s.sendall(hello("trunc"))
+    check(read_frame(s)[0] == T_WELCOME, "no WELCOME")
+    s.sendall(heartbeat()[:11])  # header and 3 of 8 payload bytes
+    s.shutdown(socket.SHUT_WR)
+    check(wait_closed(s), "session not closed")
+    wait_for(lambda: log_has(env, "truncated frame"), 5, "a log line", [env.server])
+    still_fine(env, witness)
+
+
+def test_bad_fields_close_session(env):
+    witness = start_with_witness(env)
+    cases = [
+        ("bad version", frame(T_HEARTBEAT, struct.pack(">Q", 1), version=9)),
+        ("unknown type", frame(99, b"")),
+        ("trailing bytes", frame(T_HEARTBEAT, struct.pack(">Q", 1) + b"x")),
+        ("short payload", frame(T_HEARTBEAT, b"\x00\x01")),
+        ("METRICS before HELLO", frame(4, struct.pack(">QH", 1, 0))),
+    ]
+    for what, data in cases:
+        s = socket.create_connection(("127.0.0.1", env.port))
+        if what != "METRICS before HELLO":
+            s.sendall(hello("fields"))
+            check(read_frame(s)[0] == T_WELCOME, "no WELCOME (%s)" % what)
+        s.sendall(data)
+        check(wait_closed(s), "session not closed after %s" % what)
+        s.close()
+    still_fine(env, witness)
+    check(env.server.log_text().count("bad frame") >= len(cases), "missing log lines")
+
+
+def test_invalid_host_names_refused(env):
+    witness = start_with_witness(env)
+    for name in ["../etc", ".hidden", "a/b", "-x", "a b", ""]:
+        s = socket.create_connection(("127.0.0.1", env.port))
+        s.sendall(hello(name))
+        f = read_frame(s)
+        check(f is not None and f[0] == T_BYE and b"invalid host name" in f[1],
+              "%r got %r" % (name, f))
+        check(wait_closed(s), "session for %r not closed" % name)
+        s.close()
+    # Longer than the protocol allows: not even a valid frame.
+    s = socket.create_connection(("127.0.0.1", env.port))
+    s.sendall(hello("x" * 65))
+    check(wait_closed(s), "a 65-character name was not refused")
+    s.close()
+    check(sorted(os.listdir(os.path.join(env.data_dir, "hosts"))) == ["witness"],
+          "folders: %r" % os.listdir(os.path.join(env.data_dir, "hosts")))
+    still_fine(env, witness)
+
+
+if __name__ == "__main__":
+    run_tests(globals())
