@@ -56,6 +56,7 @@ struct proto_hello {
 	const char *model; /* "" when unknown */
 	const char *boot_id;
 	uint64_t uptime_s;
+	uint64_t run_id; /* random per agent run; seqs are unique within a run */
 	uint16_t auth_len;
 	const uint8_t *auth;
 };
