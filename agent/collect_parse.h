@@ -1,0 +1,115 @@
+/* Buffer parsers and arithmetic behind the built-in collectors. They take
+ * file contents, not paths, so unit tests feed fixtures. No I/O except
+ * disk_stat, which asks statvfs about one mount point. */
+#ifndef PIMON_COLLECT_PARSE_H
+#define PIMON_COLLECT_PARSE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define CPU_NFIELDS  9
+#define MEM_NFIELDS  11
+#define DISK_NFIELDS 7
+#define LOAD_NFIELDS 5
+#define TEMP_NFIELDS 1
+#define NET_NFIELDS  10
+
+/* Jiffies of the aggregate "cpu " line of /proc/stat, in its order. */
+enum cpu_state {
+	CPU_USER,
+	CPU_NICE,
+	CPU_SYSTEM,
+	CPU_IDLE,
+	CPU_IOWAIT,
+	CPU_IRQ,
+	CPU_SOFTIRQ,
+	CPU_STEAL,
+	CPU_NSTATES
+};
+
+struct cpu_times {
+	uint64_t t[CPU_NSTATES];
+};
+
+/* Parse the "cpu " line of a /proc/stat buffer. 0 or -1. */
+int cpu_parse_stat(const char *buf, struct cpu_times *out);
+
+/* Percentages between two samples in the cpu group's field order (usage,
+ * user, nice, system, idle, iowait, irq, softirq, steal). A counter that
+ * went back counts as 0. Returns -1 (no row) when no time passed. */
+int cpu_percent(const struct cpu_times *old, const struct cpu_times *cur, double out[CPU_NFIELDS]);
+
+/* Parse a /proc/meminfo buffer into the mem group's fields. 0, or -1 when
+ * MemTotal is missing. */
+int mem_parse_meminfo(const char *buf, double out[MEM_NFIELDS]);
+
+/* Parse a /proc/loadavg buffer into load1, load5, load15, running, total. */
+int load_parse(const char *buf, double out[LOAD_NFIELDS]);
+
+/* One line of /proc/mounts; the strings point into the parsed buffer. */
+struct disk_mount {
+	const char *device;
+	const char *dir;
+	const char *type;
+};
+
+/* Non-zero for a file system type that holds data on a disk or a share
+ * (ext4, xfs, btrfs, vfat, nfs...), zero for pseudo and image ones. */
+int disk_type_wanted(const char *type);
+
+/* Split a /proc/mounts buffer in place into at most max mounts worth
+ * reporting: wanted types only, first mount of each device only (bind
+ * mounts and subvolumes dropped), octal escapes such as \040 decoded.
+ * Returns how many were stored. */
+size_t disk_parse_mounts(char *buf, struct disk_mount *out, size_t max);
+
+/* statvfs one mount point into the disk group's fields. 0, or -1 when it
+ * cannot be read or has no blocks. */
+int disk_stat(const char *dir, double out[DISK_NFIELDS]);
+
+/* Parse a thermal zone's "temp" file (millidegrees) into Celsius. */
+int temp_parse(const char *buf, double *celsius);
+
+/* Counters of one interface in /proc/net/dev, in the net group's order. */
+enum net_counter {
+	NET_RX_BYTES,
+	NET_TX_BYTES,
+	NET_RX_PACKETS,
+	NET_TX_PACKETS,
+	NET_RX_ERRORS,
+	NET_TX_ERRORS,
+	NET_RX_DROP,
+	NET_TX_DROP,
+	NET_NCOUNTERS
+};
+
+#define NET_NAME_MAX 32
+
+struct net_iface {
+	char name[NET_NAME_MAX];
+	uint64_t c[NET_NCOUNTERS];
+};
+
+/* Parse a /proc/net/dev buffer, skipping "lo". Stores at most max
+ * interfaces and returns how many there are, so a caller with too small an
+ * array can grow it and parse again. */
+size_t net_parse_dev(const char *buf, struct net_iface *out, size_t max);
+
+/* Growth of a counter from old to cur. Going back counts as a 32-bit wrap
+ * when old fits in 32 bits and the wrapped growth is under 2^31; otherwise
+ * as a reset, giving 0. */
+uint64_t net_delta(uint64_t old, uint64_t cur);
+
+/* Rates per second over dt_ms (> 0) and cur's byte totals, in the net
+ * group's field order. */
+void net_rates(const struct net_iface *old, const struct net_iface *cur, uint64_t dt_ms,
+               double out[NET_NFIELDS]);
+
+/* Value of PRETTY_NAME (else NAME) in an os-release buffer, unquoted, into
+ * out; "Linux" when neither is there. */
+void sys_parse_os_release(const char *buf, char *out, size_t size);
+
+/* Whole seconds from a /proc/uptime buffer; 0 when unreadable. */
+uint64_t sys_parse_uptime(const char *buf);
+
+#endif
