@@ -1,1 +1,687 @@
-/* placeholder */
+/* Configuration loading. One static table of keys drives the defaults, the
+ * loading and validation of a libconfig file, the detection of unknown keys,
+ * freeing, and the documented example file (etc/pimon.cfg). Everything here
+ * works on caller-owned memory only, so it is safe to call from any thread. */
+#include "config.h"
+
+#include <errno.h>
+#include <libconfig.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "log.h"
+#include "util.h"
+
+const char *const config_metric_names[] = {"cpu", "mem", "disk", "load", "temp", "net", NULL};
+
+static const char *const log_level_names[] = {"err", "warn", "notice", "info", "debug", NULL};
+static const int log_level_values[] = {LOG_ERR, LOG_WARN, LOG_NOTICE, LOG_INFO, LOG_DEBUG};
+
+enum key_type {
+	KEY_STRING, /* char * */
+	KEY_INT,    /* int */
+	KEY_FLOAT,  /* double; an integer literal is accepted too */
+	KEY_LIST,   /* char ** plus a size_t count; [] or () of strings */
+};
+
+/* Say why a string value is unacceptable, or NULL if it is fine. The caller
+ * writes "path: 'value' " in front of the reason. */
+typedef const char *(*key_check_fn)(const char *value);
+
+struct key {
+	const char *path; /* dotted: "server.heartbeat.timeout" */
+	enum key_type type;
+	size_t offset;       /* of the value in struct pimon_config */
+	size_t count_offset; /* KEY_LIST: of its size_t count */
+	const char *def_str;
+	const char *const *def_list;
+	double def_num;
+	double min, max;            /* KEY_INT, KEY_FLOAT: inclusive range */
+	const char *const *allowed; /* KEY_STRING, KEY_LIST items: one of these */
+	key_check_fn check;         /* KEY_STRING, KEY_LIST items: more rules */
+	const char *doc;            /* lines of the example file's comment */
+};
+
+static const char *check_hostport(const char *value);
+static const char *check_hostport_or_empty(const char *value);
+static const char *check_path(const char *value);
+static const char *check_name_or_empty(const char *value);
+
+#define FIELD(m) offsetof(struct pimon_config, m)
+#define KEY_STR(p, m, def, allow, chk, d)                                                          \
+	{                                                                                          \
+		.path = (p), .type = KEY_STRING, .offset = FIELD(m), .def_str = (def),             \
+		.allowed = (allow), .check = (chk), .doc = (d)                                     \
+	}
+#define KEY_INT(p, m, def, lo, hi, d)                                                              \
+	{                                                                                          \
+		.path = (p), .type = KEY_INT, .offset = FIELD(m), .def_num = (def), .min = (lo),   \
+		.max = (hi), .doc = (d)                                                            \
+	}
+#define KEY_FLT(p, m, def, lo, hi, d)                                                              \
+	{                                                                                          \
+		.path = (p), .type = KEY_FLOAT, .offset = FIELD(m), .def_num = (def), .min = (lo), \
+		.max = (hi), .doc = (d)                                                            \
+	}
+#define KEY_LST(p, m, n, def, allow, chk, d)                                                       \
+	{                                                                                          \
+		.path = (p), .type = KEY_LIST, .offset = FIELD(m), .count_offset = FIELD(n),       \
+		.def_list = (def), .allowed = (allow), .check = (chk), .doc = (d)                  \
+	}
+
+/* Keys of one group stay together: the example file is written in this order. */
+static const struct key keys[] = {
+    KEY_STR("server.listen", server.listen, "0.0.0.0:8080", NULL, check_hostport,
+            "Address agents connect to, \"host:port\"; \"[::]:8080\" listens on IPv6."),
+    KEY_INT("server.workers", server.workers, 4, 1, 256,
+            "Worker threads, each owning an event base and the sessions on it."),
+    KEY_STR("server.data_dir", server.data_dir, "/var/lib/pimon", NULL, check_path,
+            "Directory holding the stored metrics (hosts/<name>/<metric>.csv)."),
+    KEY_INT("server.max_frame", server.max_frame, 1048576, 1024, 1048576,
+            "Largest frame payload accepted from an agent, in bytes."),
+    KEY_FLT("server.heartbeat.timeout", server.heartbeat_timeout, 10.0, 0.2, 86400,
+            "Seconds without any frame from an agent before its host is marked down."),
+    KEY_FLT("server.heartbeat.interval", server.heartbeat_interval, 3.0, 0.1, 86400,
+            "Seconds between agent heartbeats, sent to each agent when it connects.\n"
+            "Must be less than timeout."),
+    KEY_FLT("server.collect.interval", server.collect_interval, 10.0, 0.1, 86400,
+            "Seconds between metric batches, sent to each agent when it connects."),
+    KEY_LST("server.collect.metrics", server.collect_metrics, server.ncollect_metrics,
+            config_metric_names, config_metric_names, NULL,
+            "Collectors the agents run, sent to each agent when it connects.\n"
+            "An array [] or a list () of strings."),
+    KEY_STR("server.http.listen", server.http_listen, "127.0.0.1:8081", NULL,
+            check_hostport_or_empty, "Address of the JSON API, \"host:port\"; \"\" disables it."),
+    KEY_STR("server.log_level", server.log_level, "info", log_level_names, NULL,
+            "Most verbose level logged."),
+    KEY_STR("agent.server", agent.server, "127.0.0.1:8080", NULL, check_hostport,
+            "Address of pimon-server, \"host:port\" or \"[v6]:port\"."),
+    KEY_STR("agent.name", agent.name, "", NULL, check_name_or_empty,
+            "Name this host reports; \"\" means the machine's host name.\n"
+            "Otherwise 1..64 of A-Z a-z 0-9 . _ -, not starting with . or -."),
+    KEY_STR("agent.proc_root", agent.proc_root, "/proc", NULL, check_path,
+            "Where procfs is mounted (a container may see the host's elsewhere)."),
+    KEY_STR("agent.sys_root", agent.sys_root, "/sys", NULL, check_path, "Where sysfs is mounted."),
+    KEY_FLT("agent.reconnect.min", agent.reconnect_min, 0.5, 0.05, 3600,
+            "Seconds before the first reconnect after the link to the server fails."),
+    KEY_FLT("agent.reconnect.max", agent.reconnect_max, 30.0, 0.1, 86400,
+            "Seconds the reconnect delay grows to at most; must be at least min."),
+    KEY_INT("agent.queue_max", agent.queue_max, 1024, 1, 1000000,
+            "Batches kept in memory until the server acknowledges them."),
+    KEY_STR("agent.log_level", agent.log_level, "info", log_level_names, NULL,
+            "Most verbose level logged."),
+};
+
+#define NKEYS (sizeof keys / sizeof keys[0])
+
+/* Rules between two float keys: lo < hi (strict) or lo <= hi. The error
+ * names the line of the key in blame, or of the other if blame is unset. */
+static const struct key_order {
+	const char *lo;
+	const char *hi;
+	int strict;
+	int blame_hi;
+} key_orders[] = {
+    {"server.heartbeat.interval", "server.heartbeat.timeout", 1, 0},
+    {"agent.reconnect.min", "agent.reconnect.max", 0, 1},
+};
+
+/* State of one config_load call. */
+struct load {
+	const char *path;
+	char *errbuf;
+	size_t errlen;
+	const config_setting_t *seen[NKEYS]; /* where each key was set, or NULL */
+};
+
+/* Copy a string; running out of memory while configuring is fatal. */
+static char *config_strdup(const char *s)
+{
+	char *copy = strdup(s);
+	if (!copy)
+		log_fatal("config", "out of memory");
+	return copy;
+}
+
+/* Allocate an array of n string pointers plus a terminating NULL. */
+static char **config_list_alloc(size_t n)
+{
+	char **list = calloc(n + 1, sizeof *list);
+	if (!list)
+		log_fatal("config", "out of memory");
+	return list;
+}
+
+/* Free n strings and the array holding them. */
+static void config_list_free(char **list, size_t n)
+{
+	if (!list)
+		return;
+	for (size_t i = 0; i < n; i++)
+		free(list[i]);
+	free(list);
+}
+
+/* Address of key k's value inside cfg. */
+static void *config_field(struct pimon_config *cfg, const struct key *k)
+{
+	return (char *)cfg + k->offset;
+}
+
+/* Address of list key k's item count inside cfg. */
+static size_t *config_count(struct pimon_config *cfg, const struct key *k)
+{
+	return (size_t *)(void *)((char *)cfg + k->count_offset);
+}
+
+/* Index of names[] equal to s, or -1. */
+static int config_name_index(const char *const *names, const char *s)
+{
+	for (int i = 0; names[i]; i++)
+		if (strcmp(names[i], s) == 0)
+			return i;
+	return -1;
+}
+
+/* Join names[] with ", " into buf, for messages and documentation. */
+static const char *config_name_join(const char *const *names, char *buf, size_t size)
+{
+	size_t used = 0;
+	buf[0] = '\0';
+	for (int i = 0; names[i] && used < size; i++) {
+		int n = snprintf(buf + used, size - used, "%s%s", i ? ", " : "", names[i]);
+		if (n < 0)
+			break;
+		used += (size_t)n;
+	}
+	return buf;
+}
+
+/* A listen or server address must split as host:port or [v6]:port. */
+static const char *check_hostport(const char *value)
+{
+	char host[256];
+	int port;
+	if (util_split_hostport(value, host, sizeof host, &port) < 0)
+		return "is not host:port or [v6]:port";
+	return NULL;
+}
+
+/* Like check_hostport, but "" (disabled) is accepted too. */
+static const char *check_hostport_or_empty(const char *value)
+{
+	return value[0] ? check_hostport(value) : NULL;
+}
+
+/* Directories must at least be named. */
+static const char *check_path(const char *value)
+{
+	return value[0] ? NULL : "is not a path";
+}
+
+/* A host name becomes a folder name on the server; "" means ask the system. */
+static const char *check_name_or_empty(const char *value)
+{
+	if (value[0] && !util_valid_name(value))
+		return "is not a valid host name (1..64 of A-Z a-z 0-9 . _ -, not starting "
+		       "with . or -)";
+	return NULL;
+}
+
+/* The table entry for a dotted path, or NULL. */
+static const struct key *config_key_find(const char *path)
+{
+	for (size_t i = 0; i < NKEYS; i++)
+		if (strcmp(keys[i].path, path) == 0)
+			return &keys[i];
+	return NULL;
+}
+
+/* Non-zero if path names a group: some key lives below it. */
+static int config_is_group(const char *path)
+{
+	size_t len = strlen(path);
+	for (size_t i = 0; i < NKEYS; i++)
+		if (strncmp(keys[i].path, path, len) == 0 && keys[i].path[len] == '.')
+			return 1;
+	return 0;
+}
+
+/* Fill cfg with built-in defaults. */
+void config_defaults(struct pimon_config *cfg)
+{
+	memset(cfg, 0, sizeof *cfg);
+	for (size_t i = 0; i < NKEYS; i++) {
+		const struct key *k = &keys[i];
+		void *field = config_field(cfg, k);
+		switch (k->type) {
+		case KEY_STRING:
+			*(char **)field = config_strdup(k->def_str);
+			break;
+		case KEY_INT:
+			*(int *)field = (int)k->def_num;
+			break;
+		case KEY_FLOAT:
+			*(double *)field = k->def_num;
+			break;
+		case KEY_LIST: {
+			size_t n = 0;
+			while (k->def_list[n])
+				n++;
+			char **list = config_list_alloc(n);
+			for (size_t j = 0; j < n; j++)
+				list[j] = config_strdup(k->def_list[j]);
+			*(char ***)field = list;
+			*config_count(cfg, k) = n;
+			break;
+		}
+		}
+	}
+}
+
+/* Release every string of cfg and zero it. */
+void config_free(struct pimon_config *cfg)
+{
+	for (size_t i = 0; i < NKEYS; i++) {
+		const struct key *k = &keys[i];
+		if (k->type == KEY_STRING)
+			free(*(char **)config_field(cfg, k));
+		else if (k->type == KEY_LIST)
+			config_list_free(*(char ***)config_field(cfg, k), *config_count(cfg, k));
+	}
+	free(cfg->path);
+	memset(cfg, 0, sizeof *cfg);
+}
+
+/* Map a level name to its LOG_* number, -1 if unknown. */
+int config_log_level(const char *name)
+{
+	int i = name ? config_name_index(log_level_names, name) : -1;
+	return i < 0 ? -1 : log_level_values[i];
+}
+
+static int config_fail(struct load *ld, const config_setting_t *s, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Write "FILE:LINE: message" (or "FILE: message" without a setting) to the
+ * error buffer and return -1. */
+static int config_fail(struct load *ld, const config_setting_t *s, const char *fmt, ...)
+{
+	if (!ld->errbuf || ld->errlen == 0)
+		return -1;
+	const char *file =
+	    s && config_setting_source_file(s) ? config_setting_source_file(s) : ld->path;
+	int n = s ? snprintf(ld->errbuf, ld->errlen, "%s:%u: ", file,
+	                     (unsigned)config_setting_source_line(s))
+	          : snprintf(ld->errbuf, ld->errlen, "%s: ", file);
+	if (n >= 0 && (size_t)n < ld->errlen) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(ld->errbuf + n, ld->errlen - (size_t)n, fmt, ap);
+		va_end(ap);
+	}
+	return -1;
+}
+
+/* Apply key k's allowed names and validator to one string value. */
+static int config_check_string(struct load *ld, const struct key *k, const config_setting_t *s,
+                               const char *value)
+{
+	if (k->allowed && config_name_index(k->allowed, value) < 0) {
+		char names[256];
+		return config_fail(ld, s, "%s: '%s' is not one of %s", k->path, value,
+		                   config_name_join(k->allowed, names, sizeof names));
+	}
+	const char *why = k->check ? k->check(value) : NULL;
+	if (why)
+		return config_fail(ld, s, "%s: '%s' %s", k->path, value, why);
+	return 0;
+}
+
+/* Load an integer key; floats are refused, and so are int64 values out of range. */
+static int config_load_int(struct load *ld, struct pimon_config *cfg, const struct key *k,
+                           const config_setting_t *s)
+{
+	int type = config_setting_type(s);
+	if (type != CONFIG_TYPE_INT && type != CONFIG_TYPE_INT64)
+		return config_fail(ld, s, "%s: expected an integer", k->path);
+	/* libconfig 1.5 silently wraps integer literals beyond 32 bits unless
+	 * they carry an L suffix; nothing here can see the original text. */
+	long long v = config_setting_get_int64(s);
+	if (v < (long long)k->min || v > (long long)k->max)
+		return config_fail(ld, s, "%s: %lld is out of range %lld..%lld", k->path, v,
+		                   (long long)k->min, (long long)k->max);
+	*(int *)config_field(cfg, k) = (int)v;
+	return 0;
+}
+
+/* Load a float key; an integer value is accepted as well. */
+static int config_load_float(struct load *ld, struct pimon_config *cfg, const struct key *k,
+                             const config_setting_t *s)
+{
+	double v;
+	switch (config_setting_type(s)) {
+	case CONFIG_TYPE_FLOAT:
+		v = config_setting_get_float(s);
+		break;
+	case CONFIG_TYPE_INT:
+	case CONFIG_TYPE_INT64: {
+		long long i = config_setting_get_int64(s);
+		v = (double)i;
+		break;
+	}
+	default:
+		return config_fail(ld, s, "%s: expected a number", k->path);
+	}
+	if (!(v >= k->min && v <= k->max))
+		return config_fail(ld, s, "%s: %g is out of range %g..%g", k->path, v, k->min,
+		                   k->max);
+	*(double *)config_field(cfg, k) = v;
+	return 0;
+}
+
+/* Load a string key, copied out of libconfig's memory. */
+static int config_load_string(struct load *ld, struct pimon_config *cfg, const struct key *k,
+                              const config_setting_t *s)
+{
+	if (config_setting_type(s) != CONFIG_TYPE_STRING)
+		return config_fail(ld, s, "%s: expected a string", k->path);
+	const char *value = config_setting_get_string(s);
+	if (config_check_string(ld, k, s, value) < 0)
+		return -1;
+	char **field = config_field(cfg, k);
+	char *copy = config_strdup(value);
+	free(*field);
+	*field = copy;
+	return 0;
+}
+
+/* Load a list key: an array or list of distinct, valid strings. */
+static int config_load_list(struct load *ld, struct pimon_config *cfg, const struct key *k,
+                            const config_setting_t *s)
+{
+	int type = config_setting_type(s);
+	if (type != CONFIG_TYPE_ARRAY && type != CONFIG_TYPE_LIST)
+		return config_fail(ld, s, "%s: expected a list of strings", k->path);
+	size_t n = (size_t)config_setting_length(s);
+	char **list = config_list_alloc(n);
+	for (size_t i = 0; i < n; i++) {
+		const config_setting_t *item = config_setting_get_elem(s, (unsigned)i);
+		if (config_setting_type(item) != CONFIG_TYPE_STRING) {
+			config_fail(ld, item, "%s: expected a list of strings", k->path);
+			goto fail;
+		}
+		/* libconfig 1.5 looks past a string for another one to join, so an
+		 * item ending its line is reported on the line of the next token. */
+		const char *value = config_setting_get_string(item);
+		if (config_check_string(ld, k, item, value) < 0)
+			goto fail;
+		for (size_t j = 0; j < i; j++) {
+			if (strcmp(list[j], value) == 0) {
+				config_fail(ld, item, "%s: '%s' is listed twice", k->path, value);
+				goto fail;
+			}
+		}
+		list[i] = config_strdup(value);
+	}
+	config_list_free(*(char ***)config_field(cfg, k), *config_count(cfg, k));
+	*(char ***)config_field(cfg, k) = list;
+	*config_count(cfg, k) = n;
+	return 0;
+fail:
+	config_list_free(list, n);
+	return -1;
+}
+
+/* Load one setting into cfg as table key k says. */
+static int config_load_key(struct load *ld, struct pimon_config *cfg, const struct key *k,
+                           const config_setting_t *s)
+{
+	ld->seen[k - keys] = s;
+	switch (k->type) {
+	case KEY_STRING:
+		return config_load_string(ld, cfg, k, s);
+	case KEY_INT:
+		return config_load_int(ld, cfg, k, s);
+	case KEY_FLOAT:
+		return config_load_float(ld, cfg, k, s);
+	case KEY_LIST:
+		return config_load_list(ld, cfg, k, s);
+	}
+	return config_fail(ld, s, "%s: unsupported key type", k->path);
+}
+
+/* Walk group (dotted path prefix, "" for the root) in file order, loading
+ * each known key and refusing anything the table does not name. */
+static int config_load_group(struct load *ld, struct pimon_config *cfg,
+                             const config_setting_t *group, const char *prefix)
+{
+	int n = config_setting_length(group);
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *s = config_setting_get_elem(group, (unsigned)i);
+		char path[256];
+		int len = snprintf(path, sizeof path, "%s%s%s", prefix, prefix[0] ? "." : "",
+		                   config_setting_name(s));
+		int fits = len >= 0 && (size_t)len < sizeof path;
+		const struct key *k = fits ? config_key_find(path) : NULL;
+		if (k) {
+			if (config_load_key(ld, cfg, k, s) < 0)
+				return -1;
+			continue;
+		}
+		if (!fits || !config_is_group(path))
+			return config_fail(ld, s, "unknown key '%s'", path);
+		if (!config_setting_is_group(s))
+			return config_fail(ld, s, "%s: expected a group", path);
+		if (config_load_group(ld, cfg, s, path) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Enforce the rules between keys once every key is loaded. */
+static int config_check_orders(struct load *ld, struct pimon_config *cfg)
+{
+	for (size_t i = 0; i < sizeof key_orders / sizeof key_orders[0]; i++) {
+		const struct key_order *o = &key_orders[i];
+		const struct key *lo = config_key_find(o->lo);
+		const struct key *hi = config_key_find(o->hi);
+		double a = *(double *)config_field(cfg, lo);
+		double b = *(double *)config_field(cfg, hi);
+		if (o->strict ? a < b : a <= b)
+			continue;
+		const config_setting_t *slo = ld->seen[lo - keys];
+		const config_setting_t *shi = ld->seen[hi - keys];
+		if (o->blame_hi)
+			return config_fail(ld, shi ? shi : slo, "%s: %g must be %s %s (%g)",
+			                   hi->path, b, o->strict ? "greater than" : "at least",
+			                   lo->path, a);
+		return config_fail(ld, slo ? slo : shi, "%s: %g must be %s %s (%g)", lo->path, a,
+		                   o->strict ? "less than" : "at most", hi->path, b);
+	}
+	return 0;
+}
+
+/* Parse the open file fp into next. */
+static int config_parse(struct load *ld, struct pimon_config *next, FILE *fp)
+{
+	config_t lc;
+	int rc = -1;
+	config_init(&lc);
+	if (!config_read(&lc, fp)) {
+		const char *file = config_error_file(&lc) ? config_error_file(&lc) : ld->path;
+		if (config_error_type(&lc) == CONFIG_ERR_PARSE)
+			snprintf(ld->errbuf, ld->errlen, "%s:%d: %s", file, config_error_line(&lc),
+			         config_error_text(&lc));
+		else
+			snprintf(ld->errbuf, ld->errlen, "%s: cannot read: %s", file,
+			         config_error_text(&lc));
+		goto out;
+	}
+	if (config_load_group(ld, next, config_root_setting(&lc), "") < 0)
+		goto out;
+	if (config_check_orders(ld, next) < 0)
+		goto out;
+	rc = 0;
+out:
+	config_destroy(&lc);
+	return rc;
+}
+
+/* Load path over the defaults; cfg changes only on success. cfg MUST hold
+ * config_defaults() or an earlier load (or be zeroed): it is freed then. */
+int config_load(struct pimon_config *cfg, const char *path, char *errbuf, size_t errlen)
+{
+	char dummy[1];
+	struct load ld = {
+	    .path = path ? path : CONFIG_DEFAULT_PATH,
+	    .errbuf = errbuf && errlen ? errbuf : dummy,
+	    .errlen = errbuf && errlen ? errlen : sizeof dummy,
+	};
+	struct pimon_config next;
+	struct stat st;
+	char ebuf[128];
+	int rc = -1;
+
+	ld.errbuf[0] = '\0';
+	config_defaults(&next);
+	FILE *fp = fopen(ld.path, "r");
+	if (!fp) {
+		if (!path && errno == ENOENT) {
+			rc = 0;
+			goto out;
+		}
+		config_fail(&ld, NULL, "cannot open: %s", strerror_r(errno, ebuf, sizeof ebuf));
+		goto out;
+	}
+	if (fstat(fileno(fp), &st) == 0 && S_ISDIR(st.st_mode)) {
+		config_fail(&ld, NULL, "cannot open: %s", strerror_r(EISDIR, ebuf, sizeof ebuf));
+		goto out_close;
+	}
+	if (config_parse(&ld, &next, fp) < 0)
+		goto out_close;
+	next.path = config_strdup(ld.path);
+	rc = 0;
+out_close:
+	fclose(fp);
+out:
+	if (rc == 0) {
+		config_free(cfg);
+		*cfg = next;
+	} else {
+		config_free(&next);
+	}
+	return rc;
+}
+
+/* Write a numeric value the way libconfig reads it back as the same type. */
+static int config_write_number(FILE *out, const struct key *k, double v)
+{
+	if (k->type == KEY_INT)
+		return fprintf(out, "%lld", (long long)v);
+	char buf[64];
+	snprintf(buf, sizeof buf, "%g", v);
+	return fprintf(out, "%s%s", buf, strpbrk(buf, ".e") ? "" : ".0");
+}
+
+/* Write one key: its comment lines, then "name = default;". */
+static void config_write_key(FILE *out, const struct key *k, int depth)
+{
+	const char *doc = k->doc;
+	char names[256];
+	while (*doc) {
+		size_t len = strcspn(doc, "\n");
+		fprintf(out, "%.*s# %.*s\n", depth, "\t\t\t\t\t\t\t\t", (int)len, doc);
+		doc += len + (doc[len] == '\n');
+	}
+	if (k->allowed)
+		fprintf(out, "%.*s# %s: %s.\n", depth, "\t\t\t\t\t\t\t\t",
+		        k->type == KEY_LIST ? "Each at most once, from" : "One of",
+		        config_name_join(k->allowed, names, sizeof names));
+	if (k->type == KEY_INT || k->type == KEY_FLOAT) {
+		fprintf(out, "%.*s# Range: ", depth, "\t\t\t\t\t\t\t\t");
+		config_write_number(out, k, k->min);
+		fputs(" .. ", out);
+		config_write_number(out, k, k->max);
+		fputs(".\n", out);
+	}
+	fprintf(out, "%.*s%s = ", depth, "\t\t\t\t\t\t\t\t", strrchr(k->path, '.') + 1);
+	switch (k->type) {
+	case KEY_STRING:
+		fprintf(out, "\"%s\"", k->def_str);
+		break;
+	case KEY_INT:
+	case KEY_FLOAT:
+		config_write_number(out, k, k->def_num);
+		break;
+	case KEY_LIST:
+		fputs("[", out);
+		for (size_t i = 0; k->def_list[i]; i++)
+			fprintf(out, "%s\"%s\"", i ? ", " : " ", k->def_list[i]);
+		fputs(" ]", out);
+		break;
+	}
+	fputs(";\n", out);
+}
+
+/* Number of dot-separated parts in the first len bytes of a path. */
+static int config_depth(const char *path, size_t len)
+{
+	int depth = len > 0;
+	for (size_t i = 0; i < len; i++)
+		depth += path[i] == '.';
+	return depth;
+}
+
+/* Write the documented example configuration: every key of the table with
+ * its meaning, allowed values and default. Returns 0, or -1 on a write error. */
+int config_write_example(FILE *out)
+{
+	const char *open = ""; /* path of the innermost open group */
+	size_t olen = 0;
+	int first = 1;
+
+	fputs("# pimon configuration, in libconfig syntax. Both daemons read this file:\n"
+	      "# pimon-server the server group, pimon-agent the agent group.\n"
+	      "# Every key is shown with its default value; a key left out keeps it.\n"
+	      "# Generated from the key table in common/config.c; edit that, then\n"
+	      "# regenerate with: test-config --print-example > etc/pimon.cfg\n",
+	      out);
+	for (size_t i = 0; i < NKEYS; i++) {
+		const char *path = keys[i].path;
+		size_t glen = (size_t)(strrchr(path, '.') - path);
+		/* Close groups until the open one contains this key. */
+		while (olen > 0 &&
+		       !(olen <= glen && strncmp(open, path, olen) == 0 && (path[olen] == '.'))) {
+			int depth = config_depth(open, olen);
+			fprintf(out, "%.*s};\n", depth - 1, "\t\t\t\t\t\t\t\t");
+			const char *dot = memrchr(open, '.', olen);
+			olen = dot ? (size_t)(dot - open) : 0;
+			first = 0;
+		}
+		/* Open groups down to this key's. */
+		while (olen < glen) {
+			size_t start = olen ? olen + 1 : 0;
+			size_t end = start + strcspn(path + start, ".");
+			int depth = config_depth(path, olen);
+			fprintf(out, "\n%.*s%.*s:\n%.*s{\n", depth, "\t\t\t\t\t\t\t\t",
+			        (int)(end - start), path + start, depth, "\t\t\t\t\t\t\t\t");
+			open = path;
+			olen = end;
+			first = 1;
+		}
+		open = path;
+		if (!first)
+			fputs("\n", out);
+		config_write_key(out, &keys[i], config_depth(path, glen));
+		first = 0;
+	}
+	while (olen > 0) {
+		fprintf(out, "%.*s};\n", config_depth(open, olen) - 1, "\t\t\t\t\t\t\t\t");
+		const char *dot = memrchr(open, '.', olen);
+		olen = dot ? (size_t)(dot - open) : 0;
+	}
+	return fflush(out) == 0 && !ferror(out) ? 0 : -1;
+}

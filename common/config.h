@@ -4,6 +4,7 @@
 #define PIMON_CONFIG_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 #define CONFIG_DEFAULT_PATH "/etc/pimon.cfg"
 
@@ -51,5 +52,9 @@ int config_log_level(const char *name);
 
 /* Names the collect.metrics list may hold. */
 extern const char *const config_metric_names[];
+
+/* Write the documented example file (etc/pimon.cfg): every key with its
+ * meaning, allowed values and default. 0, or -1 on a write error. */
+int config_write_example(FILE *out);
 
 #endif
