@@ -41,7 +41,9 @@ void log_init(const char *prog, enum log_level max)
 	event_set_log_callback(log_libevent);
 }
 
-static void log_vmsg(enum log_level level, const char *module, const char *fmt, va_list ap)
+__attribute__((format(printf, 3, 0))) static void log_vmsg(enum log_level level,
+                                                         const char *module, const char *fmt,
+                                                         va_list ap)
 {
 	char line[2048];
 	int n;

@@ -83,7 +83,12 @@ def test_ctl_hosts_table_and_json(env):
 def test_balance_twelve_agents_four_workers(env):
     env.start_server(workers=4)
     agents = {}
-    for i in range(12):
+    # One at a time first: ties go to the lowest index, so 0, 1, 2, 3.
+    for i in range(4):
+        name = "bal-%02d" % i
+        agents[name] = env.start_agent(name)
+        check(env.wait_hosts_up([name])[name]["worker"] == i, "%s not on worker %d" % (name, i))
+    for i in range(4, 12):
         agents["bal-%02d" % i] = env.start_agent("bal-%02d" % i)
     hosts = env.wait_hosts_up(list(agents))
     wait_for(lambda: env.workers() == [3, 3, 3, 3], 10, "3 sessions per worker", [env.server])
