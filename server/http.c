@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "proto.h"
 #include "util.h"
 #include "worker.h"
 
@@ -21,6 +22,20 @@ struct http {
 	struct evhttp *evh;
 	pthread_t thread;
 };
+
+/* The reason phrase of the codes this API uses. */
+static const char *http_reason(int code)
+{
+	switch (code) {
+	case 200: return "OK";
+	case 202: return "Accepted";
+	case 400: return "Bad Request";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 409: return "Conflict";
+	default: return "Error";
+	}
+}
 
 /* Send a JSON body with status code; takes the reference to body. */
 static void http_reply_json(struct evhttp_request *req, int code, json_t *body)
@@ -41,7 +56,7 @@ static void http_reply_json(struct evhttp_request *req, int code, json_t *body)
 	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
 	evhttp_add_header(h, "Content-Type", "application/json");
 	evhttp_add_header(h, "Cache-Control", "no-store");
-	const char *reason = code == 200 ? "OK" : code == 404 ? "Not Found" : code == 405 ? "Method Not Allowed" : "Error";
+	const char *reason = http_reason(code);
 	evhttp_send_reply(req, code, reason, buf);
 	evbuffer_free(buf);
 }
@@ -68,6 +83,27 @@ static json_t *workers_json(struct server *srv)
 	return arr;
 }
 
+/* POST /api/v1/hosts/<name>/poll: ask the host's agent for a sample now. */
+static void http_poll(struct http *h, struct evhttp_request *req, const char *name)
+{
+	if (!util_valid_name(name)) {
+		http_reply_error(req, 400, "invalid host name");
+		return;
+	}
+	struct session_ref ref;
+	int rc = registry_session(h->srv->registry, name, &ref);
+	if (rc == -1) {
+		http_reply_error(req, 404, "no such host");
+		return;
+	}
+	if (rc == -2 || ref.worker < 0 || ref.worker >= h->srv->nworkers) {
+		http_reply_error(req, 409, "host is not connected");
+		return;
+	}
+	worker_post_poll(h->srv->workers[ref.worker], ref.id);
+	http_reply_json(req, 202, json_pack("{s:s, s:b}", "host", name, "polled", 1));
+}
+
 /* Route a request by path. Runs on the HTTP thread. */
 static void http_route_cb(struct evhttp_request *req, void *arg)
 {
@@ -78,7 +114,22 @@ static void http_route_cb(struct evhttp_request *req, void *arg)
 		http_reply_error(req, 400, "bad request URI");
 		return;
 	}
-	if (evhttp_request_get_command(req) != EVHTTP_REQ_GET) {
+	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+	const char *poll_prefix = "/api/v1/hosts/";
+	size_t plen = strlen(poll_prefix);
+	if (strncmp(path, poll_prefix, plen) == 0 && strchr(path + plen, '/') &&
+	    strcmp(strchr(path + plen, '/'), "/poll") == 0) {
+		if (cmd != EVHTTP_REQ_POST) {
+			http_reply_error(req, 405, "poll takes POST");
+			return;
+		}
+		char name[PROTO_NAME_MAX + 1];
+		size_t n = (size_t)(strchr(path + plen, '/') - (path + plen));
+		snprintf(name, sizeof name, "%.*s", (int)(n < sizeof name ? n : 0), path + plen);
+		http_poll(h, req, name);
+		return;
+	}
+	if (cmd != EVHTTP_REQ_GET) {
 		http_reply_error(req, 405, "only GET is supported here");
 		return;
 	}

@@ -126,15 +126,24 @@ static void registry_grow(struct registry *r)
 	r->nbuckets = n;
 }
 
-/* Find the host called name, creating it if new. */
-static struct host *registry_get(struct registry *r, const char *name)
+/* Find the host called name. MUST hold r->lock. */
+static struct host *registry_find(struct registry *r, const char *name)
 {
-	pthread_mutex_lock(&r->lock);
 	size_t k = name_hash(name) & (r->nbuckets - 1);
 	struct host *h;
 	for (h = r->buckets[k]; h; h = h->next)
 		if (strcmp(h->name, name) == 0)
-			goto out;
+			break;
+	return h;
+}
+
+/* Find the host called name, creating it if new. */
+static struct host *registry_get(struct registry *r, const char *name)
+{
+	pthread_mutex_lock(&r->lock);
+	struct host *h = registry_find(r, name);
+	if (h)
+		goto out;
 	h = calloc(1, sizeof *h);
 	if (!h)
 		goto out;
@@ -142,6 +151,7 @@ static struct host *registry_get(struct registry *r, const char *name)
 	snprintf(h->name, sizeof h->name, "%s", name);
 	h->latest = json_object();
 	h->session.worker = -1;
+	size_t k = name_hash(name) & (r->nbuckets - 1);
 	h->next = r->buckets[k];
 	r->buckets[k] = h;
 	if (++r->nhosts > r->nbuckets)
@@ -323,6 +333,20 @@ json_t *registry_hosts_json(struct registry *r)
 		json_array_append_new(arr, all[i]);
 	free(all);
 	return arr;
+}
+
+/* Where the named host's live session is. */
+int registry_session(struct registry *r, const char *name, struct session_ref *ref)
+{
+	pthread_mutex_lock(&r->lock);
+	struct host *h = registry_find(r, name);
+	pthread_mutex_unlock(&r->lock);
+	if (!h)
+		return -1;
+	pthread_mutex_lock(&h->lock);
+	*ref = h->session;
+	pthread_mutex_unlock(&h->lock);
+	return ref->id ? 0 : -2;
 }
 
 /* Count hosts up and known. */

@@ -52,6 +52,10 @@ const char *host_name(const struct host *h);
  * system facts and latest values. */
 json_t *registry_hosts_json(struct registry *r);
 
+/* The current session of the host called name. Returns 0 with *ref set,
+ * -1 if there is no such host, -2 if it has no live session. */
+int registry_session(struct registry *r, const char *name, struct session_ref *ref);
+
 /* Number of hosts up and known. */
 void registry_counts(struct registry *r, unsigned *up, unsigned *total);
 

@@ -22,6 +22,7 @@ static void usage(FILE *out)
 	             "commands:\n"
 	             "  hosts                every host: state, address, worker, latest values\n"
 	             "  workers              every worker: sessions and counters\n"
+	             "  poll HOST            ask HOST's agent for a sample now\n"
 	             "options:\n"
 	             "  -c, --config FILE    find the server from FILE's server.http.listen\n"
 	             "  -a, --addr HOST:PORT the server's HTTP API address\n"
@@ -55,8 +56,9 @@ static void reply_cb(struct evhttp_request *req, void *arg)
 	event_base_loopexit(r->base, NULL);
 }
 
-/* GET path from the server; 0 with *out filled, or an exit code. */
-static int http_get(const char *addr, const char *path, struct reply *out)
+/* Ask the server (GET, or POST when post is set); 0 with *out filled, or
+ * an exit code. */
+static int http_call(const char *addr, const char *path, int post, struct reply *out)
 {
 	char host[256];
 	int port;
@@ -75,7 +77,7 @@ static int http_get(const char *addr, const char *path, struct reply *out)
 	out->base = base;
 	struct evhttp_request *req = evhttp_request_new(reply_cb, out);
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Host", host);
-	evhttp_make_request(conn, req, EVHTTP_REQ_GET, path);
+	evhttp_make_request(conn, req, post ? EVHTTP_REQ_POST : EVHTTP_REQ_GET, path);
 	event_base_dispatch(base);
 	evhttp_connection_free(conn);
 	event_base_free(base);
@@ -195,18 +197,27 @@ int main(int argc, char **argv)
 		default: usage(stderr); return EXIT_USAGE;
 		}
 	}
-	if (optind + 1 != argc) {
+	if (optind >= argc) {
 		usage(stderr);
 		return EXIT_USAGE;
 	}
 	const char *cmd = argv[optind];
-	const char *api;
-	if (strcmp(cmd, "hosts") == 0)
-		api = "/api/v1/hosts";
-	else if (strcmp(cmd, "workers") == 0)
-		api = "/api/v1/workers";
-	else {
-		fprintf(stderr, "pimon-ctl: unknown command '%s'\n", cmd);
+	char api[128];
+	int post = 0;
+	if (strcmp(cmd, "hosts") == 0 && optind + 1 == argc) {
+		snprintf(api, sizeof api, "/api/v1/hosts");
+	} else if (strcmp(cmd, "workers") == 0 && optind + 1 == argc) {
+		snprintf(api, sizeof api, "/api/v1/workers");
+	} else if (strcmp(cmd, "poll") == 0 && optind + 2 == argc) {
+		if (!util_valid_name(argv[optind + 1])) {
+			fprintf(stderr, "pimon-ctl: '%s' is not a valid host name\n", argv[optind + 1]);
+			return EXIT_USAGE;
+		}
+		snprintf(api, sizeof api, "/api/v1/hosts/%s/poll", argv[optind + 1]);
+		post = 1;
+	} else {
+		fprintf(stderr, "pimon-ctl: unknown command or wrong arguments: '%s'\n", cmd);
+		usage(stderr);
 		return EXIT_USAGE;
 	}
 
@@ -224,13 +235,13 @@ int main(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	struct reply r = {0};
-	int rc = http_get(addr ? addr : cfg.server.http_listen, api, &r);
+	int rc = http_call(addr ? addr : cfg.server.http_listen, api, post, &r);
 	config_free(&cfg);
 	if (rc)
 		return rc;
 	json_error_t jerr;
 	json_t *doc = r.body ? json_loads(r.body, 0, &jerr) : NULL;
-	if (r.code != 200 || !doc) {
+	if (r.code / 100 != 2 || !doc) {
 		json_t *msg = json_object_get(doc, "error");
 		fprintf(stderr, "pimon-ctl: server answered %d: %s\n", r.code,
 		        json_is_string(msg) ? json_string_value(msg) : "not JSON");
@@ -242,8 +253,10 @@ int main(int argc, char **argv)
 		fputs(r.body, stdout);
 	else if (strcmp(cmd, "hosts") == 0)
 		print_hosts(doc);
-	else
+	else if (strcmp(cmd, "workers") == 0)
 		print_workers(doc);
+	else
+		printf("asked %s for a sample\n", argv[optind + 1]);
 	json_decref(doc);
 	free(r.body);
 	return EXIT_OK;

@@ -254,6 +254,8 @@ def read_csv(path):
     """Header and rows of a CSV file (no quoted commas in tests' data)."""
     with open(path) as f:
         lines = [l.rstrip("\n") for l in f if l.strip()]
+    if not lines:
+        return [], []
     return lines[0].split(","), [l.split(",") for l in lines[1:]]
 
 

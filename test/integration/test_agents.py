@@ -7,6 +7,8 @@ import socket
 import statistics
 import subprocess
 import time
+import urllib.error
+import urllib.request
 
 from harness import (AGENT_BIN, CTL_BIN, FIXTURES, SLOW, T_BYE, T_WELCOME, check, hello,
                      read_csv, read_frame, run_tests, wait_closed, wait_for)
@@ -223,6 +225,43 @@ def test_agent_once_prints_snapshot(env):
     doc = json.loads(out.stdout)
     check(out.returncode == 0 and 0 <= doc["metrics"]["cpu"]["usage"] <= 100,
           "real machine: %r" % doc["metrics"].get("cpu"))
+
+
+def test_poll_collects_now(env):
+    # An interval far longer than the test: every row comes from a POLL.
+    env.start_server(interval=600.0)
+    env.start_agent("polled")
+    env.wait_hosts_up(["polled"])
+    check(rows_of(env, "polled", "load") == [], "rows before any poll")
+    out = subprocess.run([CTL_BIN, "-a", "127.0.0.1:%d" % env.http_port, "poll", "polled"],
+                         capture_output=True, text=True, timeout=30 * SLOW)
+    check(out.returncode == 0, "pimon-ctl poll: %d %s" % (out.returncode, out.stderr))
+    wait_for(lambda: len(rows_of(env, "polled", "load")) == 1, 10, "one row after the poll",
+             [env.server])
+    wait_for(lambda: len(rows_of(env, "polled", "cpu")) == 1, 10, "cpu after the poll",
+             [env.server])
+    for name, code in [("nobody", 1), ("../x", 2)]:
+        out = subprocess.run([CTL_BIN, "-a", "127.0.0.1:%d" % env.http_port, "poll", name],
+                             capture_output=True, text=True, timeout=30 * SLOW)
+        check(out.returncode == code, "poll %s: %d, want %d" % (name, out.returncode, code))
+    req = urllib.request.Request("http://127.0.0.1:%d/api/v1/hosts/nobody/poll" % env.http_port,
+                                 method="POST")
+    try:
+        urllib.request.urlopen(req, timeout=5)
+        check(False, "poll of an unknown host succeeded")
+    except urllib.error.HTTPError as e:
+        check(e.code == 404 and json.loads(e.read())["error"], "status %d" % e.code)
+    try:
+        urllib.request.urlopen("http://127.0.0.1:%d/api/v1/hosts/polled/poll" % env.http_port,
+                               timeout=5)
+        check(False, "GET on poll succeeded")
+    except urllib.error.HTTPError as e:
+        check(e.code == 405, "GET poll status %d" % e.code)
+    try:
+        urllib.request.urlopen("http://127.0.0.1:%d/api/v1/nothing" % env.http_port, timeout=5)
+        check(False, "unknown path succeeded")
+    except urllib.error.HTTPError as e:
+        check(e.code == 404, "unknown path status %d" % e.code)
 
 
 if __name__ == "__main__":
