@@ -269,12 +269,12 @@ int registry_store(struct registry *r, struct host *h, uint64_t sid, const struc
 	}
 	if (m->seq <= h->last_seq)
 		goto out;
-	for (uint32_t i = 0; i < m->ngroups; i++)
-		if (store_write_group(h->store, &m->groups[i]) < 0)
-			rc = -1;
-	if (store_flush(h->store) < 0)
-		rc = -1;
+	for (uint32_t i = 0; i < m->ngroups && rc == 0; i++)
+		rc = store_write_group(h->store, &m->groups[i]);
+	if (rc < 0)
+		store_batch_abort(h->store);
 	if (rc == 0) {
+		store_batch_done(h->store);
 		h->last_seq = m->seq;
 		for (uint32_t i = 0; i < m->ngroups; i++)
 			metric_json_set_group(h->latest, &m->groups[i]);
@@ -310,28 +310,35 @@ static int cmp_host_json(const void *a, const void *b)
 	return strcmp(na, nb);
 }
 
-/* Every host, sorted by name, as a JSON array. */
+/* Every host, sorted by name, as a JSON array. Host pointers are taken
+ * under the registry lock, then each host is read under its own lock, so a
+ * host busy writing never holds up registrations. */
 json_t *registry_hosts_json(struct registry *r)
 {
 	pthread_mutex_lock(&r->lock);
-	json_t **all = calloc(r->nhosts ? r->nhosts : 1, sizeof *all);
 	size_t n = 0;
-	for (size_t i = 0; all && i < r->nbuckets; i++) {
-		for (struct host *h = r->buckets[i]; h; h = h->next) {
-			pthread_mutex_lock(&h->lock);
-			json_t *o = host_json(h);
-			/* A copy, so the answer shares nothing a worker changes. */
-			json_object_set_new(o, "latest", json_deep_copy(h->latest));
-			pthread_mutex_unlock(&h->lock);
-			all[n++] = o;
-		}
-	}
+	struct host **hosts = malloc((r->nhosts ? r->nhosts : 1) * sizeof *hosts);
+	for (size_t i = 0; hosts && i < r->nbuckets; i++)
+		for (struct host *h = r->buckets[i]; h; h = h->next)
+			hosts[n++] = h;
 	pthread_mutex_unlock(&r->lock);
-	qsort(all, n, sizeof *all, cmp_host_json);
+	json_t **all = calloc(n ? n : 1, sizeof *all);
+	for (size_t i = 0; all && i < n; i++) {
+		struct host *h = hosts[i];
+		pthread_mutex_lock(&h->lock);
+		all[i] = host_json(h);
+		/* A copy, so the answer shares nothing a worker changes. */
+		json_object_set_new(all[i], "latest", json_deep_copy(h->latest));
+		pthread_mutex_unlock(&h->lock);
+	}
+	free(hosts);
 	json_t *arr = json_array();
-	for (size_t i = 0; i < n; i++)
-		json_array_append_new(arr, all[i]);
-	free(all);
+	if (all) {
+		qsort(all, n, sizeof *all, cmp_host_json);
+		for (size_t i = 0; i < n; i++)
+			json_array_append_new(arr, all[i]);
+		free(all);
+	}
 	return arr;
 }
 
@@ -347,21 +354,4 @@ int registry_session(struct registry *r, const char *name, struct session_ref *r
 	*ref = h->session;
 	pthread_mutex_unlock(&h->lock);
 	return ref->id ? 0 : -2;
-}
-
-/* Count hosts up and known. */
-void registry_counts(struct registry *r, unsigned *up, unsigned *total)
-{
-	*up = 0;
-	*total = 0;
-	pthread_mutex_lock(&r->lock);
-	for (size_t i = 0; i < r->nbuckets; i++) {
-		for (struct host *h = r->buckets[i]; h; h = h->next) {
-			pthread_mutex_lock(&h->lock);
-			*up += h->state == HOST_UP;
-			(*total)++;
-			pthread_mutex_unlock(&h->lock);
-		}
-	}
-	pthread_mutex_unlock(&r->lock);
 }

@@ -56,7 +56,4 @@ json_t *registry_hosts_json(struct registry *r);
  * -1 if there is no such host, -2 if it has no live session. */
 int registry_session(struct registry *r, const char *name, struct session_ref *ref);
 
-/* Number of hosts up and known. */
-void registry_counts(struct registry *r, unsigned *up, unsigned *total);
-
 #endif

@@ -2,18 +2,27 @@
 #include "store.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "util.h"
 
 struct store_file {
 	char metric[PROTO_KEY_MAX + 1];
-	FILE *fp;
+	int fd; /* O_APPEND */
+};
+
+/* Where a file ended before the batch in progress wrote to it. */
+struct store_undo {
+	int fd;
+	off_t size;
 };
 
 struct store {
@@ -21,6 +30,10 @@ struct store {
 	char name[PROTO_NAME_MAX + 1];
 	struct store_file *files;
 	size_t nfiles;
+	char *buf; /* one group's rows, formatted before a single write */
+	size_t buflen, bufcap;
+	struct store_undo *undo; /* files written by the batch in progress */
+	size_t nundo, undocap;
 	FILE *events;
 	int failing; /* a write failed; cleared by the next success */
 };
@@ -58,11 +71,12 @@ void store_close(struct store *st)
 	if (!st)
 		return;
 	for (size_t i = 0; i < st->nfiles; i++)
-		if (st->files[i].fp)
-			fclose(st->files[i].fp);
+		close(st->files[i].fd);
 	if (st->events)
 		fclose(st->events);
 	free(st->files);
+	free(st->buf);
+	free(st->undo);
 	free(st);
 }
 
@@ -131,28 +145,36 @@ static FILE *open_csv(const char *path, const char *header)
 	return fp;
 }
 
-/* The open file for a metric, opening it the first time. */
-static FILE *store_file_for(struct store *st, const struct proto_group *g)
+/* The open file for a metric, opening it the first time; -1 on error. */
+static int store_file_for(struct store *st, const struct proto_group *g)
 {
 	for (size_t i = 0; i < st->nfiles; i++)
 		if (strcmp(st->files[i].metric, g->metric) == 0)
-			return st->files[i].fp;
+			return st->files[i].fd;
 	char path[4200], header[2048];
 	snprintf(path, sizeof path, "%s/%s.csv", st->dir, g->metric);
 	group_header(g, header, sizeof header);
 	FILE *fp = open_csv(path, header);
 	if (!fp)
-		return NULL;
+		return -1;
+	if (fflush(fp) != 0) {
+		fclose(fp);
+		return -1;
+	}
+	int fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
+	fclose(fp);
+	if (fd < 0)
+		return -1;
 	struct store_file *nf = realloc(st->files, (st->nfiles + 1) * sizeof *nf);
 	if (!nf) {
-		fclose(fp);
-		return NULL;
+		close(fd);
+		return -1;
 	}
 	st->files = nf;
 	snprintf(st->files[st->nfiles].metric, sizeof st->files[0].metric, "%s", g->metric);
-	st->files[st->nfiles].fp = fp;
+	st->files[st->nfiles].fd = fd;
 	st->nfiles++;
-	return fp;
+	return fd;
 }
 
 /* Log a failure once per streak of failures. */
@@ -164,32 +186,117 @@ static int store_fail(struct store *st, const char *what)
 	return -1;
 }
 
-/* Append the group's rows. */
+/* Append printf-style text to the row buffer; -1 when out of memory. */
+__attribute__((format(printf, 2, 3))) static int buf_printf(struct store *st, const char *fmt, ...)
+{
+	for (;;) {
+		size_t room = st->bufcap - st->buflen;
+		va_list ap;
+		va_start(ap, fmt);
+		int n = vsnprintf(st->buf ? st->buf + st->buflen : NULL, room, fmt, ap);
+		va_end(ap);
+		if (n < 0)
+			return -1;
+		if ((size_t)n < room) {
+			st->buflen += (size_t)n;
+			return 0;
+		}
+		size_t cap = st->bufcap ? st->bufcap * 2 : 16384;
+		while (cap - st->buflen <= (size_t)n)
+			cap *= 2;
+		char *nb = realloc(st->buf, cap);
+		if (!nb)
+			return -1;
+		st->buf = nb;
+		st->bufcap = cap;
+	}
+}
+
+/* Remember where fd ends, once per batch, so the batch can be undone. */
+static int store_note_undo(struct store *st, int fd)
+{
+	for (size_t i = 0; i < st->nundo; i++)
+		if (st->undo[i].fd == fd)
+			return 0;
+	if (st->nundo == st->undocap) {
+		size_t cap = st->undocap ? st->undocap * 2 : 8;
+		struct store_undo *nu = realloc(st->undo, cap * sizeof *nu);
+		if (!nu)
+			return -1;
+		st->undo = nu;
+		st->undocap = cap;
+	}
+	off_t size = lseek(fd, 0, SEEK_END);
+	if (size < 0)
+		return -1;
+	st->undo[st->nundo].fd = fd;
+	st->undo[st->nundo].size = size;
+	st->nundo++;
+	return 0;
+}
+
+/* Write the whole buffer; 0 or -1 with errno set. */
+static int write_all(int fd, const char *data, size_t len)
+{
+	size_t off = 0;
+	while (off < len) {
+		ssize_t n = write(fd, data + off, len - off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			if (n == 0)
+				errno = ENOSPC;
+			return -1;
+		}
+		off += (size_t)n;
+	}
+	return 0;
+}
+
+/* Cut every file the batch touched back to where it ended before, so a
+ * batch is stored whole or not at all (and can be resent without
+ * duplicating rows). */
+void store_batch_abort(struct store *st)
+{
+	int saved = errno;
+	for (size_t i = 0; i < st->nundo; i++)
+		if (ftruncate(st->undo[i].fd, st->undo[i].size) < 0)
+			log_err("store", "host %s: cannot undo a partial batch: %s", st->name,
+			        strerror(errno));
+	st->nundo = 0;
+	errno = saved;
+}
+
+/* Append the group's rows with one write. */
 int store_write_group(struct store *st, const struct proto_group *g)
 {
-	FILE *fp = store_file_for(st, g);
-	if (!fp)
+	int fd = store_file_for(st, g);
+	if (fd < 0)
 		return store_fail(st, g->metric);
 	char inst[PROTO_INST_MAX * 2 + 3];
-	for (uint32_t r = 0; r < g->nrows; r++) {
+	st->buflen = 0;
+	int rc = 0;
+	for (uint32_t r = 0; r < g->nrows && rc == 0; r++) {
 		const struct proto_row *row = &g->rows[r];
-		fprintf(fp, "%llu", (unsigned long long)row->time_ms);
+		rc = buf_printf(st, "%llu", (unsigned long long)row->time_ms);
 		if (g->inst_key[0]) {
 			store_csv_field(inst, sizeof inst, row->instance);
-			fprintf(fp, ",%s", inst);
+			rc |= buf_printf(st, ",%s", inst);
 		}
-		for (unsigned i = 0; i < g->nfields; i++) {
+		for (unsigned i = 0; i < g->nfields && rc == 0; i++) {
 			if (isfinite(row->values[i]))
-				fprintf(fp, ",%.15g", row->values[i]);
+				rc = buf_printf(st, ",%.15g", row->values[i]);
 			else
-				fputs(",", fp);
+				rc = buf_printf(st, ",");
 		}
-		fputc('\n', fp);
+		rc |= buf_printf(st, "\n");
 	}
-	if (ferror(fp)) {
-		clearerr(fp);
+	if (rc < 0) {
+		errno = ENOMEM;
 		return store_fail(st, g->metric);
 	}
+	if (store_note_undo(st, fd) < 0 || write_all(fd, st->buf, st->buflen) < 0)
+		return store_fail(st, g->metric);
 	return 0;
 }
 
@@ -210,21 +317,14 @@ int store_write_event(struct store *st, const char *line)
 	return 0;
 }
 
-/* Hand buffered rows to the kernel. */
-int store_flush(struct store *st)
+/* A whole batch was written: a failure streak is over. */
+void store_batch_done(struct store *st)
 {
-	int rc = 0;
-	for (size_t i = 0; i < st->nfiles; i++) {
-		if (fflush(st->files[i].fp) != 0) {
-			clearerr(st->files[i].fp);
-			rc = store_fail(st, st->files[i].metric);
-		}
-	}
-	if (rc == 0 && st->failing) {
+	st->nundo = 0;
+	if (st->failing) {
 		log_notice("store", "host %s: writing again", st->name);
 		st->failing = 0;
 	}
-	return rc;
 }
 
 /* Open a shared log file such as <data_dir>/events.csv. */

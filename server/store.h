@@ -15,15 +15,20 @@ struct store *store_open(const char *data_dir, const char *name);
 /* Flush and close every file. */
 void store_close(struct store *st);
 
-/* Append a group's rows to <metric>.csv. 0, or -1 on a write error (logged
- * at most once per failure streak). */
+/* Append a group's rows to <metric>.csv with one write; a failed write
+ * leaves no partial row. 0, or -1 on an error (logged at most once per
+ * failure streak). */
 int store_write_group(struct store *st, const struct proto_group *g);
 
 /* Append one line (without newline) to the host's events.csv. */
 int store_write_event(struct store *st, const char *line);
 
-/* Push buffered rows to the kernel. 0 or -1. */
-int store_flush(struct store *st);
+/* Every group of a batch was written: ends a failure streak (logged). */
+void store_batch_done(struct store *st);
+
+/* A group of the batch failed: cut the files back to where they were
+ * before the batch, so it is stored whole or not at all. */
+void store_batch_abort(struct store *st);
 
 /* A shared append-only CSV file with a header, for <data_dir>/events.csv. */
 struct store_log;
