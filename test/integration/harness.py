@@ -6,6 +6,7 @@ Each test file calls run_tests(globals()) and prints "N passed, N failed".
 
 import json
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -26,10 +27,16 @@ FIXTURES = os.environ.get("FIXTURES", os.path.join(os.path.dirname(__file__), ".
 
 # Under sanitizers everything is slower: scale every deadline.
 SLOW = float(os.environ.get("PIMON_TEST_SLOW", "1"))
+# A command the daemons run under, e.g. valgrind; its failures fail the test.
+WRAPPER = shlex.split(os.environ.get("PIMON_WRAPPER", ""))
 
 
 class TestFailure(Exception):
     pass
+
+
+class TestSkip(Exception):
+    """The machine lacks what the test needs; reported, not counted as passed."""
 
 
 def check(cond, msg):
@@ -176,11 +183,13 @@ class Env:
         server.update(extra or {})
         self.server_cfg = server
         path = self.write_cfg(name + ".cfg", {"server": server})
-        self.server = Proc(name, [SERVER_BIN, "-c", path], self.dir)
+        self.server = Proc(name, WRAPPER + [SERVER_BIN, "-c", path], self.dir)
         self.procs.append(self.server)
         wait_for(lambda: self.api("/api/v1/workers") is not None, 15, "the server's HTTP API",
                  [self.server])
-        wait_for(lambda: can_connect(self.port), 15, "the server's agent port", [self.server])
+        host = "::1" if server["listen"].startswith("[::1]") else "127.0.0.1"
+        wait_for(lambda: can_connect(self.port, host), 15, "the server's agent port",
+                 [self.server])
         return self.server
 
     def start_agent(self, name, extra=None, proc_root=None, sys_root=None):
@@ -196,7 +205,7 @@ class Env:
             agent["sys_root"] = sys_root
         agent.update(extra or {})
         path = self.write_cfg("agent-%s.cfg" % name, {"agent": agent})
-        p = Proc("agent-" + name, [AGENT_BIN, "-c", path], self.dir)
+        p = Proc("agent-" + name, WRAPPER + [AGENT_BIN, "-c", path], self.dir)
         self.procs.append(p)
         return p
 
@@ -242,9 +251,9 @@ class Env:
             print("  (kept %s)" % self.dir)
 
 
-def can_connect(port):
+def can_connect(port, host="127.0.0.1"):
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1):
+        with socket.create_connection((host, port), timeout=1):
             return True
     except OSError:
         return False
@@ -326,7 +335,7 @@ def run_tests(ns):
     """Run every test_* function of a module; print the tally; exit 0/1."""
     tests = [(k, v) for k, v in ns.items() if k.startswith("test_") and callable(v)]
     only = os.environ.get("PIMON_ONLY")
-    passed = failed = 0
+    passed = failed = skipped = 0
     for name, fn in tests:
         if only and only not in name:
             continue
@@ -340,6 +349,10 @@ def run_tests(ns):
             ok = True
             passed += 1
             print("ok   %s (%.1fs)" % (name, time.monotonic() - t0))
+        except TestSkip as e:
+            skipped += 1
+            ok = True
+            print("skip %s: %s" % (name, e))
         except Exception as e:
             failed += 1
             print("FAIL %s (%.1fs): %s" % (name, time.monotonic() - t0, e))
@@ -350,5 +363,5 @@ def run_tests(ns):
         finally:
             env.close(ok)
         sys.stdout.flush()
-    print("%d passed, %d failed" % (passed, failed))
+    print("%d passed, %d failed, %d skipped" % (passed, failed, skipped))
     sys.exit(1 if failed else 0)

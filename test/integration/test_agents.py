@@ -10,8 +10,8 @@ import time
 import urllib.error
 import urllib.request
 
-from harness import (AGENT_BIN, CTL_BIN, FIXTURES, SLOW, T_BYE, T_WELCOME, check, hello,
-                     read_csv, read_frame, run_tests, wait_closed, wait_for)
+from harness import (AGENT_BIN, CTL_BIN, FIXTURES, SLOW, T_BYE, T_WELCOME, TestSkip, check,
+                     free_port, hello, read_csv, read_frame, run_tests, wait_closed, wait_for)
 
 METRIC_FILES = ["cpu", "mem", "disk", "load", "net"]
 
@@ -262,6 +262,22 @@ def test_poll_collects_now(env):
         check(False, "unknown path succeeded")
     except urllib.error.HTTPError as e:
         check(e.code == 404, "unknown path status %d" % e.code)
+
+
+def test_ipv6_listen_and_agent(env):
+    if not socket.has_ipv6:
+        raise TestSkip("no IPv6 here")
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        raise TestSkip("no IPv6 loopback here")
+    port = free_port()
+    env.start_server(extra={"listen": "[::1]:%d" % port}, port=port)
+    env.start_agent("six", extra={"server": "[::1]:%d" % port})
+    hosts = env.wait_hosts_up(["six"])
+    check(hosts["six"]["addr"].startswith("[::1]:"), "addr %r" % hosts["six"]["addr"])
+    wait_for(lambda: len(rows_of(env, "six", "load")) >= 1, 10, "a row over IPv6", [env.server])
 
 
 if __name__ == "__main__":
