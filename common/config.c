@@ -17,6 +17,7 @@
 const char *const config_metric_names[] = {"cpu", "mem", "disk", "load", "temp", "net", NULL};
 
 static const char *const log_level_names[] = {"err", "warn", "notice", "info", "debug", NULL};
+static const char *const sync_names[] = {"none", "batch", "interval", NULL};
 static const int log_level_values[] = {LOG_ERR, LOG_WARN, LOG_NOTICE, LOG_INFO, LOG_DEBUG};
 
 enum key_type {
@@ -94,6 +95,17 @@ static const struct key keys[] = {
             "An array [] or a list () of strings."),
     KEY_STR("server.http.listen", server.http_listen, "127.0.0.1:8081", NULL,
             check_hostport_or_empty, "Address of the JSON API, \"host:port\"; \"\" disables it."),
+    KEY_STR("server.sync", server.sync, "interval", sync_names, NULL,
+            "When stored rows are forced to disk (fdatasync) before they are acked.\n"
+            "none: never; the kernel writes them back within about 30 s. A killed\n"
+            "  server loses nothing, a power cut loses what was not yet written back,\n"
+            "  acked or not.\n"
+            "batch: every batch, before its ACK. A power cut loses nothing acked;\n"
+            "  costs one fdatasync per file per batch.\n"
+            "interval: every sync_interval seconds, and ACKs wait for it. A power cut\n"
+            "  loses nothing acked; ACKs come up to sync_interval later."),
+    KEY_FLT("server.sync_interval", server.sync_interval, 1.0, 0.01, 3600,
+            "Seconds between syncs under sync = \"interval\"."),
     KEY_STR("server.log_level", server.log_level, "info", log_level_names, NULL,
             "Most verbose level logged."),
     KEY_STR("agent.server", agent.server, "127.0.0.1:8080", NULL, check_hostport,
@@ -108,8 +120,21 @@ static const struct key keys[] = {
             "Seconds before the first reconnect after the link to the server fails."),
     KEY_FLT("agent.reconnect.max", agent.reconnect_max, 30.0, 0.1, 86400,
             "Seconds the reconnect delay grows to at most; must be at least min."),
-    KEY_INT("agent.queue_max", agent.queue_max, 1024, 1, 1000000,
-            "Batches kept in memory until the server acknowledges them."),
+    KEY_INT("agent.queue_max", agent.queue_max, 4096, 1, 1000000,
+            "Batches kept until the server acknowledges them; past this (or\n"
+            "spool_max bytes) the oldest are dropped, counted and reported."),
+    KEY_STR("agent.spool_dir", agent.spool_dir, "/var/lib/pimon-agent", NULL, check_path,
+            "Where unacknowledged batches are written while the server is away and\n"
+            "at shutdown, to be sent after a restart. Nothing is written while the\n"
+            "server acknowledges."),
+    KEY_INT("agent.spool_max", agent.spool_max, 4194304, 65536, 1073741824,
+            "Bytes of unacknowledged batches kept, in memory and in the spool."),
+    KEY_FLT("agent.spool_flush", agent.spool_flush, 10.0, 0.05, 3600,
+            "While the server is away, seconds between writes to the spool (batches\n"
+            "collected in between are written together)."),
+    KEY_INT("agent.catchup_rate", agent.catchup_rate, 50, 1, 1000000,
+            "Batches per second sent at most when catching up after an outage;\n"
+            "new batches queue behind the backlog so rows stay in time order."),
     KEY_STR("agent.log_level", agent.log_level, "info", log_level_names, NULL,
             "Most verbose level logged."),
 };

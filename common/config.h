@@ -21,6 +21,8 @@ struct pimon_config {
 		char **collect_metrics;   /* collectors agents run (WELCOME) */
 		size_t ncollect_metrics;
 		char *http_listen;        /* "" disables the HTTP API */
+		char *sync;               /* "none", "batch" or "interval" */
+		double sync_interval;     /* s between syncs under "interval" */
 		char *log_level;
 	} server;
 	struct {
@@ -30,7 +32,11 @@ struct pimon_config {
 		char *sys_root;
 		double reconnect_min;     /* s, first backoff step */
 		double reconnect_max;     /* s, backoff cap */
-		int queue_max;            /* unacked batches kept in memory */
+		int queue_max;            /* unacked batches kept */
+		char *spool_dir;          /* unacked batches on disk */
+		int spool_max;            /* bytes of unacked batches kept */
+		double spool_flush;       /* s between spool writes while away */
+		int catchup_rate;         /* batches/s when catching up */
 		char *log_level;
 	} agent;
 };

@@ -145,3 +145,42 @@ int util_split_hostport(const char *s, char *host, size_t hostlen, int *port)
 	*port = (int)p;
 	return 0;
 }
+
+/* Bitwise CRC-32: small, and fast enough for state and spool records. */
+uint32_t util_crc32(uint32_t crc, const void *data, size_t len)
+{
+	const uint8_t *p = data;
+	crc = ~crc;
+	while (len--) {
+		crc ^= *p++;
+		for (int k = 0; k < 8; k++)
+			crc = (crc >> 1) ^ (0xedb88320u & (0u - (crc & 1u)));
+	}
+	return ~crc;
+}
+
+/* Store v big-endian at p. */
+void util_put_be32(uint8_t *p, uint32_t v)
+{
+	for (int i = 3; i >= 0; i--, v >>= 8)
+		p[i] = (uint8_t)v;
+}
+
+/* Store v big-endian at p. */
+void util_put_be64(uint8_t *p, uint64_t v)
+{
+	for (int i = 7; i >= 0; i--, v >>= 8)
+		p[i] = (uint8_t)v;
+}
+
+/* Load a big-endian 32-bit value. */
+uint32_t util_get_be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* Load a big-endian 64-bit value. */
+uint64_t util_get_be64(const uint8_t *p)
+{
+	return (uint64_t)util_get_be32(p) << 32 | util_get_be32(p + 4);
+}

@@ -32,4 +32,14 @@ int util_valid_key(const char *s);
 /* Split "host:port" or "[v6]:port" into host and port. 0 or -1. */
 int util_split_hostport(const char *s, char *host, size_t hostlen, int *port);
 
+/* CRC-32 (IEEE 802.3, reflected, as zlib's crc32) of len bytes, continuing
+ * from crc (0 to start). */
+uint32_t util_crc32(uint32_t crc, const void *data, size_t len);
+
+/* Big-endian stores and loads, independent of alignment. */
+void util_put_be32(uint8_t *p, uint32_t v);
+void util_put_be64(uint8_t *p, uint64_t v);
+uint32_t util_get_be32(const uint8_t *p);
+uint64_t util_get_be64(const uint8_t *p);
+
 #endif

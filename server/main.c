@@ -127,7 +127,10 @@ int main(int argc, char **argv)
 	struct event_base *base = event_base_new();
 	if (!base)
 		log_fatal("main", "cannot create the main event base");
-	srv.registry = registry_create(cfg.server.data_dir);
+	enum registry_sync sync = strcmp(cfg.server.sync, "none") == 0    ? SYNC_NONE
+	                          : strcmp(cfg.server.sync, "batch") == 0 ? SYNC_BATCH
+	                                                                  : SYNC_INTERVAL;
+	srv.registry = registry_create(cfg.server.data_dir, sync);
 	if (!srv.registry)
 		log_fatal("main", "cannot use data folder %s", cfg.server.data_dir);
 	workers_start(&srv);

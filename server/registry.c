@@ -38,6 +38,7 @@ struct host {
 };
 
 struct registry {
+	enum registry_sync sync;
 	pthread_mutex_t lock;
 	struct host **buckets;
 	size_t nbuckets;
@@ -56,11 +57,12 @@ static size_t name_hash(const char *s)
 }
 
 /* Create an empty registry and open <data_dir>/events.csv. */
-struct registry *registry_create(const char *data_dir)
+struct registry *registry_create(const char *data_dir, enum registry_sync sync)
 {
 	struct registry *r = calloc(1, sizeof *r);
 	if (!r)
 		return NULL;
+	r->sync = sync;
 	snprintf(r->data_dir, sizeof r->data_dir, "%s", data_dir);
 	r->nbuckets = 1024;
 	r->buckets = calloc(r->nbuckets, sizeof *r->buckets);
@@ -193,11 +195,13 @@ struct host *registry_attach(struct registry *r, const struct proto_hello *hello
 	if (!h)
 		return NULL;
 	pthread_mutex_lock(&h->lock);
-	if (!h->store)
-		h->store = store_open(r->data_dir, h->name);
 	if (!h->store) {
-		pthread_mutex_unlock(&h->lock);
-		return NULL;
+		h->store = store_open(r->data_dir, h->name);
+		if (!h->store) {
+			pthread_mutex_unlock(&h->lock);
+			return NULL;
+		}
+		store_last(h->store, &h->run_id, &h->last_seq);
 	}
 	char detail[256];
 	if (h->session.id != 0) {
@@ -260,7 +264,6 @@ void registry_down(struct registry *r, struct host *h, uint64_t sid, const char 
 /* Write a batch to the host's files and keep its latest values. */
 int registry_store(struct registry *r, struct host *h, uint64_t sid, const struct proto_metrics *m)
 {
-	(void)r;
 	int rc = 0;
 	pthread_mutex_lock(&h->lock);
 	if (h->session.id != sid) {
@@ -274,7 +277,9 @@ int registry_store(struct registry *r, struct host *h, uint64_t sid, const struc
 	if (rc < 0)
 		store_batch_abort(h->store);
 	if (rc == 0) {
-		store_batch_done(h->store);
+		store_batch_done(h->store, h->run_id, m->seq);
+		if (r->sync != SYNC_INTERVAL && store_persist(h->store, r->sync == SYNC_BATCH) < 0)
+			rc = -1;
 		h->last_seq = m->seq;
 		for (uint32_t i = 0; i < m->ngroups; i++)
 			metric_json_set_group(h->latest, &m->groups[i]);
@@ -354,4 +359,13 @@ int registry_session(struct registry *r, const char *name, struct session_ref *r
 	*ref = h->session;
 	pthread_mutex_unlock(&h->lock);
 	return ref->id ? 0 : -2;
+}
+
+/* Make the host's stored batches durable: sync data, then the record. */
+int registry_sync(struct registry *r, struct host *h)
+{
+	pthread_mutex_lock(&h->lock);
+	int rc = h->store ? store_persist(h->store, 1) : 0;
+	pthread_mutex_unlock(&h->lock);
+	return rc;
 }

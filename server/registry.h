@@ -18,8 +18,15 @@ struct session_ref {
 	uint64_t id; /* 0: none */
 };
 
+/* When stored rows are forced to disk (server.sync). */
+enum registry_sync {
+	SYNC_NONE,     /* never: the kernel writes back */
+	SYNC_BATCH,    /* each batch, before its ACK */
+	SYNC_INTERVAL, /* by registry_sync, called every sync_interval; ACKs wait */
+};
+
 /* Create the registry writing under data_dir; NULL on error (logged). */
-struct registry *registry_create(const char *data_dir);
+struct registry *registry_create(const char *data_dir, enum registry_sync sync);
 
 /* Close every host's files and free everything. No session may be live. */
 void registry_destroy(struct registry *r);
@@ -39,11 +46,16 @@ void registry_seen(struct registry *r, struct host *h, uint64_t sid);
  * (any other reason). Only the host's current session changes its state. */
 void registry_down(struct registry *r, struct host *h, uint64_t sid, const char *reason);
 
-/* Store a METRICS batch from session sid: write each group, flush, update
+/* Store a METRICS batch from session sid: write each group whole or not at
+ * all, commit it (and under SYNC_NONE/SYNC_BATCH persist the commit), update
  * the latest values. Batches at or below the last stored seq of the same
  * agent run are duplicates and are not written again. Returns 0 when the
  * batch is stored (or was already), -1 when it must not be acked. */
 int registry_store(struct registry *r, struct host *h, uint64_t sid, const struct proto_metrics *m);
+
+/* Sync the host's files and write its commit record (SYNC_INTERVAL: acks
+ * for what was stored may be sent once this returns 0). */
+int registry_sync(struct registry *r, struct host *h);
 
 /* Name of the host, for logs. */
 const char *host_name(const struct host *h);

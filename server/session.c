@@ -23,7 +23,16 @@ struct session {
 	char addr[64];
 	struct host *host; /* NULL until HELLO */
 	int closing;       /* draining output before the free */
+	int throttled;     /* reading paused: the peer does not read its output */
+	int blocked;       /* a batch failed to store: later ones wait for a resend */
+	uint64_t max_seen; /* highest METRICS seq received on this session */
+	uint64_t ack_due;  /* stored, to be acked after the next sync (0: none) */
 };
+
+/* Frames handled per read callback before others on the worker get a turn. */
+#define SESSION_FRAME_BUDGET 64
+/* Output above this pauses reading until half of it has drained. */
+#define SESSION_OUT_HIGH (64 * 1024)
 
 TAILQ_HEAD(session_list, session);
 
@@ -36,12 +45,17 @@ struct session_set {
 	struct proto_buf out;          /* encode scratch */
 	const char **metrics;          /* WELCOME's collector list */
 	uint8_t nmetrics;
+	int sync_interval;             /* ACKs wait for the sync timer */
+	struct event *sync_timer;
 };
 
 static atomic_uint_fast64_t next_session_id = 1;
 
 static void session_read_cb(struct bufferevent *bev, void *arg);
+static void session_write_cb(struct bufferevent *bev, void *arg);
 static void session_event_cb(struct bufferevent *bev, short what, void *arg);
+static void session_sync_cb(evutil_socket_t fd, short what, void *arg);
+static int session_send(struct session *s, const struct proto_msg *msg);
 
 /* An empty session set for one worker. */
 struct session_set *session_set_create(struct server *srv, struct worker *w,
@@ -59,7 +73,41 @@ struct session_set *session_set_create(struct server *srv, struct worker *w,
 	set->timeout = event_base_init_common_timeout(base, &tv);
 	set->nmetrics = (uint8_t)srv->cfg->server.ncollect_metrics;
 	set->metrics = (const char **)srv->cfg->server.collect_metrics;
+	set->sync_interval = strcmp(srv->cfg->server.sync, "interval") == 0;
+	if (set->sync_interval) {
+		double si = srv->cfg->server.sync_interval;
+		struct timeval sv = {(time_t)si, (suseconds_t)((si - (double)(time_t)si) * 1e6)};
+		set->sync_timer = event_new(base, -1, EV_PERSIST, session_sync_cb, set);
+		if (!set->sync_timer || event_add(set->sync_timer, &sv) < 0) {
+			free(set);
+			return NULL;
+		}
+	}
 	return set;
+}
+
+/* Send an ACK for seq and count it. */
+static void session_ack(struct session *s, uint64_t seq)
+{
+	struct proto_msg ack = {.type = PROTO_ACK, .u.ack.seq = seq};
+	if (session_send(s, &ack) == 0)
+		worker_count(s->set->w, WC_acks_out, 1);
+}
+
+/* The sync timer: make every session's stored batches durable, then ack. */
+static void session_sync_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct session_set *set = arg;
+	struct session *s;
+	TAILQ_FOREACH(s, &set->sessions, link)
+	{
+		if (!s->ack_due || s->closing)
+			continue;
+		if (registry_sync(set->srv->registry, s->host) < 0)
+			continue;
+		session_ack(s, s->ack_due);
+		s->ack_due = 0;
+	}
 }
 
 /* Free a session now. The owner's thread only. */
@@ -82,6 +130,8 @@ void session_set_destroy(struct session_set *set)
 			registry_down(set->srv->registry, s->host, s->id, "shutdown");
 		session_destroy(s);
 	}
+	if (set->sync_timer)
+		event_free(set->sync_timer);
 	proto_buf_free(&set->out);
 	free(set);
 }
@@ -170,8 +220,8 @@ void session_open(struct session_set *set, evutil_socket_t fd, const char *addr)
 	TAILQ_INSERT_TAIL(&set->sessions, s, link);
 	size_t high = PROTO_HEADER_SIZE + (size_t)set->srv->cfg->server.max_frame;
 	bufferevent_setwatermark(s->bev, EV_READ, 0, high);
-	bufferevent_setcb(s->bev, session_read_cb, NULL, session_event_cb, s);
-	bufferevent_set_timeouts(s->bev, set->timeout, NULL);
+	bufferevent_setcb(s->bev, session_read_cb, session_write_cb, session_event_cb, s);
+	bufferevent_set_timeouts(s->bev, set->timeout, set->timeout);
 	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
 	worker_count(set->w, WC_sessions_opened, 1);
 	log_debug("session", "%s: session %llu on worker %d", addr, (unsigned long long)s->id,
@@ -235,7 +285,10 @@ static int metrics_valid(const struct proto_metrics *m)
 	return 1;
 }
 
-/* METRICS: store the batch, ack it once stored. */
+/* METRICS: store the batch, ack it once stored (and, under the interval
+ * policy, synced). After a batch fails to store, later ones are neither
+ * stored nor acked until the agent goes back and resends from an older
+ * seq, so the cumulative ACK never skips a batch that is not on disk. */
 static void handle_metrics(struct session *s, const struct proto_metrics *m)
 {
 	struct worker *w = s->set->w;
@@ -244,17 +297,27 @@ static void handle_metrics(struct session *s, const struct proto_metrics *m)
 		return;
 	}
 	worker_count(w, WC_batches_in, 1);
+	int resend = m->seq <= s->max_seen;
+	if (m->seq > s->max_seen)
+		s->max_seen = m->seq;
+	if (s->blocked && !resend)
+		return;
+	s->blocked = 0;
 	if (registry_store(s->set->srv->registry, s->host, s->id, m) < 0) {
 		worker_count(w, WC_store_errors, 1);
+		s->blocked = 1;
 		return;
 	}
 	uint64_t rows = 0;
 	for (uint32_t i = 0; i < m->ngroups; i++)
 		rows += m->groups[i].nrows;
 	worker_count(w, WC_rows_stored, rows);
-	struct proto_msg ack = {.type = PROTO_ACK, .u.ack.seq = m->seq};
-	if (session_send(s, &ack) == 0)
-		worker_count(w, WC_acks_out, 1);
+	if (s->set->sync_interval) {
+		if (m->seq > s->ack_due)
+			s->ack_due = m->seq;
+		return;
+	}
+	session_ack(s, m->seq);
 }
 
 /* HEARTBEAT: answer with ours so the agent knows we are alive. */
@@ -297,16 +360,41 @@ static void session_dispatch(struct session *s, const struct proto_msg *msg)
 	}
 }
 
-/* Decode and dispatch every complete frame in the input. */
+/* Pause reading while the peer leaves our output unread. */
+static void session_check_output(struct session *s)
+{
+	size_t out = evbuffer_get_length(bufferevent_get_output(s->bev));
+	if (!s->throttled && out > SESSION_OUT_HIGH) {
+		s->throttled = 1;
+		bufferevent_disable(s->bev, EV_READ);
+		bufferevent_setwatermark(s->bev, EV_WRITE, SESSION_OUT_HIGH / 2, 0);
+		log_info("session", "%s: peer is not reading (%zu bytes queued); pausing", s->addr,
+		         out);
+	}
+}
+
+/* Output drained to the low mark: read again. */
+static void session_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct session *s = arg;
+	if (s->throttled) {
+		s->throttled = 0;
+		bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
+		bufferevent_enable(bev, EV_READ);
+	}
+}
+
+/* Decode and dispatch complete frames, at most SESSION_FRAME_BUDGET before
+ * yielding to the other sessions of this worker. */
 static void session_read_cb(struct bufferevent *bev, void *arg)
 {
 	struct session *s = arg;
 	struct evbuffer *in = bufferevent_get_input(bev);
 	uint32_t max = (uint32_t)s->set->srv->cfg->server.max_frame;
-	while (!s->closing) {
+	for (int budget = SESSION_FRAME_BUDGET; !s->closing; budget--) {
 		size_t avail = evbuffer_get_length(in);
 		if (avail < PROTO_HEADER_SIZE)
-			return;
+			break;
 		const char *err = NULL;
 		struct proto_header hdr;
 		const uint8_t *p = evbuffer_pullup(in, PROTO_HEADER_SIZE);
@@ -316,7 +404,13 @@ static void session_read_cb(struct bufferevent *bev, void *arg)
 		}
 		size_t total = PROTO_HEADER_SIZE + (size_t)hdr.length;
 		if (avail < total)
-			return;
+			break;
+		if (budget == 0 || s->throttled) {
+			if (!s->throttled)
+				bufferevent_trigger(bev, EV_READ,
+				                    BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+			break;
+		}
 		p = evbuffer_pullup(in, (ev_ssize_t)total);
 		struct proto_msg msg;
 		size_t used = 0;
@@ -329,6 +423,8 @@ static void session_read_cb(struct bufferevent *bev, void *arg)
 		worker_count(s->set->w, WC_bytes_in, used);
 		session_dispatch(s, &msg);
 		proto_msg_free(&msg);
+		if (!s->closing)
+			session_check_output(s);
 	}
 }
 
@@ -336,6 +432,13 @@ static void session_read_cb(struct bufferevent *bev, void *arg)
 static void session_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct session *s = arg;
+	if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_WRITING)) {
+		log_warn("session", "%s%s%s: peer has not read for %.1f s; closing", s->addr,
+		         s->host ? " host " : "", s->host ? host_name(s->host) : "",
+		         s->set->srv->cfg->server.heartbeat_timeout);
+		session_close(s, "stalled");
+		return;
+	}
 	if (what & BEV_EVENT_TIMEOUT) {
 		if (!s->host) {
 			log_warn("session", "%s: no HELLO in time; closing", s->addr);

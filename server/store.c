@@ -1,6 +1,10 @@
-/* Per-host CSV files: one per metric, header first, rows appended. */
+/* Per-host CSV files: one per metric, header first, rows appended, and a
+ * commit record (state.c) saying which batch the files hold completely.
+ * Rows past the record are from a batch never acked: store_open cuts them
+ * off, and the agent sends that batch again. */
 #include "store.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -9,14 +13,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "log.h"
+#include "state.h"
 #include "util.h"
+
+/* How often a failure still going on is logged again, per host. */
+#define STORE_FAIL_LOG_MS 60000
 
 struct store_file {
 	char metric[PROTO_KEY_MAX + 1];
-	int fd; /* O_APPEND */
+	int fd;      /* O_APPEND */
+	int checked; /* header verified in this run */
+	int dirty;   /* written since the last sync */
 };
 
 /* Where a file ended before the batch in progress wrote to it. */
@@ -34,8 +45,12 @@ struct store {
 	size_t buflen, bufcap;
 	struct store_undo *undo; /* files written by the batch in progress */
 	size_t nundo, undocap;
+	int state_fd;
+	struct state committed; /* the last whole batch */
+	int persisted;          /* committed is on disk */
 	FILE *events;
-	int failing; /* a write failed; cleared by the next success */
+	int failing;          /* a write failed; cleared by the next success */
+	uint64_t fail_log_ms; /* when the failure was last logged */
 };
 
 struct store_log {
@@ -43,42 +58,6 @@ struct store_log {
 	FILE *fp;
 	char path[4096];
 };
-
-/* Create the host's folder and an empty file table. */
-struct store *store_open(const char *data_dir, const char *name)
-{
-	struct store *st = calloc(1, sizeof *st);
-	if (!st)
-		return NULL;
-	int n = snprintf(st->dir, sizeof st->dir, "%s/hosts/%s", data_dir, name);
-	if (n < 0 || (size_t)n >= sizeof st->dir) {
-		log_err("store", "host %s: data path too long", name);
-		free(st);
-		return NULL;
-	}
-	snprintf(st->name, sizeof st->name, "%s", name);
-	if (util_mkdirs(st->dir) < 0) {
-		log_err("store", "host %s: cannot create %s: %s", name, st->dir, strerror(errno));
-		free(st);
-		return NULL;
-	}
-	return st;
-}
-
-/* Flush and close everything the store holds. */
-void store_close(struct store *st)
-{
-	if (!st)
-		return;
-	for (size_t i = 0; i < st->nfiles; i++)
-		close(st->files[i].fd);
-	if (st->events)
-		fclose(st->events);
-	free(st->files);
-	free(st->buf);
-	free(st->undo);
-	free(st);
-}
 
 /* Quote a CSV field when it holds a comma, quote or line break. */
 void store_csv_field(char *out, size_t size, const char *s)
@@ -112,78 +91,242 @@ static void group_header(const struct proto_group *g, char *out, size_t size)
 		o += (size_t)snprintf(out + o, size - o, ",%s", g->fields[i]);
 }
 
-/* Open path for appending; write header if new or empty. When an existing
- * file has another header, move it aside so columns never mix. */
-static FILE *open_csv(const char *path, const char *header)
+/* Open path for appending, its first line being header: write the header
+ * when the file is new or empty; move a file with other columns aside so
+ * columns never mix. Returns an O_APPEND descriptor or -1. */
+static int csv_prepare(const char *path, const char *header)
 {
-	FILE *fp = fopen(path, "a+e");
-	if (!fp)
-		return NULL;
+	int fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -1;
 	char first[4096];
-	rewind(fp);
-	if (fgets(first, sizeof first, fp)) {
+	ssize_t n = pread(fd, first, sizeof first - 1, 0);
+	if (n > 0) {
+		first[n] = '\0';
 		first[strcspn(first, "\r\n")] = '\0';
-		if (strcmp(first, header) == 0) {
-			fseek(fp, 0, SEEK_END);
-			return fp;
-		}
-		fclose(fp);
+		if (strcmp(first, header) == 0)
+			return fd;
+		close(fd);
 		char aside[4200];
 		snprintf(aside, sizeof aside, "%s.%llu.old", path, (unsigned long long)util_now_ms());
 		if (rename(path, aside) < 0)
-			return NULL;
+			return -1;
 		log_notice("store", "%s had other columns; moved to %s", path, aside);
-		fp = fopen(path, "a+e");
-		if (!fp)
-			return NULL;
+		fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+		if (fd < 0)
+			return -1;
 	}
-	fseek(fp, 0, SEEK_END);
-	if (fprintf(fp, "%s\n", header) < 0) {
-		fclose(fp);
-		return NULL;
-	}
-	return fp;
-}
-
-/* The open file for a metric, opening it the first time; -1 on error. */
-static int store_file_for(struct store *st, const struct proto_group *g)
-{
-	for (size_t i = 0; i < st->nfiles; i++)
-		if (strcmp(st->files[i].metric, g->metric) == 0)
-			return st->files[i].fd;
-	char path[4200], header[2048];
-	snprintf(path, sizeof path, "%s/%s.csv", st->dir, g->metric);
-	group_header(g, header, sizeof header);
-	FILE *fp = open_csv(path, header);
-	if (!fp)
-		return -1;
-	if (fflush(fp) != 0) {
-		fclose(fp);
-		return -1;
-	}
-	int fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
-	fclose(fp);
-	if (fd < 0)
-		return -1;
-	struct store_file *nf = realloc(st->files, (st->nfiles + 1) * sizeof *nf);
-	if (!nf) {
+	size_t hl = strlen(header);
+	char line[2100];
+	snprintf(line, sizeof line, "%s\n", header);
+	if (write(fd, line, hl + 1) != (ssize_t)(hl + 1)) {
+		int saved = errno;
+		if (ftruncate(fd, 0) < 0)
+			saved = errno;
 		close(fd);
+		errno = saved ? saved : ENOSPC;
 		return -1;
 	}
-	st->files = nf;
-	snprintf(st->files[st->nfiles].metric, sizeof st->files[0].metric, "%s", g->metric);
-	st->files[st->nfiles].fd = fd;
-	st->nfiles++;
 	return fd;
 }
 
-/* Log a failure once per streak of failures. */
+/* Log a failure once per streak, and again each STORE_FAIL_LOG_MS while it
+ * lasts. */
 static int store_fail(struct store *st, const char *what)
 {
-	if (!st->failing)
-		log_err("store", "host %s: %s: %s", st->name, what, strerror(errno));
+	uint64_t now = util_mono_ms();
+	if (!st->failing || now - st->fail_log_ms >= STORE_FAIL_LOG_MS) {
+		log_err("store", "host %s: %s: %s; not acking until it is stored", st->name, what,
+		        strerror(errno));
+		st->fail_log_ms = now;
+	}
 	st->failing = 1;
 	return -1;
+}
+
+/* Length of a file's first line including its newline; 0 if none. */
+static off_t first_line_len(int fd)
+{
+	char buf[4096];
+	ssize_t n = pread(fd, buf, sizeof buf, 0);
+	if (n <= 0)
+		return 0;
+	char *nl = memchr(buf, '\n', (size_t)n);
+	return nl ? (off_t)(nl - buf + 1) : 0;
+}
+
+/* Open an existing metric file for appending and add it to the table. */
+static struct store_file *store_add_file(struct store *st, const char *metric, int fd)
+{
+	struct store_file *nf = realloc(st->files, (st->nfiles + 1) * sizeof *nf);
+	if (!nf)
+		return NULL;
+	st->files = nf;
+	struct store_file *f = &st->files[st->nfiles++];
+	memset(f, 0, sizeof *f);
+	snprintf(f->metric, sizeof f->metric, "%s", metric);
+	f->fd = fd;
+	return f;
+}
+
+/* Cut path back to size (rows of a batch never committed). */
+static void store_cut(struct store *st, const char *path, int fd, off_t size)
+{
+	struct stat sb;
+	if (fstat(fd, &sb) < 0 || sb.st_size == size)
+		return;
+	if (sb.st_size < size) {
+		log_warn("store", "host %s: %s is %lld bytes shorter than its last commit (lost in a "
+		         "power cut?)", st->name, path, (long long)(size - sb.st_size));
+		return;
+	}
+	if (ftruncate(fd, size) < 0)
+		log_err("store", "host %s: cannot cut %s back: %s", st->name, path, strerror(errno));
+	else
+		log_notice("store", "host %s: %s: removed %lld bytes of a batch never acked",
+		           st->name, path, (long long)(sb.st_size - size));
+}
+
+/* Bring the files back to the commit record: open every file it names at
+ * its committed length; cut files it does not name to their header. */
+static void store_recover(struct store *st)
+{
+	char path[4200];
+	for (uint32_t i = 0; i < st->committed.nfiles; i++) {
+		const struct state_file *sf = &st->committed.files[i];
+		if (!util_valid_key(sf->metric))
+			continue;
+		snprintf(path, sizeof path, "%s/%s.csv", st->dir, sf->metric);
+		int fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		store_cut(st, path, fd, (off_t)sf->size);
+		if (!store_add_file(st, sf->metric, fd))
+			close(fd);
+	}
+	DIR *d = opendir(st->dir);
+	struct dirent *de;
+	while (d && (de = readdir(d))) {
+		size_t len = strlen(de->d_name);
+		if (len < 5 || strcmp(de->d_name + len - 4, ".csv") != 0 ||
+		    strcmp(de->d_name, "events.csv") == 0)
+			continue;
+		char metric[PROTO_KEY_MAX + 1];
+		snprintf(metric, sizeof metric, "%.*s", (int)(len - 4), de->d_name);
+		int known = 0;
+		for (size_t i = 0; i < st->nfiles; i++)
+			known |= strcmp(st->files[i].metric, metric) == 0;
+		if (known)
+			continue;
+		snprintf(path, sizeof path, "%s/%s", st->dir, de->d_name);
+		int fd = open(path, O_RDWR | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		store_cut(st, path, fd, first_line_len(fd));
+		close(fd);
+	}
+	if (d)
+		closedir(d);
+}
+
+/* Create the host's folder, read its commit record and repair the files. */
+struct store *store_open(const char *data_dir, const char *name)
+{
+	struct store *st = calloc(1, sizeof *st);
+	if (!st)
+		return NULL;
+	st->state_fd = -1;
+	int n = snprintf(st->dir, sizeof st->dir, "%s/hosts/%s", data_dir, name);
+	if (n < 0 || (size_t)n >= sizeof st->dir) {
+		log_err("store", "host %s: data path too long", name);
+		goto fail;
+	}
+	snprintf(st->name, sizeof st->name, "%s", name);
+	if (util_mkdirs(st->dir) < 0) {
+		log_err("store", "host %s: cannot create %s: %s", name, st->dir, strerror(errno));
+		goto fail;
+	}
+	char path[4200];
+	snprintf(path, sizeof path, "%s/%s", st->dir, STATE_FILE_NAME);
+	st->state_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (st->state_fd < 0) {
+		log_err("store", "host %s: cannot open %s: %s", name, path, strerror(errno));
+		goto fail;
+	}
+	int rc = state_read(st->state_fd, &st->committed);
+	if (rc < 0) {
+		log_err("store", "host %s: cannot read %s: %s", name, path, strerror(errno));
+		goto fail;
+	}
+	if (rc == 0)
+		store_recover(st);
+	else
+		memset(&st->committed, 0, sizeof st->committed);
+	st->persisted = 1;
+	return st;
+fail:
+	if (st->state_fd >= 0)
+		close(st->state_fd);
+	free(st);
+	return NULL;
+}
+
+/* Sync and close everything the store holds. */
+void store_close(struct store *st)
+{
+	if (!st)
+		return;
+	store_persist(st, 1);
+	for (size_t i = 0; i < st->nfiles; i++)
+		close(st->files[i].fd);
+	if (st->events)
+		fclose(st->events);
+	close(st->state_fd);
+	free(st->files);
+	free(st->buf);
+	free(st->undo);
+	free(st);
+}
+
+/* The agent run and last sequence of the last whole batch. */
+void store_last(const struct store *st, uint64_t *run_id, uint64_t *last_seq)
+{
+	*run_id = st->committed.run_id;
+	*last_seq = st->committed.last_seq;
+}
+
+/* The file for a metric, opened (and its header checked) the first time
+ * in this run; -1 on error. */
+static int store_file_for(struct store *st, const struct proto_group *g)
+{
+	struct store_file *f = NULL;
+	for (size_t i = 0; i < st->nfiles && !f; i++)
+		if (strcmp(st->files[i].metric, g->metric) == 0)
+			f = &st->files[i];
+	if (f && f->checked)
+		return f->fd;
+	char path[4200], header[2048];
+	snprintf(path, sizeof path, "%s/%s.csv", st->dir, g->metric);
+	group_header(g, header, sizeof header);
+	int fd = csv_prepare(path, header);
+	if (fd < 0)
+		return -1;
+	if (!f && st->nfiles >= STATE_FILES_MAX) {
+		close(fd);
+		errno = EMFILE;
+		return -1;
+	}
+	if (!f && !(f = store_add_file(st, g->metric, fd))) {
+		close(fd);
+		return -1;
+	}
+	if (f->fd != fd) {
+		close(f->fd);
+		f->fd = fd;
+	}
+	f->checked = 1;
+	f->dirty = 1;
+	return fd;
 }
 
 /* Append printf-style text to the row buffer; -1 when out of memory. */
@@ -297,6 +440,9 @@ int store_write_group(struct store *st, const struct proto_group *g)
 	}
 	if (store_note_undo(st, fd) < 0 || write_all(fd, st->buf, st->buflen) < 0)
 		return store_fail(st, g->metric);
+	for (size_t i = 0; i < st->nfiles; i++)
+		if (st->files[i].fd == fd)
+			st->files[i].dirty = 1;
 	return 0;
 }
 
@@ -306,9 +452,13 @@ int store_write_event(struct store *st, const char *line)
 	if (!st->events) {
 		char path[4200];
 		snprintf(path, sizeof path, "%s/events.csv", st->dir);
-		st->events = open_csv(path, STORE_HOST_EVENT_HEADER);
-		if (!st->events)
+		int fd = csv_prepare(path, STORE_HOST_EVENT_HEADER);
+		st->events = fd >= 0 ? fdopen(fd, "a") : NULL;
+		if (!st->events) {
+			if (fd >= 0)
+				close(fd);
 			return store_fail(st, "events.csv");
+		}
 	}
 	if (fprintf(st->events, "%s\n", line) < 0 || fflush(st->events) != 0) {
 		clearerr(st->events);
@@ -317,14 +467,51 @@ int store_write_event(struct store *st, const char *line)
 	return 0;
 }
 
-/* A whole batch was written: a failure streak is over. */
-void store_batch_done(struct store *st)
+/* The batch (run_id, seq) is whole in the files: it becomes the commit
+ * record, kept in memory until store_persist writes it. */
+void store_batch_done(struct store *st, uint64_t run_id, uint64_t seq)
 {
+	struct state *c = &st->committed;
+	c->run_id = run_id;
+	c->last_seq = seq;
+	c->nfiles = 0;
+	for (size_t i = 0; i < st->nfiles && c->nfiles < STATE_FILES_MAX; i++) {
+		off_t size = lseek(st->files[i].fd, 0, SEEK_END);
+		if (size < 0)
+			continue;
+		struct state_file *sf = &c->files[c->nfiles++];
+		snprintf(sf->metric, sizeof sf->metric, "%s", st->files[i].metric);
+		sf->size = (uint64_t)size;
+	}
 	st->nundo = 0;
+	st->persisted = 0;
 	if (st->failing) {
-		log_notice("store", "host %s: writing again", st->name);
+		log_notice("store", "host %s: storing again", st->name);
 		st->failing = 0;
 	}
+}
+
+/* Write the commit record; with sync, the data reaches the disk before the
+ * record and the record before this returns. 0 or -1. */
+int store_persist(struct store *st, int sync)
+{
+	if (sync) {
+		for (size_t i = 0; i < st->nfiles; i++) {
+			if (!st->files[i].dirty)
+				continue;
+			if (fdatasync(st->files[i].fd) < 0)
+				return store_fail(st, st->files[i].metric);
+			st->files[i].dirty = 0;
+		}
+	}
+	if (!st->persisted) {
+		if (state_write(st->state_fd, &st->committed) < 0)
+			return store_fail(st, STATE_FILE_NAME);
+		st->persisted = 1;
+		if (sync && fdatasync(st->state_fd) < 0)
+			return store_fail(st, STATE_FILE_NAME);
+	}
+	return 0;
 }
 
 /* Open a shared log file such as <data_dir>/events.csv. */
@@ -333,8 +520,11 @@ struct store_log *store_log_open(const char *path, const char *header)
 	struct store_log *l = calloc(1, sizeof *l);
 	if (!l)
 		return NULL;
-	l->fp = open_csv(path, header);
+	int fd = csv_prepare(path, header);
+	l->fp = fd >= 0 ? fdopen(fd, "a") : NULL;
 	if (!l->fp) {
+		if (fd >= 0)
+			close(fd);
 		log_err("store", "cannot open %s: %s", path, strerror(errno));
 		free(l);
 		return NULL;

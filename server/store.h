@@ -1,6 +1,6 @@
 /* Per-host CSV files under <data_dir>/hosts/<name>/: one file per metric,
- * opened once and kept. A store is used by one thread at a time; the
- * caller (the host's lock) serialises access. */
+ * opened once and kept, and a commit record of the last whole batch. A
+ * store is used by one thread at a time; the host's lock serialises it. */
 #ifndef PIMON_STORE_H
 #define PIMON_STORE_H
 
@@ -8,12 +8,15 @@
 
 struct store;
 
-/* Create <data_dir>/hosts/<name>/ and an empty store for it; NULL on error
- * (logged). */
+/* Open <data_dir>/hosts/<name>/ (created if new), read its commit record
+ * and cut off rows of any batch after it. NULL on error (logged). */
 struct store *store_open(const char *data_dir, const char *name);
 
-/* Flush and close every file. */
+/* Persist, sync and close every file. */
 void store_close(struct store *st);
+
+/* Agent run and sequence of the last whole batch (0, 0 for a new host). */
+void store_last(const struct store *st, uint64_t *run_id, uint64_t *last_seq);
 
 /* Append a group's rows to <metric>.csv with one write; a failed write
  * leaves no partial row. 0, or -1 on an error (logged at most once per
@@ -23,8 +26,13 @@ int store_write_group(struct store *st, const struct proto_group *g);
 /* Append one line (without newline) to the host's events.csv. */
 int store_write_event(struct store *st, const char *line);
 
-/* Every group of a batch was written: ends a failure streak (logged). */
-void store_batch_done(struct store *st);
+/* Every group of batch (run_id, seq) was written: it becomes the commit
+ * record (in memory until store_persist). Ends a failure streak (logged). */
+void store_batch_done(struct store *st, uint64_t run_id, uint64_t seq);
+
+/* Write the commit record to disk. With sync, fdatasync the data written
+ * since the last sync first, and the record after. 0 or -1 (logged). */
+int store_persist(struct store *st, int sync);
 
 /* A group of the batch failed: cut the files back to where they were
  * before the batch, so it is stored whole or not at all. */

@@ -80,7 +80,13 @@ static void test_defaults(void)
 	CHECK_STR(cfg.agent.sys_root, "/sys");
 	CHECK(cfg.agent.reconnect_min == 0.5);
 	CHECK(cfg.agent.reconnect_max == 30.0);
-	CHECK(cfg.agent.queue_max == 1024);
+	CHECK(cfg.agent.queue_max == 4096);
+	CHECK_STR(cfg.agent.spool_dir, "/var/lib/pimon-agent");
+	CHECK(cfg.agent.spool_max == 4194304);
+	CHECK(cfg.agent.spool_flush == 10.0);
+	CHECK(cfg.agent.catchup_rate == 50);
+	CHECK_STR(cfg.server.sync, "interval");
+	CHECK(cfg.server.sync_interval == 1.0);
 	CHECK_STR(cfg.agent.log_level, "info");
 	config_free(&cfg);
 	CHECK(cfg.server.listen == NULL && cfg.server.collect_metrics == NULL);
@@ -211,7 +217,7 @@ static void test_custom_file(void)
 	CHECK(cfg.server.workers == 4);
 	CHECK_STR(cfg.server.listen, "0.0.0.0:8080");
 	CHECK(cfg.server.ncollect_metrics == 0); /* an empty array is allowed */
-	CHECK(cfg.agent.queue_max == 1024);
+	CHECK(cfg.agent.queue_max == 4096);
 	config_free(&cfg);
 }
 
@@ -256,6 +262,7 @@ static const struct bad_case {
     {"bad_workers_257.cfg", 5, "server.workers: 257 is out of range 1..256"},
     {"bad_workers_int64.cfg", 4, "server.workers: 4294967300 is out of range 1..256"},
     {"bad_timeout_range.cfg", 6, "server.heartbeat.timeout: 0.1 is out of range 0.2..86400"},
+    {"bad_sync.cfg", 4, "server.sync: 'sometimes' is not one of none, batch, interval"},
     {"bad_log_level.cfg", 4,
      "server.log_level: 'verbose' is not one of err, warn, notice, info, debug"},
     {"bad_agent_log_level.cfg", 4,

@@ -1,0 +1,44 @@
+/* A host's commit record: the agent run and last sequence stored, and how
+ * long each metric file was when that batch was complete. Kept beside the
+ * host's data in two checksummed slots written in turn, so a torn write
+ * leaves the previous record readable. */
+#ifndef PIMON_STATE_H
+#define PIMON_STATE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto.h"
+
+#define STATE_SLOT 4096
+#define STATE_FILES_MAX 96
+#define STATE_FILE_NAME "commit.state"
+
+struct state_file {
+	char metric[PROTO_KEY_MAX + 1];
+	uint64_t size;
+};
+
+struct state {
+	uint64_t gen; /* bumped by every write; the newer valid slot wins */
+	uint64_t run_id;
+	uint64_t last_seq;
+	uint32_t nfiles;
+	struct state_file files[STATE_FILES_MAX];
+};
+
+/* Encode s into one slot. */
+void state_encode(const struct state *s, uint8_t slot[STATE_SLOT]);
+
+/* Decode one slot; 0 if it holds a valid record, -1 if not. */
+int state_decode(const uint8_t *slot, size_t len, struct state *s);
+
+/* Read both slots of fd into s, taking the newest valid one. 0 when one was
+ * found, 1 when there is none (a new or empty file), -1 on a read error. */
+int state_read(int fd, struct state *s);
+
+/* Write s (gen bumped first) into the slot after the one last written.
+ * 0 or -1 with errno set. */
+int state_write(int fd, struct state *s);
+
+#endif
