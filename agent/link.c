@@ -12,7 +12,13 @@
 #include "log.h"
 #include "pimon_version.h"
 #include "proto.h"
+#include "spool.h"
 #include "util.h"
+
+/* Batches sent and not yet acked, at most. */
+#define LINK_WINDOW 64
+/* No ACK progress for this long (or 3 intervals) and the unacked are resent. */
+#define LINK_ACK_TIMEOUT_MS 5000
 
 enum link_state { LINK_IDLE, LINK_CONNECTING, LINK_HELLO_SENT, LINK_READY, LINK_STOPPING };
 
@@ -21,6 +27,7 @@ struct pending {
 	uint64_t seq;
 	uint8_t *data;
 	size_t len;
+	int spooled; /* also in the spool file */
 };
 
 struct link {
@@ -33,20 +40,35 @@ struct link {
 	struct bufferevent *bev;
 	enum link_state state;
 	struct event *retry_timer, *collect_timer, *heartbeat_timer, *stop_timer;
-	unsigned attempt;      /* failed connects since the last WELCOME */
-	uint32_t interval_ms;  /* from WELCOME; 0 until the first */
-	uint32_t heartbeat_ms; /* from WELCOME */
+	struct event *pump_timer;  /* next send when the catch-up rate allows */
+	struct event *ack_timer;   /* no ACK progress: resend */
+	struct event *spool_timer; /* while away: write new batches to the spool */
+	unsigned attempt;          /* failed connects since the last WELCOME */
+	uint32_t interval_ms;      /* from WELCOME; 0 until the first */
+	uint32_t heartbeat_ms;     /* from WELCOME */
 	uint64_t run_id;
 	uint64_t next_seq;
 	struct pending *queue; /* ring of unacked batches, oldest first */
 	size_t qhead, qlen, qcap;
-	uint64_t dropped;
+	size_t qsent;     /* of those, sent on this connection */
+	size_t qbytes;    /* bytes the queue holds */
+	uint64_t dropped; /* batches lost to the bounds, this run */
+	double tokens;    /* catch-up rate limiter */
+	uint64_t tokens_ms;
+	struct spool *spool; /* NULL: memory only */
+	int spool_stale;     /* the file holds entries no longer queued */
 	struct proto_buf scratch;
 };
 
 static void link_event_cb(struct bufferevent *bev, short what, void *arg);
 static void link_read_cb(struct bufferevent *bev, void *arg);
 static void link_stop_timer_cb(evutil_socket_t fd, short what, void *arg);
+static void link_pump_cb(evutil_socket_t fd, short what, void *arg);
+static void link_ack_timeout_cb(evutil_socket_t fd, short what, void *arg);
+static void link_spool_timer_cb(evutil_socket_t fd, short what, void *arg);
+static void link_spool_flush(struct link *l);
+static void link_pop(struct link *l);
+static void link_pump(struct link *l);
 
 /* A random 64-bit value for the run id and jitter. */
 static uint64_t random_u64(void)
@@ -62,6 +84,34 @@ static struct timeval ms_tv(uint64_t ms)
 {
 	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
 	return tv;
+}
+
+static void link_enqueue(struct link *l, uint64_t seq, const uint8_t *data, size_t len,
+                         int spooled);
+
+/* One batch from the spool of an earlier run goes back in the queue. */
+static int link_spool_record(void *arg, uint64_t seq, const uint8_t *data, size_t len)
+{
+	struct link *l = arg;
+	link_enqueue(l, seq, data, len, 1);
+	if (seq >= l->next_seq)
+		l->next_seq = seq + 1;
+	return 0;
+}
+
+/* Take over what an earlier run left unacked: its run id, its batches and
+ * its count of lost ones, so the server can tell resends from new rows. */
+static void link_spool_load(struct link *l)
+{
+	uint64_t run_id = 0, dropped = 0;
+	int n = spool_load(l->spool, &run_id, &dropped, link_spool_record, l);
+	if (n > 0) {
+		l->run_id = run_id;
+		l->dropped += dropped;
+		log_notice("link",
+		           "%d unacked batches from the spool will be sent (%llu lost before)", n,
+		           (unsigned long long)dropped);
+	}
 }
 
 /* Create the link; nothing happens until link_start. */
@@ -82,8 +132,21 @@ struct link *link_create(struct event_base *base, const struct pimon_config *cfg
 	}
 	l->qcap = (size_t)cfg->agent.queue_max;
 	l->queue = calloc(l->qcap, sizeof *l->queue);
+	if (!l->queue) {
+		free(l);
+		return NULL;
+	}
 	l->run_id = random_u64();
 	l->next_seq = 1;
+	l->tokens = cfg->agent.catchup_rate;
+	/* One folder per host name, so agents of several names share a machine. */
+	char dir[4096];
+	snprintf(dir, sizeof dir, "%s/%s", cfg->agent.spool_dir, name);
+	l->spool = spool_open(dir);
+	if (!l->spool)
+		log_warn("link", "no spool in %s: unacked batches live in memory only", dir);
+	else
+		link_spool_load(l);
 	return l;
 }
 
@@ -96,6 +159,11 @@ static void link_drop(struct link *l)
 	}
 	if (l->heartbeat_timer)
 		evtimer_del(l->heartbeat_timer);
+	if (l->pump_timer)
+		evtimer_del(l->pump_timer);
+	if (l->ack_timer)
+		evtimer_del(l->ack_timer);
+	l->qsent = 0;
 }
 
 /* Free everything. */
@@ -104,13 +172,16 @@ void link_destroy(struct link *l)
 	if (!l)
 		return;
 	link_drop(l);
+	link_spool_flush(l);
+	spool_close(l->spool);
 	struct event *timers[] = {l->retry_timer, l->collect_timer, l->heartbeat_timer,
-	                          l->stop_timer};
+	                          l->stop_timer,  l->pump_timer,    l->ack_timer,
+	                          l->spool_timer};
 	for (size_t i = 0; i < sizeof timers / sizeof timers[0]; i++)
 		if (timers[i])
 			event_free(timers[i]);
-	for (size_t i = 0; i < l->qlen; i++)
-		free(l->queue[(l->qhead + i) % l->qcap].data);
+	while (l->qlen)
+		link_pop(l);
 	free(l->queue);
 	proto_buf_free(&l->scratch);
 	free(l);
@@ -146,6 +217,10 @@ static void link_lost(struct link *l, const char *why)
 	}
 	link_drop(l);
 	l->state = LINK_IDLE;
+	link_spool_flush(l);
+	struct timeval sf = ms_tv((uint64_t)(l->cfg->agent.spool_flush * 1000.0));
+	if (l->interval_ms)
+		evtimer_add(l->spool_timer, &sf);
 	uint64_t ms = backoff_ms(l);
 	l->attempt++;
 	log_warn("link", "%s:%d: %s; reconnecting in %.1f s (%zu batches queued)", l->host, l->port,
@@ -189,6 +264,9 @@ void link_start(struct link *l)
 {
 	l->retry_timer = evtimer_new(l->base, link_retry_cb, l);
 	l->stop_timer = evtimer_new(l->base, link_stop_timer_cb, l);
+	l->pump_timer = evtimer_new(l->base, link_pump_cb, l);
+	l->ack_timer = evtimer_new(l->base, link_ack_timeout_cb, l);
+	l->spool_timer = event_new(l->base, -1, EV_PERSIST, link_spool_timer_cb, l);
 	link_connect(l);
 }
 
@@ -208,20 +286,36 @@ static void link_send_hello(struct link *l)
 	l->state = LINK_HELLO_SENT;
 }
 
-/* Queue an encoded batch; the oldest goes when the queue is full. */
-static void link_enqueue(struct link *l, uint64_t seq, const uint8_t *data, size_t len)
+/* Forget the oldest queued batch. */
+static void link_pop(struct link *l)
 {
-	if (l->qlen == l->qcap) {
-		struct pending *old = &l->queue[l->qhead];
-		free(old->data);
-		l->qhead = (l->qhead + 1) % l->qcap;
-		l->qlen--;
+	struct pending *p = &l->queue[l->qhead];
+	if (p->spooled)
+		l->spool_stale = 1;
+	l->qbytes -= p->len;
+	free(p->data);
+	l->qhead = (l->qhead + 1) % l->qcap;
+	l->qlen--;
+	if (l->qsent)
+		l->qsent--;
+}
+
+/* Queue an encoded batch; past queue_max batches or spool_max bytes the
+ * oldest go, counted. */
+static void link_enqueue(struct link *l, uint64_t seq, const uint8_t *data, size_t len, int spooled)
+{
+	while (l->qlen &&
+	       (l->qlen == l->qcap || l->qbytes + len > (size_t)l->cfg->agent.spool_max)) {
+		link_pop(l);
 		if (l->dropped++ % 100 == 0)
-			log_warn("link", "queue full (%zu batches): dropping the oldest (%llu so far)",
-			         l->qcap, (unsigned long long)l->dropped);
+			log_warn("link",
+			         "unacked batches over the bound (%zu, %zu bytes): dropping the "
+			         "oldest (%llu so far)",
+			         l->qlen + 1, l->qbytes, (unsigned long long)l->dropped);
 	}
 	uint8_t *copy = malloc(len);
 	if (!copy) {
+		l->dropped++;
 		log_err("link", "out of memory: batch %llu lost", (unsigned long long)seq);
 		return;
 	}
@@ -230,20 +324,147 @@ static void link_enqueue(struct link *l, uint64_t seq, const uint8_t *data, size
 	p->seq = seq;
 	p->data = copy;
 	p->len = len;
+	p->spooled = spooled;
 	l->qlen++;
+	l->qbytes += len;
 }
 
-/* Collect a sample now; queue it and send it when connected. */
+/* Write what the spool lacks: the whole queue when entries left it,
+ * otherwise only the batches not yet in it, with one write. */
+static void link_spool_flush(struct link *l)
+{
+	if (!l->spool)
+		return;
+	if (l->qlen == 0) {
+		if (l->spool_stale || spool_bytes(l->spool))
+			spool_clear(l->spool);
+		l->spool_stale = 0;
+		return;
+	}
+	struct spool_record *recs = calloc(l->qlen, sizeof *recs);
+	if (!recs)
+		return;
+	size_t n = 0, first = l->spool_stale ? 0 : l->qlen;
+	for (size_t i = 0; i < l->qlen; i++) {
+		struct pending *p = &l->queue[(l->qhead + i) % l->qcap];
+		if (!p->spooled && i < first)
+			first = i;
+	}
+	for (size_t i = first; i < l->qlen; i++) {
+		struct pending *p = &l->queue[(l->qhead + i) % l->qcap];
+		recs[n++] = (struct spool_record){p->seq, p->data, p->len};
+	}
+	int rc = 0;
+	if (l->spool_stale)
+		rc = spool_rewrite(l->spool, l->run_id, l->dropped, recs, n);
+	else if (n)
+		rc = spool_append(l->spool, l->run_id, l->dropped, recs, n);
+	free(recs);
+	if (rc < 0)
+		return;
+	l->spool_stale = 0;
+	for (size_t i = first; i < l->qlen; i++)
+		l->queue[(l->qhead + i) % l->qcap].spooled = 1;
+}
+
+/* While the server is away, batches reach the spool this often. */
+static void link_spool_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct link *l = arg;
+	if (l->state == LINK_READY)
+		evtimer_del(l->spool_timer);
+	else
+		link_spool_flush(l);
+}
+
+/* Refill the catch-up bucket: catchup_rate tokens a second, one second's
+ * worth at most. */
+static void link_refill(struct link *l)
+{
+	uint64_t now = util_mono_ms();
+	double rate = l->cfg->agent.catchup_rate;
+	l->tokens += (double)(now - l->tokens_ms) * rate / 1000.0;
+	if (l->tokens > rate)
+		l->tokens = rate;
+	l->tokens_ms = now;
+}
+
+/* (Re)arm the ACK timer while batches are in flight. */
+static void link_arm_ack_timer(struct link *l)
+{
+	if (l->qsent == 0) {
+		evtimer_del(l->ack_timer);
+		return;
+	}
+	uint64_t ms = 3ull * l->interval_ms;
+	struct timeval tv = ms_tv(ms > LINK_ACK_TIMEOUT_MS ? ms : LINK_ACK_TIMEOUT_MS);
+	evtimer_add(l->ack_timer, &tv);
+}
+
+/* Send queued batches in order: at most LINK_WINDOW unacked, at most
+ * catchup_rate a second, so a backlog drains steadily behind which new
+ * batches wait their turn (rows stay in time order). */
+static void link_pump(struct link *l)
+{
+	if (l->state != LINK_READY)
+		return;
+	link_refill(l);
+	size_t before = l->qsent;
+	while (l->qsent < l->qlen && l->qsent < LINK_WINDOW && l->tokens >= 1.0) {
+		const struct pending *p = &l->queue[(l->qhead + l->qsent) % l->qcap];
+		bufferevent_write(l->bev, p->data, p->len);
+		l->qsent++;
+		l->tokens -= 1.0;
+	}
+	if (before == 0 && l->qsent > 0)
+		link_arm_ack_timer(l);
+	if (l->qsent < l->qlen && l->qsent < LINK_WINDOW) {
+		double rate = l->cfg->agent.catchup_rate;
+		uint64_t ms = (uint64_t)((1.0 - l->tokens) * 1000.0 / rate) + 1;
+		struct timeval tv = ms_tv(ms);
+		evtimer_add(l->pump_timer, &tv);
+	}
+}
+
+/* The rate allows another send. */
+static void link_pump_cb(evutil_socket_t fd, short what, void *arg)
+{
+	link_pump(arg);
+}
+
+/* No ACK progress: the server could not store them (or lost them); send
+ * every unacked batch again, oldest first. */
+static void link_ack_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct link *l = arg;
+	if (l->state != LINK_READY || l->qsent == 0)
+		return;
+	log_warn("link", "no ACK for %zu batches; sending them again", l->qsent);
+	l->qsent = 0;
+	link_pump(l);
+}
+
+/* Collect a sample now, with the agent's own delivery figures; queue it
+ * and send it in turn. */
 static void link_collect_now(struct link *l)
 {
 	const struct proto_group *groups;
 	size_t n = collect_run(l->col, util_now_ms(), &groups);
 	if (n == 0)
 		return;
+	static const char *const fields[] = {"dropped_batches", "queued_batches", "spool_bytes"};
+	struct proto_group all[PROTO_MAX_METRICS + 1];
+	if (n > PROTO_MAX_METRICS)
+		n = PROTO_MAX_METRICS;
+	memcpy(all, groups, n * sizeof *all);
+	double values[3] = {(double)l->dropped, (double)l->qlen,
+	                    l->spool ? (double)spool_bytes(l->spool) : 0.0};
+	struct proto_row row = {groups[0].rows[0].time_ms, "", values};
+	all[n] = (struct proto_group){"agent", "", 3, fields, 1, &row};
 	struct proto_msg m = {.type = PROTO_METRICS};
 	m.u.metrics.seq = l->next_seq;
-	m.u.metrics.ngroups = (uint32_t)n;
-	m.u.metrics.groups = groups;
+	m.u.metrics.ngroups = (uint32_t)n + 1;
+	m.u.metrics.groups = all;
 	const char *err;
 	proto_buf_reset(&l->scratch);
 	if (proto_encode(&m, &l->scratch, &err) < 0) {
@@ -251,9 +472,8 @@ static void link_collect_now(struct link *l)
 		return;
 	}
 	l->next_seq++;
-	link_enqueue(l, m.u.metrics.seq, l->scratch.data, l->scratch.len);
-	if (l->state == LINK_READY)
-		bufferevent_write(l->bev, l->scratch.data, l->scratch.len);
+	link_enqueue(l, m.u.metrics.seq, l->scratch.data, l->scratch.len, 0);
+	link_pump(l);
 }
 
 /* The collect timer fired. */
@@ -285,12 +505,11 @@ static void handle_welcome(struct link *l, const struct proto_welcome *w)
 	l->heartbeat_ms = w->heartbeat_ms;
 	l->state = LINK_READY;
 	l->attempt = 0;
-	log_info("link", "connected to %s:%d as %s: every %.1f s, %u collectors, %zu batches to resend",
-	         l->host, l->port, l->name, w->interval_ms / 1000.0, (unsigned)w->nmetrics, l->qlen);
-	for (size_t i = 0; i < l->qlen; i++) {
-		const struct pending *p = &l->queue[(l->qhead + i) % l->qcap];
-		bufferevent_write(l->bev, p->data, p->len);
-	}
+	log_info(
+	    "link", "connected to %s:%d as %s: every %.1f s, %u collectors, %zu batches to resend",
+	    l->host, l->port, l->name, w->interval_ms / 1000.0, (unsigned)w->nmetrics, l->qlen);
+	l->qsent = 0;
+	evtimer_del(l->spool_timer);
 	/* Silence for three heartbeats means the server is gone. */
 	struct timeval rt = ms_tv(3ull * w->heartbeat_ms + 1000);
 	bufferevent_set_timeouts(l->bev, &rt, &rt);
@@ -306,16 +525,25 @@ static void handle_welcome(struct link *l, const struct proto_welcome *w)
 		struct timeval iv = ms_tv(w->interval_ms);
 		evtimer_add(l->collect_timer, &iv);
 	}
+	link_pump(l);
 }
 
-/* ACK: forget every batch up to seq. */
+/* ACK: forget every batch up to seq; the window moves on. */
 static void handle_ack(struct link *l, uint64_t seq)
 {
+	int moved = 0;
 	while (l->qlen && l->queue[l->qhead].seq <= seq) {
-		free(l->queue[l->qhead].data);
-		l->qhead = (l->qhead + 1) % l->qcap;
-		l->qlen--;
+		link_pop(l);
+		moved = 1;
 	}
+	if (!moved)
+		return;
+	if (l->qlen == 0 && l->spool && (l->spool_stale || spool_bytes(l->spool))) {
+		spool_clear(l->spool);
+		l->spool_stale = 0;
+	}
+	link_arm_ack_timer(l);
+	link_pump(l);
 }
 
 /* Act on one frame from the server; -1 when the link was dropped. */
@@ -345,7 +573,8 @@ static int link_dispatch(struct link *l, const struct proto_msg *msg)
 	}
 	default: {
 		char why[64];
-		snprintf(why, sizeof why, "unexpected %s from the server", proto_type_name(msg->type));
+		snprintf(why, sizeof why, "unexpected %s from the server",
+		         proto_type_name(msg->type));
 		link_lost(l, why);
 		return -1;
 	}

@@ -20,18 +20,18 @@
 
 static void usage(FILE *out)
 {
-	fprintf(out,
-	        "usage: pimon-agent [options]\n"
-	        "  -c, --config FILE    configuration file (default " CONFIG_DEFAULT_PATH ")\n"
-	        "  -t, --test           check the configuration and exit (0 good, 2 bad)\n"
-	        "  -1, --once           print one snapshot as JSON and exit (no server)\n"
-	        "  -s, --server ADDR    server address, host:port (agent.server)\n"
-	        "  -n, --name NAME      host name to report (agent.name)\n"
-	        "      --proc-root DIR  read /proc from DIR (agent.proc_root)\n"
-	        "      --sys-root DIR   read /sys from DIR (agent.sys_root)\n"
-	        "  -v, --verbose        log more (repeat for debug)\n"
-	        "  -h, --help           show this help\n"
-	        "  -V, --version        show the version\n");
+	fprintf(out, "usage: pimon-agent [options]\n"
+	             "  -c, --config FILE    configuration file (default " CONFIG_DEFAULT_PATH ")\n"
+	             "  -t, --test           check the configuration and exit (0 good, 2 bad)\n"
+	             "  -1, --once           print one snapshot as JSON and exit (no server)\n"
+	             "  -s, --server ADDR    server address, host:port (agent.server)\n"
+	             "  -n, --name NAME      host name to report (agent.name)\n"
+	             "      --proc-root DIR  read /proc from DIR (agent.proc_root)\n"
+	             "      --sys-root DIR   read /sys from DIR (agent.sys_root)\n"
+	             "      --spool-dir DIR  keep unacked batches in DIR/NAME (agent.spool_dir)\n"
+	             "  -v, --verbose        log more (repeat for debug)\n"
+	             "  -h, --help           show this help\n"
+	             "  -V, --version        show the version\n");
 }
 
 /* Replace a config string with a command-line value. */
@@ -55,11 +55,11 @@ static int run_once(struct collect *col, const char *name)
 	size_t n = collect_run(col, now, &groups);
 	struct proto_hello facts = {0};
 	collect_sysinfo(col, &facts);
-	json_t *out = json_pack("{s:s, s:I, s:{s:s, s:s, s:s, s:s, s:I}, s:o}", "name", name,
-	                        "time", (json_int_t)now, "system", "os", facts.os, "kernel",
-	                        facts.kernel, "model", facts.model, "boot_id", facts.boot_id,
-	                        "uptime_s", (json_int_t)facts.uptime_s, "metrics",
-	                        metric_json_groups(groups, n));
+	json_t *out =
+	    json_pack("{s:s, s:I, s:{s:s, s:s, s:s, s:s, s:I}, s:o}", "name", name, "time",
+	              (json_int_t)now, "system", "os", facts.os, "kernel", facts.kernel, "model",
+	              facts.model, "boot_id", facts.boot_id, "uptime_s", (json_int_t)facts.uptime_s,
+	              "metrics", metric_json_groups(groups, n));
 	if (!out || json_dumpf(out, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(10)) < 0)
 		return 1;
 	putchar('\n');
@@ -76,30 +76,62 @@ static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
 
 int main(int argc, char **argv)
 {
-	enum { OPT_PROC = 256, OPT_SYS };
+	enum { OPT_PROC = 256, OPT_SYS, OPT_SPOOL };
 	static const struct option opts[] = {
-		{"config", required_argument, NULL, 'c'},  {"test", no_argument, NULL, 't'},
-		{"once", no_argument, NULL, '1'},          {"server", required_argument, NULL, 's'},
-		{"name", required_argument, NULL, 'n'},    {"proc-root", required_argument, NULL, OPT_PROC},
-		{"sys-root", required_argument, NULL, OPT_SYS}, {"verbose", no_argument, NULL, 'v'},
-		{"help", no_argument, NULL, 'h'},          {"version", no_argument, NULL, 'V'},
-		{NULL, 0, NULL, 0},
+	    {"config", required_argument, NULL, 'c'},
+	    {"test", no_argument, NULL, 't'},
+	    {"once", no_argument, NULL, '1'},
+	    {"server", required_argument, NULL, 's'},
+	    {"name", required_argument, NULL, 'n'},
+	    {"proc-root", required_argument, NULL, OPT_PROC},
+	    {"sys-root", required_argument, NULL, OPT_SYS},
+	    {"verbose", no_argument, NULL, 'v'},
+	    {"spool-dir", required_argument, NULL, OPT_SPOOL},
+	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},
+	    {NULL, 0, NULL, 0},
 	};
 	const char *path = NULL, *server = NULL, *name = NULL, *proc = NULL, *sys = NULL;
+	const char *spool = NULL;
 	int check_only = 0, once = 0, verbose = 0, c;
 	while ((c = getopt_long(argc, argv, "c:t1s:n:vhV", opts, NULL)) != -1) {
 		switch (c) {
-		case 'c': path = optarg; break;
-		case 't': check_only = 1; break;
-		case '1': once = 1; break;
-		case 's': server = optarg; break;
-		case 'n': name = optarg; break;
-		case OPT_PROC: proc = optarg; break;
-		case OPT_SYS: sys = optarg; break;
-		case 'v': verbose++; break;
-		case 'h': usage(stdout); return 0;
-		case 'V': printf("pimon-agent %s\n", PIMON_VERSION); return 0;
-		default: usage(stderr); return 2;
+		case 'c':
+			path = optarg;
+			break;
+		case 't':
+			check_only = 1;
+			break;
+		case '1':
+			once = 1;
+			break;
+		case 's':
+			server = optarg;
+			break;
+		case 'n':
+			name = optarg;
+			break;
+		case OPT_PROC:
+			proc = optarg;
+			break;
+		case OPT_SYS:
+			sys = optarg;
+			break;
+		case OPT_SPOOL:
+			spool = optarg;
+			break;
+		case 'v':
+			verbose++;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			printf("pimon-agent %s\n", PIMON_VERSION);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
 		}
 	}
 	if (optind < argc) {
@@ -128,6 +160,8 @@ int main(int argc, char **argv)
 		override_str(&cfg.agent.proc_root, proc);
 	if (sys)
 		override_str(&cfg.agent.sys_root, sys);
+	if (spool)
+		override_str(&cfg.agent.spool_dir, spool);
 	char hostname[PROTO_NAME_MAX + 1] = "";
 	if (cfg.agent.name[0] == '\0' && gethostname(hostname, sizeof hostname - 1) == 0)
 		override_str(&cfg.agent.name, hostname);
@@ -160,7 +194,8 @@ int main(int argc, char **argv)
 		log_fatal("main", "cannot set up the link to %s", cfg.agent.server);
 	struct event *sigterm = evsignal_new(base, SIGTERM, on_stop_signal, link);
 	struct event *sigint = evsignal_new(base, SIGINT, on_stop_signal, link);
-	if (!sigterm || !sigint || evsignal_add(sigterm, NULL) < 0 || evsignal_add(sigint, NULL) < 0)
+	if (!sigterm || !sigint || evsignal_add(sigterm, NULL) < 0 ||
+	    evsignal_add(sigint, NULL) < 0)
 		log_fatal("main", "cannot install signal handlers");
 	log_notice("main", "pimon-agent %s: host %s, server %s", PIMON_VERSION, cfg.agent.name,
 	           cfg.agent.server);

@@ -57,56 +57,6 @@ struct spool_loader {
 	int stopped;
 };
 
-/* CRC-32 of each 4-bit value, for the nibble-at-a-time loop below. */
-static const uint32_t spool_crc_nibble[16] = {
-	0x00000000, 0x1db71064, 0x3b6e20c8, 0x26d930ac, 0x76dc4190, 0x6b6b51f4,
-	0x4db26158, 0x5005713c, 0xedb88320, 0xf00f9344, 0xd6d6a3e8, 0xcb61b38c,
-	0x9b64c2b0, 0x86d3d2d4, 0xa00ae278, 0xbdbdf21c,
-};
-
-/* CRC-32/IEEE of buf, continuing from crc (0 to start), two nibbles a byte. */
-uint32_t spool_crc32(uint32_t crc, const void *buf, size_t len)
-{
-	const uint8_t *p = buf;
-	crc = ~crc;
-	for (size_t i = 0; i < len; i++) {
-		crc ^= p[i];
-		crc = (crc >> 4) ^ spool_crc_nibble[crc & 15u];
-		crc = (crc >> 4) ^ spool_crc_nibble[crc & 15u];
-	}
-	return ~crc;
-}
-
-/* Store v big-endian in 4 bytes. */
-static void spool_put32(uint8_t *p, uint32_t v)
-{
-	for (int i = 3; i >= 0; i--) {
-		p[i] = (uint8_t)(v & 0xffu);
-		v >>= 8;
-	}
-}
-
-/* Store v big-endian in 8 bytes. */
-static void spool_put64(uint8_t *p, uint64_t v)
-{
-	for (int i = 7; i >= 0; i--) {
-		p[i] = (uint8_t)(v & 0xffu);
-		v >>= 8;
-	}
-}
-
-/* Read a big-endian u32. */
-static uint32_t spool_get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3];
-}
-
-/* Read a big-endian u64. */
-static uint64_t spool_get64(const uint8_t *p)
-{
-	return (uint64_t)spool_get32(p) << 32 | spool_get32(p + 4);
-}
-
 /* Why the image's header is unusable, or NULL when it is fine. */
 static const char *spool_header_problem(const uint8_t *buf, size_t len)
 {
@@ -114,7 +64,7 @@ static const char *spool_header_problem(const uint8_t *buf, size_t len)
 		return "short header";
 	if (memcmp(buf, SPOOL_MAGIC, 8) != 0)
 		return "bad magic";
-	if (spool_get32(buf + 8) != SPOOL_VERSION)
+	if (util_get_be32(buf + 8) != SPOOL_VERSION)
 		return "unknown version";
 	return NULL;
 }
@@ -125,12 +75,12 @@ static const char *spool_record_problem(const uint8_t *p, size_t avail, size_t *
 {
 	if (avail < SPOOL_RECHDR_SIZE)
 		return "torn record header";
-	uint32_t len = spool_get32(p);
+	uint32_t len = util_get_be32(p);
 	if (len > SPOOL_RECORD_MAX)
 		return "absurd record length";
 	if (len > avail - SPOOL_RECHDR_SIZE)
 		return "torn record data";
-	if (spool_crc32(0, p + 8, 8u + len) != spool_get32(p + 4))
+	if (util_crc32(0, p + 8, 8u + len) != util_get_be32(p + 4))
 		return "record CRC mismatch";
 	*reclen = SPOOL_RECHDR_SIZE + len;
 	return NULL;
@@ -147,15 +97,16 @@ size_t spool_parse(const uint8_t *buf, size_t len, uint64_t *run_id, uint64_t *d
 	if (spool_header_problem(buf, len))
 		return 0;
 	if (run_id)
-		*run_id = spool_get64(buf + 16);
+		*run_id = util_get_be64(buf + 16);
 	if (dropped)
-		*dropped = spool_get64(buf + 24);
+		*dropped = util_get_be64(buf + 24);
 	size_t off = SPOOL_HEADER_SIZE;
 	size_t reclen;
 	while (off < len && !spool_record_problem(buf + off, len - off, &reclen)) {
 		const uint8_t *p = buf + off;
 		off += reclen;
-		if (fn && fn(arg, spool_get64(p + 8), p + SPOOL_RECHDR_SIZE, reclen - SPOOL_RECHDR_SIZE) < 0)
+		if (fn && fn(arg, util_get_be64(p + 8), p + SPOOL_RECHDR_SIZE,
+		             reclen - SPOOL_RECHDR_SIZE) < 0)
 			break;
 	}
 	return off;
@@ -362,8 +313,7 @@ static int spool_cut(struct spool *sp, int fd, const uint8_t *buf, size_t len, s
 }
 
 /* Read the spool file, give its records to fn, and repair what is torn. */
-int spool_load(struct spool *sp, uint64_t *run_id, uint64_t *dropped, spool_load_fn fn,
-               void *arg)
+int spool_load(struct spool *sp, uint64_t *run_id, uint64_t *dropped, spool_load_fn fn, void *arg)
 {
 	struct spool_loader ld = {.fn = fn, .arg = arg};
 	uint8_t *buf = NULL;
@@ -404,8 +354,7 @@ out:
 }
 
 /* Refuse records that a reader would take for corruption; 0 or -1 (logged). */
-static int spool_check_records(const struct spool *sp, const struct spool_record *recs,
-                               size_t n)
+static int spool_check_records(const struct spool *sp, const struct spool_record *recs, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		if (recs[i].len > SPOOL_RECORD_MAX) {
@@ -422,11 +371,11 @@ static int spool_check_records(const struct spool *sp, const struct spool_record
 /* Encode one record at p; returns the bytes used. */
 static size_t spool_encode_record(uint8_t *p, const struct spool_record *r)
 {
-	spool_put32(p, (uint32_t)r->len);
-	spool_put64(p + 8, r->seq);
+	util_put_be32(p, (uint32_t)r->len);
+	util_put_be64(p + 8, r->seq);
 	if (r->len)
 		memcpy(p + SPOOL_RECHDR_SIZE, r->data, r->len);
-	spool_put32(p + 4, spool_crc32(0, p + 8, 8u + r->len));
+	util_put_be32(p + 4, util_crc32(0, p + 8, 8u + r->len));
 	return SPOOL_RECHDR_SIZE + r->len;
 }
 
@@ -449,10 +398,10 @@ static uint8_t *spool_build(uint64_t run_id, uint64_t dropped, int with_header,
 	size_t off = 0;
 	if (with_header) {
 		memcpy(buf, SPOOL_MAGIC, 8);
-		spool_put32(buf + 8, SPOOL_VERSION);
-		spool_put32(buf + 12, 0);
-		spool_put64(buf + 16, run_id);
-		spool_put64(buf + 24, dropped);
+		util_put_be32(buf + 8, SPOOL_VERSION);
+		util_put_be32(buf + 12, 0);
+		util_put_be64(buf + 16, run_id);
+		util_put_be64(buf + 24, dropped);
 		off = SPOOL_HEADER_SIZE;
 	}
 	for (size_t i = 0; i < n; i++)

@@ -50,8 +50,7 @@ size_t spool_parse(const uint8_t *buf, size_t len, uint64_t *run_id, uint64_t *d
  * be moved aside as spool.dat.bad (logged) and counts as empty. If fn stops
  * the load, nothing is cut. Returns the number of records fn accepted (0 when
  * there is no file), -1 on an I/O error (logged). */
-int spool_load(struct spool *sp, uint64_t *run_id, uint64_t *dropped, spool_load_fn fn,
-               void *arg);
+int spool_load(struct spool *sp, uint64_t *run_id, uint64_t *dropped, spool_load_fn fn, void *arg);
 
 /* Append n records with one write(). A missing or empty file gets the header
  * (run_id, dropped) first in the same write; an existing header is kept. On a
@@ -77,9 +76,5 @@ int spool_sync(struct spool *sp);
 
 /* Bytes the spool file holds now (0 when absent). */
 uint64_t spool_bytes(const struct spool *sp);
-
-/* CRC-32/IEEE (reflected, poly 0xEDB88320) of buf, continuing from crc
- * (start with 0). Exposed for tests and tools that build spool images. */
-uint32_t spool_crc32(uint32_t crc, const void *buf, size_t len);
 
 #endif

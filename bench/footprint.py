@@ -65,7 +65,8 @@ def main():
         time.sleep(0.5)
         agents = []
         for i in range(a.agents):
-            p = subprocess.Popen([agent_bin, "-s", "127.0.0.1:%d" % port, "-n", "fp-%d" % i],
+            p = subprocess.Popen([agent_bin, "-s", "127.0.0.1:%d" % port, "-n", "fp-%d" % i,
+                                  "--spool-dir", os.path.join(tmp, "spool")],
                                  stderr=subprocess.DEVNULL)
             procs.append(p)
             agents.append(p)

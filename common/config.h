@@ -11,32 +11,32 @@
 struct pimon_config {
 	char *path; /* file that was loaded, NULL for built-in defaults */
 	struct {
-		char *listen;             /* "0.0.0.0:8080", "[::]:8080" */
-		int workers;              /* event-base threads owning sessions */
-		char *data_dir;           /* hosts/<name>/<metric>.csv live here */
-		int max_frame;            /* largest frame payload accepted, bytes */
-		double heartbeat_timeout; /* s without a frame before a host is down */
+		char *listen;              /* "0.0.0.0:8080", "[::]:8080" */
+		int workers;               /* event-base threads owning sessions */
+		char *data_dir;            /* hosts/<name>/<metric>.csv live here */
+		int max_frame;             /* largest frame payload accepted, bytes */
+		double heartbeat_timeout;  /* s without a frame before a host is down */
 		double heartbeat_interval; /* s between agent heartbeats (WELCOME) */
-		double collect_interval;  /* s between batches (WELCOME) */
-		char **collect_metrics;   /* collectors agents run (WELCOME) */
+		double collect_interval;   /* s between batches (WELCOME) */
+		char **collect_metrics;    /* collectors agents run (WELCOME) */
 		size_t ncollect_metrics;
-		char *http_listen;        /* "" disables the HTTP API */
-		char *sync;               /* "none", "batch" or "interval" */
-		double sync_interval;     /* s between syncs under "interval" */
+		char *http_listen;    /* "" disables the HTTP API */
+		char *sync;           /* "none", "batch" or "interval" */
+		double sync_interval; /* s between syncs under "interval" */
 		char *log_level;
 	} server;
 	struct {
-		char *server;             /* "host:port" of the server */
-		char *name;               /* "" means the machine's host name */
+		char *server; /* "host:port" of the server */
+		char *name;   /* "" means the machine's host name */
 		char *proc_root;
 		char *sys_root;
-		double reconnect_min;     /* s, first backoff step */
-		double reconnect_max;     /* s, backoff cap */
-		int queue_max;            /* unacked batches kept */
-		char *spool_dir;          /* unacked batches on disk */
-		int spool_max;            /* bytes of unacked batches kept */
-		double spool_flush;       /* s between spool writes while away */
-		int catchup_rate;         /* batches/s when catching up */
+		double reconnect_min; /* s, first backoff step */
+		double reconnect_max; /* s, backoff cap */
+		int queue_max;        /* unacked batches kept */
+		char *spool_dir;      /* unacked batches on disk */
+		int spool_max;        /* bytes of unacked batches kept */
+		double spool_flush;   /* s between spool writes while away */
+		int catchup_rate;     /* batches/s when catching up */
 		char *log_level;
 	} agent;
 };

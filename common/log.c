@@ -15,8 +15,8 @@ static int log_journal;
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static const char *const level_names[] = {
-	[LOG_ERR] = "error", [LOG_WARN] = "warning", [LOG_NOTICE] = "notice",
-	[LOG_INFO] = "info", [LOG_DEBUG] = "debug",
+    [LOG_ERR] = "error", [LOG_WARN] = "warning", [LOG_NOTICE] = "notice",
+    [LOG_INFO] = "info", [LOG_DEBUG] = "debug",
 };
 
 /* libevent's own messages go through the same log. */
@@ -41,9 +41,8 @@ void log_init(const char *prog, enum log_level max)
 	event_set_log_callback(log_libevent);
 }
 
-__attribute__((format(printf, 3, 0))) static void log_vmsg(enum log_level level,
-                                                         const char *module, const char *fmt,
-                                                         va_list ap)
+__attribute__((format(printf, 3, 0))) static void log_vmsg(enum log_level level, const char *module,
+                                                           const char *fmt, va_list ap)
 {
 	char line[2048];
 	int n;
@@ -54,9 +53,10 @@ __attribute__((format(printf, 3, 0))) static void log_vmsg(enum log_level level,
 		struct tm tm;
 		clock_gettime(CLOCK_REALTIME, &ts);
 		gmtime_r(&ts.tv_sec, &tm);
-		n = snprintf(line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s %s %s: ",
-		             tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-		             tm.tm_sec, ts.tv_nsec / 1000000, log_prog, level_names[level], module);
+		n = snprintf(line, sizeof line,
+		             "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s %s %s: ", tm.tm_year + 1900,
+		             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+		             ts.tv_nsec / 1000000, log_prog, level_names[level], module);
 	}
 	if (n < 0)
 		return;

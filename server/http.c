@@ -27,13 +27,20 @@ struct http {
 static const char *http_reason(int code)
 {
 	switch (code) {
-	case 200: return "OK";
-	case 202: return "Accepted";
-	case 400: return "Bad Request";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 409: return "Conflict";
-	default: return "Error";
+	case 200:
+		return "OK";
+	case 202:
+		return "Accepted";
+	case 400:
+		return "Bad Request";
+	case 404:
+		return "Not Found";
+	case 405:
+		return "Method Not Allowed";
+	case 409:
+		return "Conflict";
+	default:
+		return "Error";
 	}
 }
 
@@ -73,8 +80,8 @@ static json_t *workers_json(struct server *srv)
 	json_t *arr = json_array();
 	for (int i = 0; i < srv->nworkers; i++) {
 		const struct worker *w = srv->workers[i];
-		json_t *o = json_pack("{s:i, s:I}", "id", i, "sessions",
-		                      (json_int_t)worker_sessions(w));
+		json_t *o =
+		    json_pack("{s:i, s:I}", "id", i, "sessions", (json_int_t)worker_sessions(w));
 		for (int c = 0; c < WC_COUNT; c++)
 			json_object_set_new(o, worker_counter_names[c],
 			                    json_integer((json_int_t)worker_counter(w, c)));

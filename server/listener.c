@@ -69,8 +69,8 @@ static void format_addr(const struct sockaddr *sa, char *out, size_t size)
 }
 
 /* A new agent connection: tune it and pass it to a worker. */
-static void listener_accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
-                               struct sockaddr *sa, int salen, void *arg)
+static void listener_accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
+                               int salen, void *arg)
 {
 	struct listener *l = arg;
 	char addr[64];
@@ -119,7 +119,7 @@ struct listener *listener_start(struct server *srv, struct event_base *base, con
 	l->resume = evtimer_new(base, listener_resume_cb, l);
 	l->lev = evconnlistener_new_bind(base, listener_accept_cb, l,
 	                                 LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
-	                                         LEV_OPT_CLOSE_ON_EXEC,
+	                                     LEV_OPT_CLOSE_ON_EXEC,
 	                                 1024, (struct sockaddr *)&ss, sslen);
 	if (!l->lev || !l->resume) {
 		log_err("listener", "cannot listen on %s: %s", addr, strerror(errno));

@@ -59,35 +59,54 @@ static void on_hup_signal(evutil_socket_t sig, short what, void *arg)
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"config", required_argument, NULL, 'c'}, {"test", no_argument, NULL, 't'},
-		{"listen", required_argument, NULL, 'l'}, {"workers", required_argument, NULL, 'w'},
-		{"data-dir", required_argument, NULL, 'd'}, {"http", required_argument, NULL, 'H'},
-		{"verbose", no_argument, NULL, 'v'},      {"help", no_argument, NULL, 'h'},
-		{"version", no_argument, NULL, 'V'},      {NULL, 0, NULL, 0},
+	    {"config", required_argument, NULL, 'c'},   {"test", no_argument, NULL, 't'},
+	    {"listen", required_argument, NULL, 'l'},   {"workers", required_argument, NULL, 'w'},
+	    {"data-dir", required_argument, NULL, 'd'}, {"http", required_argument, NULL, 'H'},
+	    {"verbose", no_argument, NULL, 'v'},        {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},        {NULL, 0, NULL, 0},
 	};
 	const char *path = NULL, *listen = NULL, *data_dir = NULL, *http_addr = NULL;
 	int workers = 0, check_only = 0, verbose = 0, c;
 	while ((c = getopt_long(argc, argv, "c:tl:w:d:H:vhV", opts, NULL)) != -1) {
 		switch (c) {
-		case 'c': path = optarg; break;
-		case 't': check_only = 1; break;
-		case 'l': listen = optarg; break;
+		case 'c':
+			path = optarg;
+			break;
+		case 't':
+			check_only = 1;
+			break;
+		case 'l':
+			listen = optarg;
+			break;
 		case 'w': {
 			char *end;
 			long n = strtol(optarg, &end, 10);
 			if (*end || n < 1 || n > 256) {
-				fprintf(stderr, "pimon-server: --workers: %s is not in 1..256\n", optarg);
+				fprintf(stderr, "pimon-server: --workers: %s is not in 1..256\n",
+				        optarg);
 				return 2;
 			}
 			workers = (int)n;
 			break;
 		}
-		case 'd': data_dir = optarg; break;
-		case 'H': http_addr = optarg; break;
-		case 'v': verbose++; break;
-		case 'h': usage(stdout); return 0;
-		case 'V': printf("pimon-server %s\n", PIMON_VERSION); return 0;
-		default: usage(stderr); return 2;
+		case 'd':
+			data_dir = optarg;
+			break;
+		case 'H':
+			http_addr = optarg;
+			break;
+		case 'v':
+			verbose++;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			printf("pimon-server %s\n", PIMON_VERSION);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
 		}
 	}
 	if (optind < argc) {
@@ -138,7 +157,8 @@ int main(int argc, char **argv)
 	if (cfg.server.http_listen[0]) {
 		http = http_start(&srv, cfg.server.http_listen);
 		if (!http)
-			log_fatal("main", "cannot start the HTTP API on %s", cfg.server.http_listen);
+			log_fatal("main", "cannot start the HTTP API on %s",
+			          cfg.server.http_listen);
 	}
 	struct listener *lst = listener_start(&srv, base, cfg.server.listen);
 	if (!lst)

@@ -186,8 +186,8 @@ static void host_transition(struct registry *r, struct host *h, enum host_state 
 }
 
 /* Attach a session that completed HELLO. */
-struct host *registry_attach(struct registry *r, const struct proto_hello *hello,
-                             const char *addr, struct session_ref self, struct session_ref *old)
+struct host *registry_attach(struct registry *r, const struct proto_hello *hello, const char *addr,
+                             struct session_ref self, struct session_ref *old)
 {
 	old->worker = -1;
 	old->id = 0;
@@ -298,13 +298,12 @@ const char *host_name(const struct host *h)
 /* One host as JSON. MUST hold h->lock. */
 static json_t *host_json(const struct host *h)
 {
-	return json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:i, s:s, s:s, s:s, s:s, s:s, s:I}",
-	                 "name", h->name, "addr", h->addr, "state",
-	                 h->state == HOST_UP ? "up" : "down", "reason", h->reason, "since",
-	                 (json_int_t)h->since_ms, "last_seen", (json_int_t)h->last_seen_ms,
-	                 "worker", h->session.worker, "version", h->version, "os", h->os,
-	                 "kernel", h->kernel, "model", h->model, "boot_id", h->boot_id,
-	                 "uptime_s", (json_int_t)h->uptime_s);
+	return json_pack(
+	    "{s:s, s:s, s:s, s:s, s:I, s:I, s:i, s:s, s:s, s:s, s:s, s:s, s:I}", "name", h->name,
+	    "addr", h->addr, "state", h->state == HOST_UP ? "up" : "down", "reason", h->reason,
+	    "since", (json_int_t)h->since_ms, "last_seen", (json_int_t)h->last_seen_ms, "worker",
+	    h->session.worker, "version", h->version, "os", h->os, "kernel", h->kernel, "model",
+	    h->model, "boot_id", h->boot_id, "uptime_s", (json_int_t)h->uptime_s);
 }
 
 /* Order hosts by name. */

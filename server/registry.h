@@ -35,8 +35,8 @@ void registry_destroy(struct registry *r);
  * (connected, or rebooted when the boot id changed). When the host had
  * another session, *old names it (to be closed) and "replaced" is recorded;
  * otherwise old->id is 0. NULL when the host's folder cannot be made. */
-struct host *registry_attach(struct registry *r, const struct proto_hello *hello,
-                             const char *addr, struct session_ref self, struct session_ref *old);
+struct host *registry_attach(struct registry *r, const struct proto_hello *hello, const char *addr,
+                             struct session_ref self, struct session_ref *old);
 
 /* A frame arrived on session sid: note the time; a down host whose current
  * session this is comes back up ("resumed"). */

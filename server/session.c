@@ -45,7 +45,7 @@ struct session_set {
 	struct proto_buf out;          /* encode scratch */
 	const char **metrics;          /* WELCOME's collector list */
 	uint8_t nmetrics;
-	int sync_interval;             /* ACKs wait for the sync timer */
+	int sync_interval; /* ACKs wait for the sync timer */
 	struct event *sync_timer;
 };
 
@@ -103,8 +103,10 @@ static void session_sync_cb(evutil_socket_t fd, short what, void *arg)
 	{
 		if (!s->ack_due || s->closing)
 			continue;
-		if (registry_sync(set->srv->registry, s->host) < 0)
+		if (registry_sync(set->srv->registry, s->host) < 0) {
+			worker_count(set->w, WC_store_errors, 1);
 			continue;
+		}
 		session_ack(s, s->ack_due);
 		s->ack_due = 0;
 	}
@@ -244,7 +246,8 @@ static void handle_hello(struct session *s, const struct proto_hello *h)
 	}
 	if (!util_valid_name(h->name)) {
 		log_warn("session", "%s: refused: invalid host name", s->addr);
-		session_refuse(s, "invalid host name: 1-64 of A-Z a-z 0-9 . _ -, not starting with . or -");
+		session_refuse(
+		    s, "invalid host name: 1-64 of A-Z a-z 0-9 . _ -, not starting with . or -");
 		return;
 	}
 	struct session_ref self = {worker_id(set->w), s->id}, old;
@@ -259,14 +262,14 @@ static void handle_hello(struct session *s, const struct proto_hello *h)
 	         worker_id(set->w));
 	const struct pimon_config *cfg = set->srv->cfg;
 	struct proto_msg welcome = {
-		.type = PROTO_WELCOME,
-		.u.welcome =
-			{
-				.interval_ms = (uint32_t)(cfg->server.collect_interval * 1000.0),
-				.heartbeat_ms = (uint32_t)(cfg->server.heartbeat_interval * 1000.0),
-				.nmetrics = set->nmetrics,
-				.metrics = set->metrics,
-			},
+	    .type = PROTO_WELCOME,
+	    .u.welcome =
+	        {
+	            .interval_ms = (uint32_t)(cfg->server.collect_interval * 1000.0),
+	            .heartbeat_ms = (uint32_t)(cfg->server.heartbeat_interval * 1000.0),
+	            .nmetrics = set->nmetrics,
+	            .metrics = set->metrics,
+	        },
 	};
 	session_send(s, &welcome);
 }
@@ -353,7 +356,8 @@ static void session_dispatch(struct session *s, const struct proto_msg *msg)
 		break;
 	default: {
 		char why[64];
-		snprintf(why, sizeof why, "unexpected %s from an agent", proto_type_name(msg->type));
+		snprintf(why, sizeof why, "unexpected %s from an agent",
+		         proto_type_name(msg->type));
 		session_fail(s, why);
 		break;
 	}
@@ -408,7 +412,8 @@ static void session_read_cb(struct bufferevent *bev, void *arg)
 		if (budget == 0 || s->throttled) {
 			if (!s->throttled)
 				bufferevent_trigger(bev, EV_READ,
-				                    BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+				                    BEV_TRIG_IGNORE_WATERMARKS |
+				                        BEV_TRIG_DEFER_CALLBACKS);
 			break;
 		}
 		p = evbuffer_pullup(in, (ev_ssize_t)total);
@@ -454,8 +459,8 @@ static void session_event_cb(struct bufferevent *bev, short what, void *arg)
 		size_t left = evbuffer_get_length(bufferevent_get_input(bev));
 		if (left)
 			log_warn("session", "%s%s%s: closed with a truncated frame (%zu bytes)",
-			         s->addr, s->host ? " host " : "", s->host ? host_name(s->host) : "",
-			         left);
+			         s->addr, s->host ? " host " : "",
+			         s->host ? host_name(s->host) : "", left);
 		session_close(s, "closed");
 	} else if (what & BEV_EVENT_ERROR) {
 		int err = EVUTIL_SOCKET_ERROR();

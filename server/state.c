@@ -14,8 +14,8 @@
 
 #include "util.h"
 
-#define STATE_MAGIC 0x504d5354u /* "PMST" */
-#define STATE_VERSION 1
+#define STATE_MAGIC    0x504d5354u /* "PMST" */
+#define STATE_VERSION  1
 #define STATE_FILE_REC 40
 
 /* Encode s into one slot. */

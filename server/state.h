@@ -10,7 +10,7 @@
 
 #include "proto.h"
 
-#define STATE_SLOT 4096
+#define STATE_SLOT      4096
 #define STATE_FILES_MAX 96
 #define STATE_FILE_NAME "commit.state"
 

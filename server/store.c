@@ -108,7 +108,8 @@ static int csv_prepare(const char *path, const char *header)
 			return fd;
 		close(fd);
 		char aside[4200];
-		snprintf(aside, sizeof aside, "%s.%llu.old", path, (unsigned long long)util_now_ms());
+		snprintf(aside, sizeof aside, "%s.%llu.old", path,
+		         (unsigned long long)util_now_ms());
 		if (rename(path, aside) < 0)
 			return -1;
 		log_notice("store", "%s had other columns; moved to %s", path, aside);
@@ -176,12 +177,15 @@ static void store_cut(struct store *st, const char *path, int fd, off_t size)
 	if (fstat(fd, &sb) < 0 || sb.st_size == size)
 		return;
 	if (sb.st_size < size) {
-		log_warn("store", "host %s: %s is %lld bytes shorter than its last commit (lost in a "
-		         "power cut?)", st->name, path, (long long)(size - sb.st_size));
+		log_warn("store",
+		         "host %s: %s is %lld bytes shorter than its last commit (lost in a "
+		         "power cut?)",
+		         st->name, path, (long long)(size - sb.st_size));
 		return;
 	}
 	if (ftruncate(fd, size) < 0)
-		log_err("store", "host %s: cannot cut %s back: %s", st->name, path, strerror(errno));
+		log_err("store", "host %s: cannot cut %s back: %s", st->name, path,
+		        strerror(errno));
 	else
 		log_notice("store", "host %s: %s: removed %lld bytes of a batch never acked",
 		           st->name, path, (long long)(sb.st_size - size));
@@ -251,6 +255,13 @@ struct store *store_open(const char *data_dir, const char *name)
 	st->state_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
 	if (st->state_fd < 0) {
 		log_err("store", "host %s: cannot open %s: %s", name, path, strerror(errno));
+		goto fail;
+	}
+	/* Both slots allocated now, so a full disk cannot refuse a commit. */
+	int err = posix_fallocate(st->state_fd, 0, 2 * STATE_SLOT);
+	if (err != 0 && err != EOPNOTSUPP && err != EINVAL) {
+		errno = err;
+		log_err("store", "host %s: cannot allocate %s: %s", name, path, strerror(errno));
 		goto fail;
 	}
 	int rc = state_read(st->state_fd, &st->committed);
@@ -485,10 +496,6 @@ void store_batch_done(struct store *st, uint64_t run_id, uint64_t seq)
 	}
 	st->nundo = 0;
 	st->persisted = 0;
-	if (st->failing) {
-		log_notice("store", "host %s: storing again", st->name);
-		st->failing = 0;
-	}
 }
 
 /* Write the commit record; with sync, the data reaches the disk before the
@@ -510,6 +517,10 @@ int store_persist(struct store *st, int sync)
 		st->persisted = 1;
 		if (sync && fdatasync(st->state_fd) < 0)
 			return store_fail(st, STATE_FILE_NAME);
+	}
+	if (st->failing) {
+		log_notice("store", "host %s: storing again", st->name);
+		st->failing = 0;
 	}
 	return 0;
 }

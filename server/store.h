@@ -48,7 +48,7 @@ void store_log_close(struct store_log *l);
 /* Write s to out as one CSV field, quoted when needed. */
 void store_csv_field(char *out, size_t size, const char *s);
 
-#define STORE_EVENT_HEADER "time,host,state,reason,addr,detail"
+#define STORE_EVENT_HEADER      "time,host,state,reason,addr,detail"
 #define STORE_HOST_EVENT_HEADER "time,state,reason,addr,detail"
 
 #endif

@@ -41,13 +41,13 @@ struct worker {
 
 const char *const worker_counter_names[] = {
 #define X(name, help) #name,
-	WORKER_COUNTERS(X)
+    WORKER_COUNTERS(X)
 #undef X
 };
 
 const char *const worker_counter_help[] = {
 #define X(name, help) help,
-	WORKER_COUNTERS(X)
+    WORKER_COUNTERS(X)
 #undef X
 };
 

@@ -9,23 +9,23 @@
 #include "server.h"
 
 /* Per-worker counters: name, help. Defined once; summed on demand. */
-#define WORKER_COUNTERS(X)                                                                \
-	X(sessions_opened, "sessions accepted")                                           \
-	X(sessions_closed, "sessions ended")                                              \
-	X(frames_in, "frames received")                                                   \
-	X(bytes_in, "bytes received")                                                     \
-	X(batches_in, "METRICS batches received")                                        \
-	X(rows_stored, "rows written to CSV files")                                       \
-	X(acks_out, "ACKs sent")                                                          \
-	X(bad_frames, "sessions closed for a bad frame")                                  \
-	X(store_errors, "batches not stored (not acked)")                                 \
+#define WORKER_COUNTERS(X)                                                                         \
+	X(sessions_opened, "sessions accepted")                                                    \
+	X(sessions_closed, "sessions ended")                                                       \
+	X(frames_in, "frames received")                                                            \
+	X(bytes_in, "bytes received")                                                              \
+	X(batches_in, "METRICS batches received")                                                  \
+	X(rows_stored, "rows written to CSV files")                                                \
+	X(acks_out, "ACKs sent")                                                                   \
+	X(bad_frames, "sessions closed for a bad frame")                                           \
+	X(store_errors, "batches not stored (not acked)")                                          \
 	X(timeouts, "heartbeat timeouts")
 
 enum worker_counter {
 #define X(name, help) WC_##name,
 	WORKER_COUNTERS(X)
 #undef X
-	WC_COUNT
+	    WC_COUNT
 };
 
 /* Start srv->nworkers threads and fill srv->workers; fatal on failure.

@@ -68,7 +68,7 @@ static int http_call(const char *addr, const char *path, int post, struct reply 
 	}
 	struct event_base *base = event_base_new();
 	struct evhttp_connection *conn =
-		base ? evhttp_connection_base_new(base, NULL, host, (ev_uint16_t)port) : NULL;
+	    base ? evhttp_connection_base_new(base, NULL, host, (ev_uint16_t)port) : NULL;
 	if (!conn) {
 		fprintf(stderr, "pimon-ctl: cannot set up a connection\n");
 		return EXIT_UNREACHABLE;
@@ -137,8 +137,8 @@ static void fmt_age(char *buf, size_t size, long long ms)
 /* hosts as an aligned table. */
 static void print_hosts(json_t *hosts)
 {
-	printf("%-20s %-5s %-6s %-22s %6s %6s %6s %6s %6s %6s\n", "NAME", "STATE", "SINCE",
-	       "ADDR", "WORKER", "CPU%", "MEM%", "DISK%", "LOAD1", "TEMP");
+	printf("%-20s %-5s %-6s %-22s %6s %6s %6s %6s %6s %6s\n", "NAME", "STATE", "SINCE", "ADDR",
+	       "WORKER", "CPU%", "MEM%", "DISK%", "LOAD1", "TEMP");
 	long long now = (long long)util_now_ms();
 	size_t i;
 	json_t *h;
@@ -181,20 +181,32 @@ static void print_workers(json_t *workers)
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"config", required_argument, NULL, 'c'}, {"addr", required_argument, NULL, 'a'},
-		{"json", no_argument, NULL, 'j'},         {"help", no_argument, NULL, 'h'},
-		{"version", no_argument, NULL, 'V'},      {NULL, 0, NULL, 0},
+	    {"config", required_argument, NULL, 'c'}, {"addr", required_argument, NULL, 'a'},
+	    {"json", no_argument, NULL, 'j'},         {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},      {NULL, 0, NULL, 0},
 	};
 	const char *path = NULL, *addr = NULL;
 	int json = 0, c;
 	while ((c = getopt_long(argc, argv, "+c:a:jhV", opts, NULL)) != -1) {
 		switch (c) {
-		case 'c': path = optarg; break;
-		case 'a': addr = optarg; break;
-		case 'j': json = 1; break;
-		case 'h': usage(stdout); return EXIT_OK;
-		case 'V': printf("pimon-ctl %s\n", PIMON_VERSION); return EXIT_OK;
-		default: usage(stderr); return EXIT_USAGE;
+		case 'c':
+			path = optarg;
+			break;
+		case 'a':
+			addr = optarg;
+			break;
+		case 'j':
+			json = 1;
+			break;
+		case 'h':
+			usage(stdout);
+			return EXIT_OK;
+		case 'V':
+			printf("pimon-ctl %s\n", PIMON_VERSION);
+			return EXIT_OK;
+		default:
+			usage(stderr);
+			return EXIT_USAGE;
 		}
 	}
 	if (optind >= argc) {
@@ -210,7 +222,8 @@ int main(int argc, char **argv)
 		snprintf(api, sizeof api, "/api/v1/workers");
 	} else if (strcmp(cmd, "poll") == 0 && optind + 2 == argc) {
 		if (!util_valid_name(argv[optind + 1])) {
-			fprintf(stderr, "pimon-ctl: '%s' is not a valid host name\n", argv[optind + 1]);
+			fprintf(stderr, "pimon-ctl: '%s' is not a valid host name\n",
+			        argv[optind + 1]);
 			return EXIT_USAGE;
 		}
 		snprintf(api, sizeof api, "/api/v1/hosts/%s/poll", argv[optind + 1]);

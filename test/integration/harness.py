@@ -197,6 +197,8 @@ class Env:
             "server": "127.0.0.1:%d" % self.port,
             "name": name,
             "reconnect": {"min": 0.2, "max": 1.0},
+            "spool_dir": os.path.join(self.dir, "spool"),
+            "spool_flush": 0.5,
             "log_level": "debug",
         }
         if proc_root:

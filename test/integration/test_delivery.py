@@ -1,0 +1,266 @@
+"""Every sample stored exactly once through server kills, agent kills, full
+disks; memory bounded against peers that flood or never read."""
+
+import os
+import signal
+import socket
+import struct
+import subprocess
+import threading
+import time
+
+from harness import (SLOW, T_WELCOME, TestSkip, check, frame, hello, read_csv, read_frame,
+                     run_tests, wait_for)
+
+INTERVAL = 1.0
+
+
+def rows(env, host, metric):
+    path = os.path.join(env.host_dir(host), metric + ".csv")
+    if not os.path.exists(path):
+        return [], []
+    return read_csv(path)
+
+
+def check_exactly_once(env, host, metric="load", interval=INTERVAL, allow_gap=None):
+    """No duplicate time, no torn row, rows in time order, no gap beyond the
+    interval plus a tolerance (except the one allowed window, for an agent
+    that was dead). Returns the times."""
+    header, data = rows(env, host, metric)
+    check(header and header[0] == "time", "%s.csv header %r" % (metric, header))
+    for r in data:
+        check(len(r) == len(header), "torn row in %s.csv: %r" % (metric, r))
+    times = [int(r[0]) for r in data]
+    check(len(times) == len(set(times)),
+          "%d duplicate rows in %s.csv" % (len(times) - len(set(times)), metric))
+    check(times == sorted(times), "%s.csv rows out of time order" % metric)
+    limit = (interval + 0.6 * SLOW) * 1000
+    for a, b in zip(times, times[1:]):
+        if allow_gap and allow_gap[0] <= a and b <= allow_gap[1]:
+            continue
+        check(b - a <= limit, "gap of %d ms in %s.csv at %d (limit %d)" % (b - a, metric, a, limit))
+    return times
+
+
+def drained(env, host):
+    """The agent reports nothing left to send."""
+    h = env.hosts().get(host)
+    agent = h and h["latest"].get("agent")
+    return h and h["state"] == "up" and agent and agent["queued_batches"] <= 1
+
+
+def mount_tmpfs(path, size):
+    os.makedirs(path, exist_ok=True)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%s" % size, "tmpfs", path],
+                       capture_output=True)
+    if r.returncode != 0:
+        raise TestSkip("cannot mount a tmpfs here: %s" % r.stderr.decode().strip())
+
+
+def umount(path):
+    subprocess.run(["umount", "-l", path], capture_output=True)
+
+
+def fill(path):
+    """Fill the file system holding path; returns the filler's path."""
+    filler = os.path.join(path, "filler")
+    with open(filler, "wb") as f:
+        try:
+            while True:
+                f.write(b"\0" * 65536)
+                f.flush()
+        except OSError:
+            pass
+    return filler
+
+
+def test_server_killed_three_times_every_sample_once(env):
+    port = None
+    env.start_server(interval=INTERVAL, hb_interval=0.5, timeout=3.0)
+    agent = env.start_agent("steady")
+    env.wait_hosts_up(["steady"])
+    for pause in (2.0, 3.5, 5.0):
+        time.sleep(4.0)
+        env.server.kill()
+        time.sleep(pause)
+        env.start_server(interval=INTERVAL, hb_interval=0.5, timeout=3.0,
+                         name="server-%d" % int(pause * 10))
+    wait_for(lambda: drained(env, "steady"), 30, "the agent's backlog sent", [env.server])
+    agent.check_alive()
+    check(agent.stop() == 0, "agent exit status")
+    times = check_exactly_once(env, "steady")
+    check_exactly_once(env, "steady", "cpu")
+    check_exactly_once(env, "steady", "mem")
+    span = (times[-1] - times[0]) / 1000.0
+    check(len(times) >= span / INTERVAL - 1, "%d rows over %.1f s" % (len(times), span))
+    check(span >= 20, "only %.1f s of rows" % span)
+
+
+def test_agent_killed_while_server_down_spool_carries(env):
+    env.start_server(interval=INTERVAL, hb_interval=0.5, timeout=3.0)
+    agent = env.start_agent("spooler")
+    env.wait_hosts_up(["spooler"])
+    time.sleep(3.0)
+    env.server.kill()
+    server_gone = time.time() * 1000
+    spool = os.path.join(env.dir, "spool", "spooler", "spool.dat")
+    wait_for(lambda: os.path.exists(spool) and os.path.getsize(spool) > 2000, 15,
+             "batches in the spool")
+    time.sleep(2.5)
+    agent.kill()
+    agent_gone = time.time() * 1000
+    time.sleep(1.0)
+    agent = env.start_agent("spooler")
+    time.sleep(2.0)
+    env.start_server(interval=INTERVAL, hb_interval=0.5, timeout=3.0, name="server2")
+    wait_for(lambda: drained(env, "spooler"), 30, "the spool sent", [env.server])
+    wait_for(lambda: not os.path.exists(spool), 15, "the spool cleared once acked")
+    times = check_exactly_once(env, "spooler", allow_gap=(agent_gone - 3000, agent_gone + 6000))
+    outage = [t for t in times if server_gone <= t <= agent_gone]
+    expected = (agent_gone - server_gone) / 1000.0 / INTERVAL
+    # Up to spool_flush (0.5 s) of samples may be lost with a SIGKILL.
+    check(len(outage) >= expected - 2, "%d rows from the outage, expected about %.0f"
+          % (len(outage), expected))
+    check(agent.stop() == 0, "agent exit status")
+
+
+def test_agent_spool_on_full_disk_counts_loss(env):
+    spool_dir = os.path.join(env.dir, "spool")
+    mount_tmpfs(spool_dir, "64k")
+    try:
+        fill(spool_dir)
+        env.start_server(interval=0.2, hb_interval=0.2, timeout=2.0)
+        agent = env.start_agent("tight", extra={"queue_max": 5})
+        env.wait_hosts_up(["tight"])
+        env.server.kill()
+        wait_for(lambda: "No space left on device" in agent.log_text(), 15,
+                 "the agent's spool error")
+        time.sleep(2.0)
+        agent.check_alive()
+        env.start_server(interval=0.2, hb_interval=0.2, timeout=2.0, name="server2")
+        wait_for(lambda: env.hosts().get("tight", {}).get("latest", {}).get("agent", {})
+                 .get("dropped_batches", 0) > 0, 20, "the loss reported", [env.server])
+        agent.check_alive()
+        check("dropping the oldest" in agent.log_text(), "the agent did not log the loss")
+        check(agent.stop() == 0, "agent exit status")
+        check_exactly_once(env, "tight", interval=0.2, allow_gap=(0, 1 << 62))
+    finally:
+        for p in env.procs:
+            p.kill()
+        umount(spool_dir)
+
+
+def test_server_full_disk_survives_and_resumes(env):
+    mount_tmpfs(env.data_dir, "2m")
+    try:
+        env.start_server(interval=0.3, hb_interval=0.3, timeout=3.0, workers=2)
+        agents = [env.start_agent(n) for n in ("full-a", "full-b")]
+        env.wait_hosts_up(["full-a", "full-b"])
+        wait_for(lambda: len(rows(env, "full-a", "load")[1]) >= 3, 10, "rows", [env.server])
+        filler = fill(env.data_dir)
+        wait_for(lambda: "No space left on device" in env.server.log_text(), 15,
+                 "the server's disk error", [env.server])
+        time.sleep(3.0)
+        hosts = env.hosts()
+        check(all(hosts[n]["state"] == "up" for n in ("full-a", "full-b")),
+              "hosts went down on a full disk: %r" % {n: hosts[n]["state"] for n in hosts})
+        errors = sum(w["store_errors"] for w in env.api("/api/v1/workers"))
+        check(errors >= 2, "store_errors %d" % errors)
+        log = env.server.log_text()
+        check(log.count("full-a: load: No space left") + log.count("full-a: cpu: No space")
+              <= 3, "the error was logged on every batch")
+        before = len(rows(env, "full-a", "load")[1])
+        os.unlink(filler)
+        wait_for(lambda: "storing again" in env.server.log_text(), 20, "recovery", [env.server])
+        wait_for(lambda: len(rows(env, "full-a", "load")[1]) > before + 5, 20,
+                 "rows after recovery", [env.server])
+        wait_for(lambda: drained(env, "full-a") and drained(env, "full-b"), 30,
+                 "backlogs sent", [env.server])
+        for a in agents:
+            check(a.stop() == 0, "agent exit status")
+        for n in ("full-a", "full-b"):
+            check_exactly_once(env, n, interval=0.3)
+        check(env.server.stop() == 0, "server exit status")
+    finally:
+        for p in env.procs:
+            p.kill()
+        umount(env.data_dir)
+
+
+def metrics_frame(seq, nrows, t0):
+    p = struct.pack(">QH", seq, 1)
+    p += struct.pack(">B", 4) + b"load" + struct.pack(">B", 0)
+    p += struct.pack(">B", 1) + struct.pack(">B", 1) + b"v" + struct.pack(">I", nrows)
+    for i in range(nrows):
+        p += struct.pack(">QBd", t0 + i, 0, float(i))
+    return frame(4, p)
+
+
+def rss_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def test_flood_and_non_readers_keep_memory_bounded(env):
+    env.start_server(workers=1, interval=0.3, hb_interval=0.3, timeout=5.0)
+    witness = env.start_agent("witness")
+    env.wait_hosts_up(["witness"])
+    base = rss_kb(env.server.pid)
+    stop = threading.Event()
+    sent = [0]
+
+    def flood():
+        s = socket.create_connection(("127.0.0.1", env.port))
+        s.sendall(hello("flood"))
+        s.settimeout(5 * SLOW)
+        t0 = int(time.time() * 1000)
+        seq = 1
+        try:
+            while not stop.is_set() and seq < 20000:
+                s.sendall(metrics_frame(seq, 200, t0 + seq * 1000))
+                sent[0] += 1
+                seq += 1
+        except OSError:
+            pass  # blocked: the server stopped reading us, as it should
+        stop.wait(30)
+        s.close()
+
+    def http_hog():
+        socks = []
+        req = b"GET /api/v1/hosts HTTP/1.1\r\nHost: x\r\n\r\n" * 200
+        for _ in range(20):
+            h = socket.create_connection(("127.0.0.1", env.http_port))
+            h.settimeout(2)
+            try:
+                h.sendall(req)
+            except OSError:
+                pass
+            socks.append(h)
+        stop.wait(30)
+        for h in socks:
+            h.close()
+
+    threads = [threading.Thread(target=flood), threading.Thread(target=http_hog)]
+    for t in threads:
+        t.start()
+    try:
+        before = len(rows(env, "witness", "load")[1])
+        time.sleep(6.0)
+        peak = rss_kb(env.server.pid)
+        after = len(rows(env, "witness", "load")[1])
+        check(after >= before + 5, "the witness was starved: %d -> %d rows" % (before, after))
+        check(env.hosts()["witness"]["state"] == "up", "witness down during the flood")
+        print("  server RSS %d kB before, %d kB under flood (%d frames sent)"
+              % (base, peak, sent[0]))
+        check(peak - base < 64 * 1024, "server RSS grew by %d kB" % (peak - base))
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(60)
+
+
+if __name__ == "__main__":
+    run_tests(globals())
