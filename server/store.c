@@ -252,6 +252,9 @@ struct store *store_open(const char *data_dir, const char *name)
 	}
 	char path[4200];
 	snprintf(path, sizeof path, "%s/%s", st->dir, STATE_FILE_NAME);
+	/* A record file, valid or not, is made before any row is written: with
+	 * one, rows it does not cover were never acked. */
+	int existed = access(path, F_OK) == 0;
 	st->state_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
 	if (st->state_fd < 0) {
 		log_err("store", "host %s: cannot open %s: %s", name, path, strerror(errno));
@@ -269,10 +272,10 @@ struct store *store_open(const char *data_dir, const char *name)
 		log_err("store", "host %s: cannot read %s: %s", name, path, strerror(errno));
 		goto fail;
 	}
-	if (rc == 0)
-		store_recover(st);
-	else
+	if (rc == 1)
 		memset(&st->committed, 0, sizeof st->committed);
+	if (rc == 0 || existed)
+		store_recover(st);
 	st->persisted = 1;
 	return st;
 fail:

@@ -216,6 +216,12 @@ class Env:
         with urllib.request.urlopen(url, timeout=5) as r:
             return json.loads(r.read().decode())
 
+    def api_post(self, path):
+        url = "http://127.0.0.1:%d%s" % (self.http_port, path)
+        req = urllib.request.Request(url, method="POST")
+        with urllib.request.urlopen(req, timeout=5) as r:
+            return json.loads(r.read().decode())
+
     def hosts(self):
         return {h["name"]: h for h in self.api("/api/v1/hosts")}
 

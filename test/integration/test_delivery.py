@@ -13,6 +13,8 @@ from harness import (SLOW, T_WELCOME, TestSkip, check, frame, hello, read_csv, r
                      run_tests, wait_for)
 
 INTERVAL = 1.0
+# Memory figures mean something only without sanitizers or valgrind.
+MEASURED_RSS = not os.environ.get("PIMON_SANITIZED") and not os.environ.get("PIMON_WRAPPER")
 
 
 def rows(env, host, metric):
@@ -94,6 +96,22 @@ def test_server_killed_three_times_every_sample_once(env):
     span = (times[-1] - times[0]) / 1000.0
     check(len(times) >= span / INTERVAL - 1, "%d rows over %.1f s" % (len(times), span))
     check(span >= 20, "only %.1f s of rows" % span)
+
+
+def test_server_killed_before_first_sync_rows_not_doubled(env):
+    # A sync interval longer than the test: rows reach the files, no commit
+    # record and no ACK does. The restarted server must cut those rows; the
+    # agent sends the batches again and each row is stored once.
+    env.start_server(interval=0.3, hb_interval=0.3, timeout=3.0, extra={"sync_interval": 600.0})
+    env.start_agent("early")
+    env.wait_hosts_up(["early"])
+    wait_for(lambda: len(rows(env, "early", "load")[1]) >= 4, 10, "rows", [env.server])
+    env.server.kill()
+    env.start_server(interval=0.3, hb_interval=0.3, timeout=3.0, name="server2")
+    wait_for(lambda: drained(env, "early"), 30, "the backlog sent", [env.server])
+    check("never acked" in env.server.log_text(), "no rows were cut on start")
+    times = check_exactly_once(env, "early", interval=0.3)
+    check(len(times) >= 4, "rows lost: %d" % len(times))
 
 
 def test_agent_killed_while_server_down_spool_carries(env):
@@ -255,7 +273,10 @@ def test_flood_and_non_readers_keep_memory_bounded(env):
         check(env.hosts()["witness"]["state"] == "up", "witness down during the flood")
         print("  server RSS %d kB before, %d kB under flood (%d frames sent)"
               % (base, peak, sent[0]))
-        check(peak - base < 64 * 1024, "server RSS grew by %d kB" % (peak - base))
+        if MEASURED_RSS:
+            check(peak - base < 64 * 1024, "server RSS grew by %d kB" % (peak - base))
+        else:
+            print("  (RSS not checked: sanitizers and valgrind hold freed memory)")
     finally:
         stop.set()
         for t in threads:
