@@ -1,4 +1,6 @@
-/* The HTTP API: GET /api/v1/hosts and /api/v1/workers as JSON. */
+/* The HTTP listener: evhttp on a thread and event base of its own, so
+ * serving never runs on a worker. Requests go to each module's handler in
+ * turn; what none takes is a JSON 404. */
 #include "http.h"
 
 #include <event2/buffer.h>
@@ -11,17 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "http_int.h"
 #include "log.h"
-#include "proto.h"
 #include "util.h"
-#include "worker.h"
-
-struct http {
-	struct server *srv;
-	struct event_base *base;
-	struct evhttp *evh;
-	pthread_t thread;
-};
 
 /* The reason phrase of the codes this API uses. */
 static const char *http_reason(int code)
@@ -45,7 +39,7 @@ static const char *http_reason(int code)
 }
 
 /* Send a JSON body with status code; takes the reference to body. */
-static void http_reply_json(struct evhttp_request *req, int code, json_t *body)
+void http_reply_json(struct evhttp_request *req, int code, json_t *body)
 {
 	struct evbuffer *buf = evbuffer_new();
 	char *text = json_dumps(body, JSON_COMPACT);
@@ -69,49 +63,27 @@ static void http_reply_json(struct evhttp_request *req, int code, json_t *body)
 }
 
 /* An error as {"error": "..."} with a fitting status. */
-static void http_reply_error(struct evhttp_request *req, int code, const char *msg)
+void http_reply_error(struct evhttp_request *req, int code, const char *msg)
 {
 	http_reply_json(req, code, json_pack("{s:s, s:i}", "error", msg, "status", code));
 }
 
-/* GET /api/v1/workers: sessions and counters of each worker. */
-static json_t *workers_json(struct server *srv)
+/* Reply with raw bytes of a content type. */
+void http_reply_bytes(struct evhttp_request *req, int code, const char *type, const void *body,
+                      size_t len)
 {
-	json_t *arr = json_array();
-	for (int i = 0; i < srv->nworkers; i++) {
-		const struct worker *w = srv->workers[i];
-		json_t *o =
-		    json_pack("{s:i, s:I}", "id", i, "sessions", (json_int_t)worker_sessions(w));
-		for (int c = 0; c < WC_COUNT; c++)
-			json_object_set_new(o, worker_counter_names[c],
-			                    json_integer((json_int_t)worker_counter(w, c)));
-		json_array_append_new(arr, o);
+	struct evbuffer *buf = evbuffer_new();
+	if (!buf) {
+		evhttp_send_error(req, HTTP_INTERNAL, NULL);
+		return;
 	}
-	return arr;
+	evbuffer_add(buf, body, len);
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", type);
+	evhttp_send_reply(req, code, http_reason(code), buf);
+	evbuffer_free(buf);
 }
 
-/* POST /api/v1/hosts/<name>/poll: ask the host's agent for a sample now. */
-static void http_poll(struct http *h, struct evhttp_request *req, const char *name)
-{
-	if (!util_valid_name(name)) {
-		http_reply_error(req, 400, "invalid host name");
-		return;
-	}
-	struct session_ref ref;
-	int rc = registry_session(h->srv->registry, name, &ref);
-	if (rc == -1) {
-		http_reply_error(req, 404, "no such host");
-		return;
-	}
-	if (rc == -2 || ref.worker < 0 || ref.worker >= h->srv->nworkers) {
-		http_reply_error(req, 409, "host is not connected");
-		return;
-	}
-	worker_post_poll(h->srv->workers[ref.worker], ref.id);
-	http_reply_json(req, 202, json_pack("{s:s, s:b}", "host", name, "polled", 1));
-}
-
-/* Route a request by path. Runs on the HTTP thread. */
+/* Route a request to the module that owns its path. */
 static void http_route_cb(struct evhttp_request *req, void *arg)
 {
 	struct http *h = arg;
@@ -121,30 +93,8 @@ static void http_route_cb(struct evhttp_request *req, void *arg)
 		http_reply_error(req, 400, "bad request URI");
 		return;
 	}
-	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
-	const char *poll_prefix = "/api/v1/hosts/";
-	size_t plen = strlen(poll_prefix);
-	if (strncmp(path, poll_prefix, plen) == 0 && strchr(path + plen, '/') &&
-	    strcmp(strchr(path + plen, '/'), "/poll") == 0) {
-		if (cmd != EVHTTP_REQ_POST) {
-			http_reply_error(req, 405, "poll takes POST");
-			return;
-		}
-		char name[PROTO_NAME_MAX + 1];
-		size_t n = (size_t)(strchr(path + plen, '/') - (path + plen));
-		snprintf(name, sizeof name, "%.*s", (int)(n < sizeof name ? n : 0), path + plen);
-		http_poll(h, req, name);
-		return;
-	}
-	if (cmd != EVHTTP_REQ_GET) {
-		http_reply_error(req, 405, "only GET is supported here");
-		return;
-	}
-	if (strcmp(path, "/api/v1/hosts") == 0)
-		http_reply_json(req, 200, registry_hosts_json(h->srv->registry));
-	else if (strcmp(path, "/api/v1/workers") == 0)
-		http_reply_json(req, 200, workers_json(h->srv));
-	else
+	if (!http_api_handle(h, req, path) && !http_metrics_handle(h, req, path) &&
+	    !http_web_handle(h, req, path))
 		http_reply_error(req, 404, "no such endpoint");
 }
 
