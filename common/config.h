@@ -21,6 +21,8 @@ struct pimon_config {
 		char **collect_metrics;    /* collectors agents run (WELCOME) */
 		size_t ncollect_metrics;
 		char *http_listen;    /* "" disables the HTTP API */
+		double hello_timeout; /* s to send HELLO after connecting */
+		int max_sessions;     /* connections held at once */
 		char *sync;           /* "none", "batch" or "interval" */
 		double sync_interval; /* s between syncs under "interval" */
 		char *log_level;

@@ -140,6 +140,9 @@ int main(int argc, char **argv)
 	log_init("pimon-server", level > LOG_DEBUG ? LOG_DEBUG : (enum log_level)level);
 	if (evthread_use_pthreads() < 0)
 		log_fatal("main", "libevent has no pthreads support");
+	/* Tests turn on libevent's checks of lock use. */
+	if (getenv("PIMON_LOCK_DEBUG"))
+		evthread_enable_lock_debugging();
 	signal(SIGPIPE, SIG_IGN);
 
 	struct server srv = {.cfg = &cfg, .nworkers = cfg.server.workers};

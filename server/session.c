@@ -42,8 +42,9 @@ struct session_set {
 	struct event_base *base;
 	struct session_list sessions;
 	const struct timeval *timeout; /* common timeout for heartbeats */
-	struct proto_buf out;          /* encode scratch */
-	const char **metrics;          /* WELCOME's collector list */
+	const struct timeval *hello_timeout;
+	struct proto_buf out; /* encode scratch */
+	const char **metrics; /* WELCOME's collector list */
 	uint8_t nmetrics;
 	int sync_interval; /* ACKs wait for the sync timer */
 	struct event *sync_timer;
@@ -71,6 +72,9 @@ struct session_set *session_set_create(struct server *srv, struct worker *w,
 	double t = srv->cfg->server.heartbeat_timeout;
 	struct timeval tv = {(time_t)t, (suseconds_t)((t - (double)(time_t)t) * 1e6)};
 	set->timeout = event_base_init_common_timeout(base, &tv);
+	double ht = srv->cfg->server.hello_timeout;
+	struct timeval htv = {(time_t)ht, (suseconds_t)((ht - (double)(time_t)ht) * 1e6)};
+	set->hello_timeout = event_base_init_common_timeout(base, &htv);
 	set->nmetrics = (uint8_t)srv->cfg->server.ncollect_metrics;
 	set->metrics = (const char **)srv->cfg->server.collect_metrics;
 	set->sync_interval = strcmp(srv->cfg->server.sync, "interval") == 0;
@@ -223,7 +227,7 @@ void session_open(struct session_set *set, evutil_socket_t fd, const char *addr)
 	size_t high = PROTO_HEADER_SIZE + (size_t)set->srv->cfg->server.max_frame;
 	bufferevent_setwatermark(s->bev, EV_READ, 0, high);
 	bufferevent_setcb(s->bev, session_read_cb, session_write_cb, session_event_cb, s);
-	bufferevent_set_timeouts(s->bev, set->timeout, set->timeout);
+	bufferevent_set_timeouts(s->bev, set->hello_timeout, set->timeout);
 	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
 	worker_count(set->w, WC_sessions_opened, 1);
 	log_debug("session", "%s: session %llu on worker %d", addr, (unsigned long long)s->id,
@@ -258,6 +262,7 @@ static void handle_hello(struct session *s, const struct proto_hello *h)
 	}
 	if (old.id != 0)
 		worker_post_close(set->srv->workers[old.worker], old.id, "replaced");
+	bufferevent_set_timeouts(s->bev, set->timeout, set->timeout);
 	log_info("session", "%s host %s: hello, agent %s, worker %d", s->addr, h->name, h->version,
 	         worker_id(set->w));
 	const struct pimon_config *cfg = set->srv->cfg;
@@ -447,6 +452,7 @@ static void session_event_cb(struct bufferevent *bev, short what, void *arg)
 	if (what & BEV_EVENT_TIMEOUT) {
 		if (!s->host) {
 			log_warn("session", "%s: no HELLO in time; closing", s->addr);
+			worker_count(s->set->w, WC_hello_timeouts, 1);
 			session_close(s, "timeout");
 			return;
 		}

@@ -201,6 +201,14 @@ void workers_assign(struct server *srv, evutil_socket_t fd, const char *addr)
 			best_n = n;
 		}
 	}
+	if (workers_sessions(srv) >= (unsigned)srv->cfg->server.max_sessions) {
+		/* Counted on the worker it would have gone to; logged 1 in 1000. */
+		if (atomic_fetch_add(&best->counters[WC_refused], 1) % 1000 == 0)
+			log_warn("worker", "%s: refused: %d sessions is server.limits.max_sessions",
+			         addr, srv->cfg->server.max_sessions);
+		evutil_closesocket(fd);
+		return;
+	}
 	struct wmsg *m = calloc(1, sizeof *m);
 	if (!m) {
 		log_err("worker", "out of memory: dropping connection from %s", addr);
@@ -244,6 +252,15 @@ void worker_post_poll(struct worker *w, uint64_t sid)
 unsigned worker_sessions(const struct worker *w)
 {
 	return atomic_load(&w->sessions);
+}
+
+/* Sum of every worker's sessions. */
+unsigned workers_sessions(const struct server *srv)
+{
+	unsigned n = 0;
+	for (int i = 0; i < srv->nworkers; i++)
+		n += atomic_load(&srv->workers[i]->sessions);
+	return n;
 }
 
 /* Read one counter. */

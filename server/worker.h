@@ -19,7 +19,9 @@
 	X(acks_out, "ACKs sent")                                                                   \
 	X(bad_frames, "sessions closed for a bad frame")                                           \
 	X(store_errors, "batches not stored (not acked)")                                          \
-	X(timeouts, "heartbeat timeouts")
+	X(timeouts, "heartbeat timeouts")                                                          \
+	X(hello_timeouts, "connections closed for sending no HELLO in time")                       \
+	X(refused, "connections refused over server.limits.max_sessions")
 
 enum worker_counter {
 #define X(name, help) WC_##name,
@@ -45,6 +47,9 @@ void worker_post_close(struct worker *w, uint64_t sid, const char *reason);
 
 /* Ask worker w to send POLL on session sid. Any thread. */
 void worker_post_poll(struct worker *w, uint64_t sid);
+
+/* Sessions of every worker. Any thread. */
+unsigned workers_sessions(const struct server *srv);
 
 /* Session count of w. Any thread. */
 unsigned worker_sessions(const struct worker *w);

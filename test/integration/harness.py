@@ -27,6 +27,8 @@ FIXTURES = os.environ.get("FIXTURES", os.path.join(os.path.dirname(__file__), ".
 
 # Under sanitizers everything is slower: scale every deadline.
 SLOW = float(os.environ.get("PIMON_TEST_SLOW", "1"))
+# libevent checks every lock and unlock in the daemons under test.
+os.environ.setdefault("PIMON_LOCK_DEBUG", "1")
 # A command the daemons run under, e.g. valgrind; its failures fail the test.
 WRAPPER = shlex.split(os.environ.get("PIMON_WRAPPER", ""))
 

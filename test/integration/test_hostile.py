@@ -109,5 +109,43 @@ def test_invalid_host_names_refused(env):
     still_fine(env, witness)
 
 
+def test_silent_connection_closed_after_hello_timeout(env):
+    env.start_server(extra={"limits": {"hello_timeout": 0.5}})
+    s = socket.create_connection(("127.0.0.1", env.port))
+    t0 = time.monotonic()
+    check(wait_closed(s, timeout=10), "a connection that never said HELLO stayed open")
+    # Elapsed time is only printed: the log line and the counter, which only
+    # the HELLO timeout moves, are what show it was this limit that acted.
+    print("  closed after %.2f s" % (time.monotonic() - t0))
+    wait_for(lambda: log_has(env, "no HELLO in time"), 5, "the log line", [env.server])
+    check(sum(w["hello_timeouts"] for w in env.api("/api/v1/workers")) == 1, "counter")
+    # A slow but honest agent still gets in.
+    s = socket.create_connection(("127.0.0.1", env.port))
+    time.sleep(0.1)
+    s.sendall(hello("slowpoke"))
+    check(read_frame(s)[0] == T_WELCOME, "no WELCOME")
+    s.close()
+
+
+def test_max_sessions_refuses_extra_connections(env):
+    env.start_server(extra={"limits": {"max_sessions": 3}})
+    held = []
+    for i in range(3):
+        s = socket.create_connection(("127.0.0.1", env.port))
+        s.sendall(hello("held-%d" % i))
+        check(read_frame(s)[0] == T_WELCOME, "no WELCOME for held-%d" % i)
+        held.append(s)
+    extra = socket.create_connection(("127.0.0.1", env.port))
+    check(wait_closed(extra), "a fourth connection was kept")
+    check(sum(w["refused"] for w in env.api("/api/v1/workers")) == 1, "refused counter")
+    held.pop().close()
+    wait_for(lambda: sum(env.workers()) == 2, 10, "a slot freed", [env.server])
+    s = socket.create_connection(("127.0.0.1", env.port))
+    s.sendall(hello("late"))
+    check(read_frame(s)[0] == T_WELCOME, "no WELCOME once a slot was free")
+    for h in held + [s]:
+        h.close()
+
+
 if __name__ == "__main__":
     run_tests(globals())
