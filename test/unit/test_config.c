@@ -262,6 +262,8 @@ static const struct bad_case {
     {"bad_workers_257.cfg", 5, "server.workers: 257 is out of range 1..256"},
     {"bad_workers_int64.cfg", 4, "server.workers: 4294967300 is out of range 1..256"},
     {"bad_timeout_range.cfg", 6, "server.heartbeat.timeout: 0.1 is out of range 0.2..86400"},
+    /* Found by fuzzing: libconfig leaks its string buffer here, see test/lsan.supp. */
+    {"bad_unterminated_string.cfg", 6, "syntax error"},
     {"bad_sync.cfg", 4, "server.sync: 'sometimes' is not one of none, batch, interval"},
     {"bad_log_level.cfg", 4,
      "server.log_level: 'verbose' is not one of err, warn, notice, info, debug"},
