@@ -9,6 +9,7 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "log.h"
 #include "pimon_version.h"
 #include "proto.h"
@@ -20,7 +21,14 @@
 /* No ACK progress for this long (or 3 intervals) and the unacked are resent. */
 #define LINK_ACK_TIMEOUT_MS 5000
 
-enum link_state { LINK_IDLE, LINK_CONNECTING, LINK_HELLO_SENT, LINK_READY, LINK_STOPPING };
+enum link_state {
+	LINK_IDLE,
+	LINK_CONNECTING,
+	LINK_CHALLENGED, /* connected, waiting for the server's nonce */
+	LINK_HELLO_SENT,
+	LINK_READY,
+	LINK_STOPPING,
+};
 
 /* An encoded METRICS frame waiting for its ACK. */
 struct pending {
@@ -57,6 +65,7 @@ struct link {
 	uint64_t tokens_ms;
 	struct spool *spool; /* NULL: memory only */
 	int spool_stale;     /* the file holds entries no longer queued */
+	const struct auth_key *key; /* NULL: no proof */
 	struct proto_buf scratch;
 };
 
@@ -116,12 +125,13 @@ static void link_spool_load(struct link *l)
 
 /* Create the link; nothing happens until link_start. */
 struct link *link_create(struct event_base *base, const struct pimon_config *cfg,
-                         struct collect *col, const char *name)
+                         struct collect *col, const char *name, const struct auth_key *key)
 {
 	struct link *l = calloc(1, sizeof *l);
 	if (!l)
 		return NULL;
 	l->base = base;
+	l->key = key;
 	l->cfg = cfg;
 	l->col = col;
 	snprintf(l->name, sizeof l->name, "%s", name);
@@ -270,11 +280,12 @@ void link_start(struct link *l)
 	link_connect(l);
 }
 
-/* Connected: introduce ourselves. */
-static void link_send_hello(struct link *l)
+/* The server's nonce arrived: introduce ourselves, with the proof. */
+static void link_send_hello(struct link *l, const uint8_t nonce[PROTO_NONCE_SIZE])
 {
 	struct proto_msg m = {.type = PROTO_HELLO};
 	struct proto_hello *h = &m.u.hello;
+	uint8_t proof[AUTH_PROOF_SIZE];
 	collect_sysinfo(l->col, h);
 	h->name = l->name;
 	h->version = PIMON_VERSION;
@@ -282,11 +293,15 @@ static void link_send_hello(struct link *l)
 	h->run_id = l->run_id;
 	h->auth_len = 0;
 	h->auth = NULL;
+	if (l->key) {
+		auth_proof(l->key, nonce, l->name, l->run_id, proof);
+		h->auth = proof;
+		h->auth_len = AUTH_PROOF_SIZE;
+	}
 	link_send(l, &m);
 	l->state = LINK_HELLO_SENT;
 }
 
-/* Forget the oldest queued batch. */
 static void link_pop(struct link *l)
 {
 	struct pending *p = &l->queue[l->qhead];
@@ -549,6 +564,14 @@ static void handle_ack(struct link *l, uint64_t seq)
 /* Act on one frame from the server; -1 when the link was dropped. */
 static int link_dispatch(struct link *l, const struct proto_msg *msg)
 {
+	if (l->state == LINK_CHALLENGED) {
+		if (msg->type != PROTO_CHALLENGE) {
+			link_lost(l, "server did not start with CHALLENGE");
+			return -1;
+		}
+		link_send_hello(l, msg->u.challenge.nonce);
+		return 0;
+	}
 	if (l->state == LINK_HELLO_SENT && msg->type != PROTO_WELCOME && msg->type != PROTO_BYE) {
 		link_lost(l, "server did not answer HELLO with WELCOME");
 		return -1;
@@ -622,7 +645,7 @@ static void link_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct link *l = arg;
 	if (what & BEV_EVENT_CONNECTED) {
-		link_send_hello(l);
+		l->state = LINK_CHALLENGED;
 		return;
 	}
 	char why[256];

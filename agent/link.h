@@ -7,14 +7,16 @@
 
 #include <event2/event.h>
 
+#include "auth.h"
 #include "collect.h"
 #include "config.h"
 
 struct link;
 
-/* A link to cfg->agent.server for the host called name; NULL on error. */
+/* A link to cfg->agent.server for the host called name, proving key (NULL
+ * for none) in HELLO; NULL on error. */
 struct link *link_create(struct event_base *base, const struct pimon_config *cfg,
-                         struct collect *col, const char *name);
+                         struct collect *col, const char *name, const struct auth_key *key);
 
 /* Start connecting. */
 void link_start(struct link *l);

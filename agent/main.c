@@ -189,7 +189,17 @@ int main(int argc, char **argv)
 	struct event_base *base = event_base_new();
 	if (!base)
 		log_fatal("main", "cannot create the event base");
-	struct link *link = link_create(base, &cfg, col, cfg.agent.name);
+	static struct auth_key key;
+	const struct auth_key *keyp = NULL;
+	if (cfg.agent.auth_token_file[0]) {
+		char kerr[512];
+		if (auth_key_load(cfg.agent.auth_token_file, &key, kerr, sizeof kerr) < 0) {
+			log_err("main", "agent.auth.token_file: %s", kerr);
+			return 2;
+		}
+		keyp = &key;
+	}
+	struct link *link = link_create(base, &cfg, col, cfg.agent.name, keyp);
 	if (!link)
 		log_fatal("main", "cannot set up the link to %s", cfg.agent.server);
 	struct event *sigterm = evsignal_new(base, SIGTERM, on_stop_signal, link);

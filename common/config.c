@@ -110,6 +110,13 @@ static const struct key keys[] = {
             "Seconds a new connection has to send HELLO before it is closed."),
     KEY_INT("server.limits.max_sessions", server.max_sessions, 100000, 1, 10000000,
             "Agent connections held at once; more are closed at accept, counted."),
+    KEY_STR("server.auth.token_file", server.auth_token_file, "", NULL, NULL,
+            "File holding the secret every agent proves it knows (HMAC over a\n"
+            "fresh nonce; the secret never crosses the wire). Readable by its owner\n"
+            "only. \"\" lets any agent in, and the server says so loudly at start."),
+    KEY_STR("server.auth.hosts_dir", server.auth_hosts_dir, "", NULL, NULL,
+            "Folder of per-host secrets: a file named after a host holds that\n"
+            "host's secret instead of the shared one (remove it to revoke one Pi)."),
     KEY_STR("server.log_level", server.log_level, "info", log_level_names, NULL,
             "Most verbose level logged."),
     KEY_STR("agent.server", agent.server, "127.0.0.1:8080", NULL, check_hostport,
@@ -139,6 +146,9 @@ static const struct key keys[] = {
     KEY_INT("agent.catchup_rate", agent.catchup_rate, 50, 1, 1000000,
             "Batches per second sent at most when catching up after an outage;\n"
             "new batches queue behind the backlog so rows stay in time order."),
+    KEY_STR("agent.auth.token_file", agent.auth_token_file, "", NULL, NULL,
+            "File holding this agent's secret (the shared one, or its own host's);\n"
+            "readable by its owner only. \"\" sends no proof."),
     KEY_STR("agent.log_level", agent.log_level, "info", log_level_names, NULL,
             "Most verbose level logged."),
 };

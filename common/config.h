@@ -21,6 +21,8 @@ struct pimon_config {
 		char **collect_metrics;    /* collectors agents run (WELCOME) */
 		size_t ncollect_metrics;
 		char *http_listen;    /* "" disables the HTTP API */
+		char *auth_token_file; /* shared agent secret; "" lets anyone in */
+		char *auth_hosts_dir;  /* per-host secrets, by host name */
 		double hello_timeout; /* s to send HELLO after connecting */
 		int max_sessions;     /* connections held at once */
 		char *sync;           /* "none", "batch" or "interval" */
@@ -38,6 +40,7 @@ struct pimon_config {
 		char *spool_dir;      /* unacked batches on disk */
 		int spool_max;        /* bytes of unacked batches kept */
 		double spool_flush;   /* s between spool writes while away */
+		char *auth_token_file;    /* this agent's secret; "" for none */
 		int catchup_rate;     /* batches/s when catching up */
 		char *log_level;
 	} agent;

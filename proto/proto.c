@@ -118,7 +118,7 @@ static size_t str_len_max(const char *s, size_t max)
 /* Whether type is one of enum proto_type. */
 static bool type_known(unsigned type)
 {
-	return type >= PROTO_HELLO && type <= PROTO_BYE;
+	return type >= PROTO_HELLO && type <= PROTO_CHALLENGE;
 }
 
 /* Why a parsed header is unacceptable, or NULL if it is fine. */
@@ -475,6 +475,12 @@ static void dec_payload(struct dec *d, struct proto_msg *msg)
 	case PROTO_BYE:
 		dec_str(d, 0, PROTO_TEXT_MAX, "reason", &msg->u.bye.reason);
 		break;
+	case PROTO_CHALLENGE: {
+		const uint8_t *nonce = dec_take(d, PROTO_NONCE_SIZE);
+		if (nonce)
+			memcpy(msg->u.challenge.nonce, nonce, PROTO_NONCE_SIZE);
+		break;
+	}
 	default:
 		dec_fail(d, "unknown message type %u", (unsigned)msg->type);
 		break;
@@ -820,6 +826,12 @@ static void enc_payload(struct enc *e, const struct proto_msg *msg)
 	case PROTO_BYE:
 		enc_str(e, msg->u.bye.reason, 0, PROTO_TEXT_MAX, "reason");
 		break;
+	case PROTO_CHALLENGE: {
+		uint8_t *p = enc_room(e, PROTO_NONCE_SIZE);
+		if (p)
+			memcpy(p, msg->u.challenge.nonce, PROTO_NONCE_SIZE);
+		break;
+	}
 	default:
 		enc_fail(e, "unknown message type %u", (unsigned)msg->type);
 		break;
@@ -883,6 +895,8 @@ const char *proto_type_name(unsigned type)
 		return "POLL";
 	case PROTO_BYE:
 		return "BYE";
+	case PROTO_CHALLENGE:
+		return "CHALLENGE";
 	default:
 		return "unknown";
 	}

@@ -28,6 +28,7 @@ enum proto_type {
 	PROTO_ACK = 5,
 	PROTO_POLL = 6,
 	PROTO_BYE = 7,
+	PROTO_CHALLENGE = 8,
 };
 
 /* Result of a decode attempt. */
@@ -36,6 +37,9 @@ enum proto_status {
 	PROTO_NEED_MORE = 1, /* buffer holds a prefix of a valid frame */
 	PROTO_BAD = -1,      /* not a valid frame: close the session */
 };
+
+/* Bytes of the server's nonce in CHALLENGE. */
+#define PROTO_NONCE_SIZE 32
 
 /* Capability bits an agent announces in HELLO. */
 #define PROTO_CAP_POLL (1u << 0)
@@ -106,6 +110,12 @@ struct proto_bye {
 	const char *reason;
 };
 
+/* Sent by the server first on every connection: HELLO's auth proof is an
+ * HMAC over this nonce, so a recorded HELLO is worthless. */
+struct proto_challenge {
+	uint8_t nonce[PROTO_NONCE_SIZE];
+};
+
 /* A decoded or to-be-encoded message. Pointers in a decoded message point
  * into storage owned by the message; proto_msg_free releases it. */
 struct proto_msg {
@@ -118,6 +128,7 @@ struct proto_msg {
 		struct proto_ack ack;
 		struct proto_poll poll;
 		struct proto_bye bye;
+		struct proto_challenge challenge;
 	} u;
 	void *mem; /* decoder's storage, NULL for caller-built messages */
 };

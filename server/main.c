@@ -146,6 +146,21 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	struct server srv = {.cfg = &cfg, .nworkers = cfg.server.workers};
+	static struct auth_key key;
+	if (cfg.server.auth_token_file[0]) {
+		char kerr[512];
+		if (auth_key_load(cfg.server.auth_token_file, &key, kerr, sizeof kerr) < 0) {
+			log_err("main", "server.auth.token_file: %s", kerr);
+			config_free(&cfg);
+			return 2;
+		}
+		srv.auth_key = &key;
+	}
+	if (cfg.server.auth_hosts_dir[0])
+		srv.auth_hosts_dir = cfg.server.auth_hosts_dir;
+	if (!srv.auth_key && !srv.auth_hosts_dir)
+		log_warn("main", "NO AUTHENTICATION: any agent that connects is accepted; set "
+		                 "server.auth.token_file to require a secret");
 	struct event_base *base = event_base_new();
 	if (!base)
 		log_fatal("main", "cannot create the main event base");

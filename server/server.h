@@ -3,6 +3,7 @@
 #ifndef PIMON_SERVER_H
 #define PIMON_SERVER_H
 
+#include "auth.h"
 #include "config.h"
 #include "registry.h"
 
@@ -13,6 +14,8 @@ struct server {
 	struct registry *registry;
 	struct worker **workers;
 	int nworkers;
+	const struct auth_key *auth_key; /* shared agent secret, NULL if none */
+	const char *auth_hosts_dir;      /* per-host secrets, NULL if none */
 };
 
 #endif

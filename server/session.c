@@ -8,7 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
+#include <unistd.h>
 
+#include "authlimit.h"
 #include "log.h"
 #include "pimon_version.h"
 #include "proto.h"
@@ -27,6 +29,8 @@ struct session {
 	int blocked;       /* a batch failed to store: later ones wait for a resend */
 	uint64_t max_seen; /* highest METRICS seq received on this session */
 	uint64_t ack_due;  /* stored, to be acked after the next sync (0: none) */
+	uint8_t nonce[PROTO_NONCE_SIZE]; /* this connection's CHALLENGE */
+	struct event *penalty;           /* delays the answer to a failed proof */
 };
 
 /* Frames handled per read callback before others on the worker get a turn. */
@@ -121,6 +125,8 @@ static void session_destroy(struct session *s)
 {
 	struct session_set *set = s->set;
 	TAILQ_REMOVE(&set->sessions, s, link);
+	if (s->penalty)
+		event_free(s->penalty);
 	bufferevent_free(s->bev);
 	free(s);
 	worker_count(set->w, WC_sessions_closed, 1);
@@ -232,6 +238,14 @@ void session_open(struct session_set *set, evutil_socket_t fd, const char *addr)
 	worker_count(set->w, WC_sessions_opened, 1);
 	log_debug("session", "%s: session %llu on worker %d", addr, (unsigned long long)s->id,
 	          worker_id(set->w));
+	struct proto_msg challenge = {.type = PROTO_CHALLENGE};
+	if (auth_nonce(s->nonce) < 0) {
+		log_err("session", "%s: no random nonce available; closing", addr);
+		session_close(s, "error");
+		return;
+	}
+	memcpy(challenge.u.challenge.nonce, s->nonce, PROTO_NONCE_SIZE);
+	session_send(s, &challenge);
 	return;
 fail:
 	log_err("session", "%s: cannot set up a session: out of memory", addr);
@@ -240,7 +254,56 @@ fail:
 	worker_session_ended(set->w);
 }
 
-/* HELLO: check the name, register the host, answer WELCOME. */
+/* Does HELLO prove the secret (the host's own if it has one, else the
+ * shared one)? Without any secret configured everyone is welcome. */
+static int session_authentic(struct session *s, const struct proto_hello *h)
+{
+	const struct server *srv = s->set->srv;
+	if (!srv->auth_key && !srv->auth_hosts_dir)
+		return 1;
+	struct auth_key own;
+	const struct auth_key *key = srv->auth_key;
+	if (srv->auth_hosts_dir) {
+		char path[4200], err[512];
+		snprintf(path, sizeof path, "%s/%s", srv->auth_hosts_dir, h->name);
+		if (access(path, F_OK) == 0) {
+			if (auth_key_load(path, &own, err, sizeof err) < 0) {
+				log_err("session", "%s", err);
+				return 0;
+			}
+			key = &own;
+		}
+	}
+	int ok = key && auth_check(key, s->nonce, h->name, h->run_id, h->auth, h->auth_len);
+	if (key == &own)
+		memset(&own, 0, sizeof own);
+	if (ok)
+		authlimit_ok(s->addr);
+	return ok;
+}
+
+/* The penalty is served: refuse the session. */
+static void session_penalty_cb(evutil_socket_t fd, short what, void *arg)
+{
+	session_refuse(arg, "authentication failed");
+}
+
+/* A failed proof: log it, count it, and answer only after a delay that
+ * grows with the address's recent failures. */
+static void session_penalize(struct session *s, const char *name)
+{
+	unsigned ms = authlimit_fail(s->addr);
+	log_warn("session", "%s: authentication failed for host '%s'; closing in %u ms", s->addr,
+	         name, ms);
+	worker_count(s->set->w, WC_auth_failures, 1);
+	bufferevent_disable(s->bev, EV_READ);
+	s->penalty = evtimer_new(s->set->base, session_penalty_cb, s);
+	struct timeval tv = {ms / 1000, (suseconds_t)(ms % 1000) * 1000};
+	if (!s->penalty || evtimer_add(s->penalty, &tv) < 0)
+		session_refuse(s, "authentication failed");
+}
+
+/* HELLO: check the name and the proof, register the host, answer WELCOME. */
 static void handle_hello(struct session *s, const struct proto_hello *h)
 {
 	struct session_set *set = s->set;
@@ -252,6 +315,10 @@ static void handle_hello(struct session *s, const struct proto_hello *h)
 		log_warn("session", "%s: refused: invalid host name", s->addr);
 		session_refuse(
 		    s, "invalid host name: 1-64 of A-Z a-z 0-9 . _ -, not starting with . or -");
+		return;
+	}
+	if (!session_authentic(s, h)) {
+		session_penalize(s, h->name);
 		return;
 	}
 	struct session_ref self = {worker_id(set->w), s->id}, old;

@@ -21,7 +21,8 @@
 	X(store_errors, "batches not stored (not acked)")                                          \
 	X(timeouts, "heartbeat timeouts")                                                          \
 	X(hello_timeouts, "connections closed for sending no HELLO in time")                       \
-	X(refused, "connections refused over server.limits.max_sessions")
+	X(refused, "connections refused over server.limits.max_sessions")                \
+	X(auth_failures, "HELLOs refused for a missing or wrong proof")
 
 enum worker_counter {
 #define X(name, help) WC_##name,

@@ -21,7 +21,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	frame[0] = PROTO_MAGIC >> 8;
 	frame[1] = PROTO_MAGIC & 0xff;
 	frame[2] = PROTO_VERSION;
-	frame[3] = (uint8_t)(1 + data[0] % 7);
+	frame[3] = (uint8_t)(1 + data[0] % 8);
 	for (int i = 0; i < 4; i++)
 		frame[4 + i] = (uint8_t)(len >> (24 - 8 * i));
 	memcpy(frame + PROTO_HEADER_SIZE, data + 1, len);

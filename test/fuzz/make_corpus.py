@@ -43,10 +43,12 @@ def main():
         "ack": frame(5, struct.pack(">Q", 42)),
         "poll": frame(6, struct.pack(">I", 1)),
         "bye": frame(7, pstr("agent stopping")),
+        "challenge": frame(8, bytes(range(32))),
     }
     for name, f in frames.items():
         put("frame", name, f)
         put("payload", name, bytes([f[3] - 1]) + f[8:])
+    put("payload", "hello-auth", bytes([0]) + hello("pi-2", auth=bytes(32))[8:])
     put("frame", "two", frames["hello"] + frames["metrics"])
     for rel in ["pi4/proc/stat", "pi4/proc/meminfo", "pi4/proc/loadavg", "pi4/proc/mounts",
                 "pi4/proc/net/dev", "pi4/proc/uptime", "pi4/etc/os-release",

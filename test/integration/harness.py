@@ -281,7 +281,7 @@ def read_csv(path):
 # --- a small, independent implementation of the wire format (PROTOCOL.md) ---
 
 MAGIC, VERSION = 0x504D, 1
-T_HELLO, T_WELCOME, T_HEARTBEAT, T_METRICS, T_ACK, T_POLL, T_BYE = range(1, 8)
+T_HELLO, T_WELCOME, T_HEARTBEAT, T_METRICS, T_ACK, T_POLL, T_BYE, T_CHALLENGE = range(1, 9)
 
 
 def frame(ftype, payload, version=VERSION, magic=MAGIC):
@@ -293,26 +293,37 @@ def pstr(s):
     return struct.pack(">B", len(b)) + b
 
 
-def hello(name, boot_id="boot-1", run_id=1):
+def hello(name, boot_id="boot-1", run_id=1, auth=b""):
     p = pstr(name) + pstr("test") + struct.pack(">I", 0)
     p += pstr("TestOS") + pstr("6.0") + pstr("") + pstr(boot_id)
-    p += struct.pack(">QQ", 100, run_id) + struct.pack(">H", 0)
+    p += struct.pack(">QQ", 100, run_id) + struct.pack(">H", len(auth)) + auth
     return frame(T_HELLO, p)
+
+
+def auth_proof(key, nonce, name, run_id):
+    """HMAC-SHA256(key, nonce, name length, name, run_id), as PROTOCOL.md says."""
+    import hashlib
+    import hmac
+    msg = nonce + bytes([len(name.encode())]) + name.encode() + struct.pack(">Q", run_id)
+    return hmac.new(key, msg, hashlib.sha256).digest()
 
 
 def heartbeat():
     return frame(T_HEARTBEAT, struct.pack(">Q", int(time.time() * 1000)))
 
 
-def read_frame(sock, timeout=5):
-    """One frame (type, payload) or None at end of stream."""
-    sock.settimeout(timeout * SLOW)
-    hdr = recv_exact(sock, 8)
-    if hdr is None:
-        return None
-    magic, ver, ftype, length = struct.unpack(">HBBI", hdr)
-    payload = recv_exact(sock, length)
-    return ftype, payload
+def read_frame(sock, timeout=5, challenge=False):
+    """One frame (type, payload) or None at end of stream. The server's
+    CHALLENGE, which opens every session, is skipped unless asked for."""
+    while True:
+        sock.settimeout(timeout * SLOW)
+        hdr = recv_exact(sock, 8)
+        if hdr is None:
+            return None
+        magic, ver, ftype, length = struct.unpack(">HBBI", hdr)
+        payload = recv_exact(sock, length)
+        if ftype != T_CHALLENGE or challenge:
+            return ftype, payload
 
 
 def recv_exact(sock, n):

@@ -285,10 +285,19 @@ static void sample_bye(struct proto_msg *m)
 	m->u.bye.reason = "unsupported version";
 }
 
+/* A CHALLENGE with a nonce of every byte value pattern. */
+static void sample_challenge(struct proto_msg *m)
+{
+	memset(m, 0, sizeof *m);
+	m->type = PROTO_CHALLENGE;
+	for (int i = 0; i < PROTO_NONCE_SIZE; i++)
+		m->u.challenge.nonce[i] = (uint8_t)(i * 37 + 255);
+}
+
 /* One valid message of every type. */
 static void (*const samples[])(struct proto_msg *) = {
     sample_hello, sample_welcome, sample_heartbeat, sample_metrics,
-    sample_ack,   sample_poll,    sample_bye,
+    sample_ack,   sample_poll,    sample_bye,       sample_challenge,
 };
 #define NSAMPLES (sizeof samples / sizeof samples[0])
 
@@ -381,6 +390,9 @@ static void check_msg_same(const struct proto_msg *a, const struct proto_msg *b)
 		break;
 	case PROTO_BYE:
 		CHECK_STR(a->u.bye.reason, b->u.bye.reason);
+		break;
+	case PROTO_CHALLENGE:
+		CHECK(memcmp(a->u.challenge.nonce, b->u.challenge.nonce, PROTO_NONCE_SIZE) == 0);
 		break;
 	default:
 		CHECK(!"unexpected message type");
@@ -714,7 +726,7 @@ static void test_bad_headers(void)
 	CHECK(decode_header_only(PROTO_MAGIC, 2, PROTO_POLL, 4, PROTO_MAX_PAYLOAD) == PROTO_BAD);
 	CHECK(decode_header_only(PROTO_MAGIC, 1, 0, 4, PROTO_MAX_PAYLOAD) == PROTO_BAD);
 	CHECK(err_has("unknown message type 0"));
-	CHECK(decode_header_only(PROTO_MAGIC, 1, 8, 4, PROTO_MAX_PAYLOAD) == PROTO_BAD);
+	CHECK(decode_header_only(PROTO_MAGIC, 1, 9, 4, PROTO_MAX_PAYLOAD) == PROTO_BAD);
 	CHECK(decode_header_only(PROTO_MAGIC, 1, 255, 4, PROTO_MAX_PAYLOAD) == PROTO_BAD);
 }
 
@@ -1176,8 +1188,8 @@ static void test_encode_rejects_bad_fields(void)
 	sample_ack(&m);
 	m.type = (enum proto_type)0;
 	check_encode_rejects(&m, "unknown message type 0");
-	m.type = (enum proto_type)8;
-	check_encode_rejects(&m, "unknown message type 8");
+	m.type = (enum proto_type)9;
+	check_encode_rejects(&m, "unknown message type 9");
 }
 
 /* METRICS groups that break a rule are refused by the encoder. */
@@ -1297,7 +1309,8 @@ static void test_type_names(void)
 	CHECK_STR(proto_type_name(PROTO_POLL), "POLL");
 	CHECK_STR(proto_type_name(PROTO_BYE), "BYE");
 	CHECK_STR(proto_type_name(0), "unknown");
-	CHECK_STR(proto_type_name(8), "unknown");
+	CHECK_STR(proto_type_name(8), "CHALLENGE");
+	CHECK_STR(proto_type_name(9), "unknown");
 	CHECK_STR(proto_type_name(0x104), "unknown");
 }
 

@@ -1,0 +1,82 @@
+/* Agent authentication with HMAC-SHA256 from OpenSSL. */
+#include "auth.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "util.h"
+
+/* Load and check a secret file. */
+int auth_key_load(const char *path, struct auth_key *key, char *errbuf, size_t errlen)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat sb;
+	if (fd < 0 || fstat(fd, &sb) < 0) {
+		snprintf(errbuf, errlen, "%s: cannot read: %s", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	if (sb.st_mode & (S_IRWXG | S_IRWXO)) {
+		snprintf(errbuf, errlen, "%s: readable by others (mode %03o); chmod 600 it", path,
+		         (unsigned)(sb.st_mode & 0777));
+		close(fd);
+		return -1;
+	}
+	uint8_t buf[AUTH_KEY_MAX + 2];
+	ssize_t n = read(fd, buf, sizeof buf);
+	close(fd);
+	if (n > 0 && buf[n - 1] == '\n')
+		n--;
+	if (n > 0 && buf[n - 1] == '\r')
+		n--;
+	if (n < AUTH_KEY_MIN || n > AUTH_KEY_MAX) {
+		snprintf(errbuf, errlen, "%s: a secret must be %d to %d bytes", path, AUTH_KEY_MIN,
+		         AUTH_KEY_MAX);
+		return -1;
+	}
+	memcpy(key->bytes, buf, (size_t)n);
+	key->len = (size_t)n;
+	OPENSSL_cleanse(buf, sizeof buf);
+	return 0;
+}
+
+/* HMAC-SHA256(key, nonce || u8 name length || name || run_id big-endian). */
+void auth_proof(const struct auth_key *key, const uint8_t nonce[PROTO_NONCE_SIZE],
+                const char *name, uint64_t run_id, uint8_t out[AUTH_PROOF_SIZE])
+{
+	uint8_t msg[PROTO_NONCE_SIZE + 1 + PROTO_NAME_MAX + 8];
+	size_t nl = strnlen(name, PROTO_NAME_MAX);
+	memcpy(msg, nonce, PROTO_NONCE_SIZE);
+	msg[PROTO_NONCE_SIZE] = (uint8_t)nl;
+	memcpy(msg + PROTO_NONCE_SIZE + 1, name, nl);
+	util_put_be64(msg + PROTO_NONCE_SIZE + 1 + nl, run_id);
+	unsigned int len = AUTH_PROOF_SIZE;
+	HMAC(EVP_sha256(), key->bytes, (int)key->len, msg, PROTO_NONCE_SIZE + 1 + nl + 8, out,
+	     &len);
+}
+
+/* Recompute and compare in constant time. */
+int auth_check(const struct auth_key *key, const uint8_t nonce[PROTO_NONCE_SIZE],
+               const char *name, uint64_t run_id, const uint8_t *proof, size_t len)
+{
+	uint8_t want[AUTH_PROOF_SIZE];
+	if (len != AUTH_PROOF_SIZE)
+		return 0;
+	auth_proof(key, nonce, name, run_id, want);
+	return CRYPTO_memcmp(want, proof, AUTH_PROOF_SIZE) == 0;
+}
+
+/* A nonce from OpenSSL's CSPRNG. */
+int auth_nonce(uint8_t nonce[PROTO_NONCE_SIZE])
+{
+	return RAND_bytes(nonce, PROTO_NONCE_SIZE) == 1 ? 0 : -1;
+}
