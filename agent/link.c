@@ -4,6 +4,9 @@
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -63,9 +66,11 @@ struct link {
 	uint64_t dropped; /* batches lost to the bounds, this run */
 	double tokens;    /* catch-up rate limiter */
 	uint64_t tokens_ms;
-	struct spool *spool; /* NULL: memory only */
-	int spool_stale;     /* the file holds entries no longer queued */
+	struct spool *spool;        /* NULL: memory only */
+	int spool_stale;            /* the file holds entries no longer queued */
 	const struct auth_key *key; /* NULL: no proof */
+	SSL_CTX *tls;               /* NULL: plain TCP */
+	char tls_name[256];         /* name the server's certificate must carry */
 	struct proto_buf scratch;
 };
 
@@ -125,13 +130,15 @@ static void link_spool_load(struct link *l)
 
 /* Create the link; nothing happens until link_start. */
 struct link *link_create(struct event_base *base, const struct pimon_config *cfg,
-                         struct collect *col, const char *name, const struct auth_key *key)
+                         struct collect *col, const char *name, const struct auth_key *key,
+                         SSL_CTX *tls)
 {
 	struct link *l = calloc(1, sizeof *l);
 	if (!l)
 		return NULL;
 	l->base = base;
 	l->key = key;
+	l->tls = tls;
 	l->cfg = cfg;
 	l->col = col;
 	snprintf(l->name, sizeof l->name, "%s", name);
@@ -140,6 +147,8 @@ struct link *link_create(struct event_base *base, const struct pimon_config *cfg
 		free(l);
 		return NULL;
 	}
+	snprintf(l->tls_name, sizeof l->tls_name, "%s",
+	         cfg->agent.tls_server_name[0] ? cfg->agent.tls_server_name : l->host);
 	l->qcap = (size_t)cfg->agent.queue_max;
 	l->queue = calloc(l->qcap, sizeof *l->queue);
 	if (!l->queue) {
@@ -254,7 +263,23 @@ static int link_send(struct link *l, const struct proto_msg *msg)
 /* Open a connection to the server. */
 static void link_connect(struct link *l)
 {
-	l->bev = bufferevent_socket_new(l->base, -1, BEV_OPT_CLOSE_ON_FREE);
+	if (l->tls) {
+		SSL *ssl = SSL_new(l->tls);
+		/* SNI, and the name the certificate is checked against. */
+		if (ssl && (SSL_set_tlsext_host_name(ssl, l->tls_name) != 1 ||
+		            SSL_set1_host(ssl, l->tls_name) != 1)) {
+			SSL_free(ssl);
+			ssl = NULL;
+		}
+		l->bev = ssl ? bufferevent_openssl_socket_new(l->base, -1, ssl,
+		                                              BUFFEREVENT_SSL_CONNECTING,
+		                                              BEV_OPT_CLOSE_ON_FREE)
+		             : NULL;
+		if (ssl && !l->bev)
+			SSL_free(ssl);
+	} else {
+		l->bev = bufferevent_socket_new(l->base, -1, BEV_OPT_CLOSE_ON_FREE);
+	}
 	if (!l->bev) {
 		link_lost(l, "cannot create a socket");
 		return;
@@ -655,9 +680,13 @@ static void link_event_cb(struct bufferevent *bev, short what, void *arg)
 		snprintf(why, sizeof why, "server closed the connection");
 	else {
 		int dns = bufferevent_socket_get_dns_error(bev);
-		snprintf(why, sizeof why, "%s",
-		         dns ? evutil_gai_strerror(dns)
-		             : evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+		unsigned long tls = l->tls ? bufferevent_get_openssl_error(bev) : 0;
+		if (tls)
+			ERR_error_string_n(tls, why, sizeof why);
+		else
+			snprintf(why, sizeof why, "%s",
+			         dns ? evutil_gai_strerror(dns)
+			             : evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
 	}
 	link_lost(l, why);
 }

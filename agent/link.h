@@ -9,14 +9,16 @@
 
 #include "auth.h"
 #include "collect.h"
+#include "tls.h"
 #include "config.h"
 
 struct link;
 
 /* A link to cfg->agent.server for the host called name, proving key (NULL
- * for none) in HELLO; NULL on error. */
+ * for none) in HELLO, over TLS with tls (NULL for plain TCP); NULL on error. */
 struct link *link_create(struct event_base *base, const struct pimon_config *cfg,
-                         struct collect *col, const char *name, const struct auth_key *key);
+                         struct collect *col, const char *name, const struct auth_key *key,
+                         SSL_CTX *tls);
 
 /* Start connecting. */
 void link_start(struct link *l);

@@ -2,6 +2,7 @@
  * pimon-server, or print one snapshot with --once. */
 #include <event2/event.h>
 #include <getopt.h>
+#include <openssl/ssl.h>
 #include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
@@ -199,7 +200,17 @@ int main(int argc, char **argv)
 		}
 		keyp = &key;
 	}
-	struct link *link = link_create(base, &cfg, col, cfg.agent.name, keyp);
+	SSL_CTX *tls = NULL;
+	if (cfg.agent.tls_ca[0]) {
+		char terr[512];
+		tls = tls_client_ctx(cfg.agent.tls_ca, cfg.agent.tls_cert, cfg.agent.tls_key, terr,
+		                     sizeof terr);
+		if (!tls) {
+			log_err("main", "agent.tls: %s", terr);
+			return 2;
+		}
+	}
+	struct link *link = link_create(base, &cfg, col, cfg.agent.name, keyp, tls);
 	if (!link)
 		log_fatal("main", "cannot set up the link to %s", cfg.agent.server);
 	struct event *sigterm = evsignal_new(base, SIGTERM, on_stop_signal, link);
@@ -213,6 +224,7 @@ int main(int argc, char **argv)
 	event_base_dispatch(base);
 
 	link_destroy(link);
+	SSL_CTX_free(tls);
 	event_free(sigterm);
 	event_free(sigint);
 	event_base_free(base);

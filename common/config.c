@@ -95,6 +95,10 @@ static const struct key keys[] = {
             "An array [] or a list () of strings."),
     KEY_STR("server.http.listen", server.http_listen, "127.0.0.1:8081", NULL,
             check_hostport_or_empty, "Address of the JSON API, \"host:port\"; \"\" disables it."),
+    KEY_STR("server.http.tls.cert", server.http_tls_cert, "", NULL, NULL,
+            "PEM certificate for HTTPS on server.http.listen; \"\" for plain HTTP."),
+    KEY_STR("server.http.tls.key", server.http_tls_key, "", NULL, NULL,
+            "PEM key of server.http.tls.cert."),
     KEY_STR("server.sync", server.sync, "interval", sync_names, NULL,
             "When stored rows are forced to disk (fdatasync) before they are acked.\n"
             "none: never; the kernel writes them back within about 30 s. A killed\n"
@@ -110,6 +114,11 @@ static const struct key keys[] = {
             "Seconds a new connection has to send HELLO before it is closed."),
     KEY_INT("server.limits.max_sessions", server.max_sessions, 100000, 1, 10000000,
             "Agent connections held at once; more are closed at accept, counted."),
+    KEY_STR("server.tls.cert", server.tls_cert, "", NULL, NULL,
+            "PEM certificate (chain) agents see; \"\" for plain TCP. TLS 1.2 or newer."),
+    KEY_STR("server.tls.key", server.tls_key, "", NULL, NULL, "PEM key of server.tls.cert."),
+    KEY_STR("server.tls.ca", server.tls_ca, "", NULL, NULL,
+            "With a CA here, agents must present a certificate it signed."),
     KEY_STR("server.auth.token_file", server.auth_token_file, "", NULL, NULL,
             "File holding the secret every agent proves it knows (HMAC over a\n"
             "fresh nonce; the secret never crosses the wire). Readable by its owner\n"
@@ -146,6 +155,14 @@ static const struct key keys[] = {
     KEY_INT("agent.catchup_rate", agent.catchup_rate, 50, 1, 1000000,
             "Batches per second sent at most when catching up after an outage;\n"
             "new batches queue behind the backlog so rows stay in time order."),
+    KEY_STR("agent.tls.ca", agent.tls_ca, "", NULL, NULL,
+            "CA that signed the server's certificate: set it to speak TLS (1.2+)."),
+    KEY_STR("agent.tls.cert", agent.tls_cert, "", NULL, NULL,
+            "This agent's PEM certificate, for servers that require one."),
+    KEY_STR("agent.tls.key", agent.tls_key, "", NULL, NULL, "PEM key of agent.tls.cert."),
+    KEY_STR("agent.tls.server_name", agent.tls_server_name, "", NULL, NULL,
+            "Name the server's certificate must carry; \"\" means the host of\n"
+            "agent.server."),
     KEY_STR("agent.auth.token_file", agent.auth_token_file, "", NULL, NULL,
             "File holding this agent's secret (the shared one, or its own host's);\n"
             "readable by its owner only. \"\" sends no proof."),

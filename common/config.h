@@ -21,6 +21,11 @@ struct pimon_config {
 		char **collect_metrics;    /* collectors agents run (WELCOME) */
 		size_t ncollect_metrics;
 		char *http_listen;    /* "" disables the HTTP API */
+		char *tls_cert;        /* "" for plain TCP */
+		char *tls_key;
+		char *tls_ca;          /* client certificates required when set */
+		char *http_tls_cert;   /* "" for plain HTTP */
+		char *http_tls_key;
 		char *auth_token_file; /* shared agent secret; "" lets anyone in */
 		char *auth_hosts_dir;  /* per-host secrets, by host name */
 		double hello_timeout; /* s to send HELLO after connecting */
@@ -41,6 +46,10 @@ struct pimon_config {
 		int spool_max;        /* bytes of unacked batches kept */
 		double spool_flush;   /* s between spool writes while away */
 		char *auth_token_file;    /* this agent's secret; "" for none */
+		char *tls_ca;             /* "" for plain TCP */
+		char *tls_cert;
+		char *tls_key;
+		char *tls_server_name;    /* "" means agent.server's host */
 		int catchup_rate;     /* batches/s when catching up */
 		char *log_level;
 	} agent;

@@ -4,6 +4,8 @@
 #include "http.h"
 
 #include <event2/buffer.h>
+#include <event2/bufferevent_ssl.h>
+#include <openssl/ssl.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -83,6 +85,19 @@ void http_reply_bytes(struct evhttp_request *req, int code, const char *type, co
 	evbuffer_free(buf);
 }
 
+/* Each HTTPS connection: a TLS bufferevent that accepts. */
+static struct bufferevent *http_tls_bev(struct event_base *base, void *arg)
+{
+	SSL *ssl = SSL_new(arg);
+	if (!ssl)
+		return NULL;
+	struct bufferevent *bev = bufferevent_openssl_socket_new(
+	    base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	if (!bev)
+		SSL_free(ssl);
+	return bev;
+}
+
 /* Route a request to the module that owns its path. */
 static void http_route_cb(struct evhttp_request *req, void *arg)
 {
@@ -128,6 +143,8 @@ struct http *http_start(struct server *srv, const char *addr)
 	evhttp_set_max_body_size(h->evh, 64 * 1024);
 	evhttp_set_allowed_methods(h->evh, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD);
 	evhttp_set_gencb(h->evh, http_route_cb, h);
+	if (srv->http_tls_ctx)
+		evhttp_set_bevcb(h->evh, http_tls_bev, srv->http_tls_ctx);
 	if (!evhttp_bind_socket_with_handle(h->evh, host, (ev_uint16_t)port)) {
 		log_err("http", "cannot listen on %s", addr);
 		goto fail;
@@ -139,7 +156,8 @@ struct http *http_start(struct server *srv, const char *addr)
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (rc != 0)
 		goto fail;
-	log_notice("http", "JSON API on http://%s/api/v1/", addr);
+	log_notice("http", "JSON API on %s://%s/api/v1/", srv->http_tls_ctx ? "https" : "http",
+	           addr);
 	return h;
 fail:
 	if (h->evh)

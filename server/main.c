@@ -4,6 +4,7 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 #include <getopt.h>
+#include <openssl/ssl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@
 #include "pimon_version.h"
 #include "registry.h"
 #include "server.h"
+#include "tls.h"
 #include "worker.h"
 
 static void usage(FILE *out)
@@ -158,6 +160,25 @@ int main(int argc, char **argv)
 	}
 	if (cfg.server.auth_hosts_dir[0])
 		srv.auth_hosts_dir = cfg.server.auth_hosts_dir;
+	char terr[512];
+	if (cfg.server.tls_cert[0]) {
+		srv.tls_ctx = tls_server_ctx(cfg.server.tls_cert, cfg.server.tls_key,
+		                             cfg.server.tls_ca, terr, sizeof terr);
+		if (!srv.tls_ctx) {
+			log_err("main", "server.tls: %s", terr);
+			config_free(&cfg);
+			return 2;
+		}
+	}
+	if (cfg.server.http_tls_cert[0]) {
+		srv.http_tls_ctx = tls_server_ctx(cfg.server.http_tls_cert, cfg.server.http_tls_key,
+		                                  NULL, terr, sizeof terr);
+		if (!srv.http_tls_ctx) {
+			log_err("main", "server.http.tls: %s", terr);
+			config_free(&cfg);
+			return 2;
+		}
+	}
 	if (!srv.auth_key && !srv.auth_hosts_dir)
 		log_warn("main", "NO AUTHENTICATION: any agent that connects is accepted; set "
 		                 "server.auth.token_file to require a secret");
@@ -201,6 +222,8 @@ int main(int argc, char **argv)
 	event_free(sigint);
 	event_free(sighup);
 	event_base_free(base);
+	SSL_CTX_free(srv.tls_ctx);
+	SSL_CTX_free(srv.http_tls_ctx);
 	log_notice("main", "stopped");
 	config_free(&cfg);
 	return 0;

@@ -16,6 +16,8 @@ struct server {
 	int nworkers;
 	const struct auth_key *auth_key; /* shared agent secret, NULL if none */
 	const char *auth_hosts_dir;      /* per-host secrets, NULL if none */
+	struct ssl_ctx_st *tls_ctx;      /* agents' sessions in TLS, NULL: plain */
+	struct ssl_ctx_st *http_tls_ctx; /* HTTPS, NULL: plain HTTP */
 };
 
 #endif

@@ -4,6 +4,9 @@
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,14 +26,15 @@ struct session {
 	uint64_t id;
 	struct bufferevent *bev;
 	char addr[64];
-	struct host *host; /* NULL until HELLO */
-	int closing;       /* draining output before the free */
-	int throttled;     /* reading paused: the peer does not read its output */
-	int blocked;       /* a batch failed to store: later ones wait for a resend */
-	uint64_t max_seen; /* highest METRICS seq received on this session */
-	uint64_t ack_due;  /* stored, to be acked after the next sync (0: none) */
+	struct host *host;               /* NULL until HELLO */
+	int closing;                     /* draining output before the free */
+	int throttled;                   /* reading paused: the peer does not read its output */
+	int blocked;                     /* a batch failed to store: later ones wait for a resend */
+	uint64_t max_seen;               /* highest METRICS seq received on this session */
+	uint64_t ack_due;                /* stored, to be acked after the next sync (0: none) */
 	uint8_t nonce[PROTO_NONCE_SIZE]; /* this connection's CHALLENGE */
 	struct event *penalty;           /* delays the answer to a failed proof */
+	struct event *deadline;          /* a closing session is freed by then */
 };
 
 /* Frames handled per read callback before others on the worker get a turn. */
@@ -127,6 +131,8 @@ static void session_destroy(struct session *s)
 	TAILQ_REMOVE(&set->sessions, s, link);
 	if (s->penalty)
 		event_free(s->penalty);
+	if (s->deadline)
+		event_free(s->deadline);
 	bufferevent_free(s->bev);
 	free(s);
 	worker_count(set->w, WC_sessions_closed, 1);
@@ -175,6 +181,12 @@ static void session_closing_event_cb(struct bufferevent *bev, short what, void *
 	session_destroy(arg);
 }
 
+/* A closing session's output did not drain in time. */
+static void session_deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+	session_destroy(arg);
+}
+
 /* A closing session with nothing left to send. */
 static void session_deferred_free_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -193,6 +205,11 @@ static void session_close(struct session *s, const char *reason)
 	bufferevent_disable(s->bev, EV_READ);
 	bufferevent_setcb(s->bev, NULL, session_drained_cb, session_closing_event_cb, s);
 	bufferevent_set_timeouts(s->bev, NULL, &tv);
+	/* Output that cannot drain (a TLS handshake never done, a peer that
+	 * does not read) must not keep the session: free it by a deadline. */
+	s->deadline = evtimer_new(s->set->base, session_deadline_cb, s);
+	if (s->deadline)
+		evtimer_add(s->deadline, &tv);
 	/* Never free inside the caller's callback: with nothing left to send,
 	 * free on the next loop turn. */
 	if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0 &&
@@ -223,7 +240,16 @@ void session_open(struct session_set *set, evutil_socket_t fd, const char *addr)
 	struct session *s = calloc(1, sizeof *s);
 	if (!s)
 		goto fail;
-	s->bev = bufferevent_socket_new(set->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (set->srv->tls_ctx) {
+		SSL *ssl = SSL_new(set->srv->tls_ctx);
+		if (ssl)
+			s->bev = bufferevent_openssl_socket_new(
+			    set->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+		if (ssl && !s->bev)
+			SSL_free(ssl);
+	} else {
+		s->bev = bufferevent_socket_new(set->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	}
 	if (!s->bev)
 		goto fail;
 	s->set = set;
@@ -537,9 +563,15 @@ static void session_event_cb(struct bufferevent *bev, short what, void *arg)
 		session_close(s, "closed");
 	} else if (what & BEV_EVENT_ERROR) {
 		int err = EVUTIL_SOCKET_ERROR();
+		unsigned long tls = s->set->srv->tls_ctx ? bufferevent_get_openssl_error(bev) : 0;
+		char why[256];
+		if (tls)
+			ERR_error_string_n(tls, why, sizeof why);
+		else
+			snprintf(why, sizeof why, "%s", evutil_socket_error_to_string(err));
 		log_info("session", "%s%s%s: %s", s->addr, s->host ? " host " : "",
-		         s->host ? host_name(s->host) : "", evutil_socket_error_to_string(err));
-		session_close(s, err == ECONNRESET ? "reset" : "error");
+		         s->host ? host_name(s->host) : "", why);
+		session_close(s, tls ? "tls" : err == ECONNRESET ? "reset" : "error");
 	}
 }
 

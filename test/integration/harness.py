@@ -161,6 +161,7 @@ class Env:
         self.http_port = None
         self.data_dir = os.path.join(self.dir, "data")
         self.server_cfg = {}
+        self.https = None  # an ssl.SSLContext when the API is served over TLS
 
     def write_cfg(self, name, groups):
         path = os.path.join(self.dir, name)
@@ -182,7 +183,11 @@ class Env:
             "http": {"listen": "127.0.0.1:%d" % self.http_port},
             "log_level": "debug",
         }
-        server.update(extra or {})
+        for k, v in (extra or {}).items():
+            if isinstance(v, dict) and isinstance(server.get(k), dict):
+                server[k] = dict(server[k], **v)
+            else:
+                server[k] = v
         self.server_cfg = server
         path = self.write_cfg(name + ".cfg", {"server": server})
         self.server = Proc(name, WRAPPER + [SERVER_BIN, "-c", path], self.dir)
@@ -213,15 +218,16 @@ class Env:
         self.procs.append(p)
         return p
 
+    def url(self, path):
+        return "%s://127.0.0.1:%d%s" % ("https" if self.https else "http", self.http_port, path)
+
     def api(self, path):
-        url = "http://127.0.0.1:%d%s" % (self.http_port, path)
-        with urllib.request.urlopen(url, timeout=5) as r:
+        with urllib.request.urlopen(self.url(path), timeout=5, context=self.https) as r:
             return json.loads(r.read().decode())
 
     def api_post(self, path):
-        url = "http://127.0.0.1:%d%s" % (self.http_port, path)
-        req = urllib.request.Request(url, method="POST")
-        with urllib.request.urlopen(req, timeout=5) as r:
+        req = urllib.request.Request(self.url(path), method="POST")
+        with urllib.request.urlopen(req, timeout=5, context=self.https) as r:
             return json.loads(r.read().decode())
 
     def hosts(self):
