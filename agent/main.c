@@ -15,6 +15,7 @@
 #include "config.h"
 #include "link.h"
 #include "log.h"
+#include "notify.h"
 #include "metric_json.h"
 #include "pimon_version.h"
 #include "util.h"
@@ -221,7 +222,9 @@ int main(int argc, char **argv)
 	log_notice("main", "pimon-agent %s: host %s, server %s", PIMON_VERSION, cfg.agent.name,
 	           cfg.agent.server);
 	link_start(link);
+	notify_send("READY=1");
 	event_base_dispatch(base);
+	notify_send("STOPPING=1");
 
 	link_destroy(link);
 	SSL_CTX_free(tls);

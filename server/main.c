@@ -14,6 +14,7 @@
 #include "http.h"
 #include "listener.h"
 #include "log.h"
+#include "notify.h"
 #include "pimon_version.h"
 #include "registry.h"
 #include "server.h"
@@ -212,8 +213,10 @@ int main(int argc, char **argv)
 	log_notice("main", "pimon-server %s ready: %d workers, data in %s", PIMON_VERSION,
 	           srv.nworkers, cfg.server.data_dir);
 
+	notify_send("READY=1");
 	event_base_dispatch(base);
 
+	notify_send("STOPPING=1");
 	listener_stop(lst);
 	workers_stop(&srv);
 	http_stop(http);

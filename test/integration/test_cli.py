@@ -4,7 +4,8 @@ import os
 import re
 import subprocess
 
-from harness import AGENT_BIN, CTL_BIN, FIXTURES, SERVER_BIN, SLOW, check, free_port, run_tests
+from harness import (AGENT_BIN, CTL_BIN, FIXTURES, SERVER_BIN, SLOW, TestSkip, check, free_port,
+                     run_tests)
 
 CONFIGS = os.path.join(FIXTURES, "config")
 EXAMPLE = os.path.join(FIXTURES, "..", "..", "etc", "pimon.cfg")
@@ -90,6 +91,56 @@ def test_server_unusable_data_dir_fails_clearly(env):
     r = run([SERVER_BIN, "-d", os.path.join(blocker, "sub"), "-l", "127.0.0.1:%d" % free_port(),
              "-H", ""])
     check(r.returncode == 1 and "data" in r.stderr, "%d %r" % (r.returncode, r.stderr))
+
+
+def test_systemd_readiness_is_true(env):
+    """Type=notify: READY=1 only once the agent port listens, STOPPING=1 on
+    SIGTERM, exit 0."""
+    import socket
+    import signal
+    sock_path = os.path.join(env.dir, "notify.sock")
+    ns = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    ns.bind(sock_path)
+    ns.settimeout(15 * SLOW)
+    port = free_port()
+    cfg = env.write_cfg("s.cfg", {"server": {"listen": "127.0.0.1:%d" % port,
+                                             "http": {"listen": ""},
+                                             "data_dir": os.path.join(env.dir, "d")}})
+    p = subprocess.Popen([SERVER_BIN, "-c", cfg], env=dict(os.environ, NOTIFY_SOCKET=sock_path),
+                         stderr=subprocess.DEVNULL)
+    try:
+        check(ns.recv(64) == b"READY=1", "no READY=1")
+        with socket.create_connection(("127.0.0.1", port), timeout=5):
+            pass  # ready means listening: this connect must succeed at once
+        p.send_signal(signal.SIGTERM)
+        check(ns.recv(64) == b"STOPPING=1", "no STOPPING=1")
+        check(p.wait(30 * SLOW) == 0, "exit status %s" % p.returncode)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        ns.close()
+
+
+def test_systemd_units_verify(env):
+    """The units parse and their hardening directives are known to systemd."""
+    import shutil
+    if not shutil.which("systemd-analyze"):
+        raise TestSkip("no systemd-analyze here")
+    etc = os.path.join(FIXTURES, "..", "..", "etc")
+    for unit, binary in (("pimon-server.service", SERVER_BIN), ("pimon-agent.service", AGENT_BIN)):
+        text = open(os.path.join(etc, unit)).read()
+        text = text.replace("/usr/bin/" + os.path.basename(binary), os.path.abspath(binary))
+        for needed in ("NoNewPrivileges=yes", "ProtectSystem=strict", "CapabilityBoundingSet=",
+                       "DynamicUser=yes", "Type=notify", "StateDirectory="):
+            check(needed in text, "%s lacks %s" % (unit, needed))
+        path = os.path.join(env.dir, unit)
+        with open(path, "w") as f:
+            f.write(text)
+        r = run(["systemd-analyze", "verify", path])
+        problems = [l for l in (r.stdout + r.stderr).splitlines()
+                    if l.strip() and "man " not in l and "Documentation" not in l]
+        check(not problems, "%s: %s" % (unit, problems))
 
 
 if __name__ == "__main__":
