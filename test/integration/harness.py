@@ -96,15 +96,21 @@ def cfg_group(d, indent=""):
 class Proc:
     """A child process with its log in a file."""
 
-    def __init__(self, name, argv, workdir):
+    def __init__(self, name, argv, workdir, nofile=None):
         self.name = name
         self.argv = argv
         self.log_path = os.path.join(workdir, name + ".log")
         self.log = open(self.log_path, "ab")
         self.killed = False
         self.expect_zero = True
+        limit = None
+        if nofile:
+            import resource
+
+            def limit():
+                resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
         self.p = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT,
-                                  stdin=subprocess.DEVNULL)
+                                  stdin=subprocess.DEVNULL, preexec_fn=limit)
 
     @property
     def pid(self):
@@ -171,7 +177,7 @@ class Env:
         return path
 
     def start_server(self, workers=4, timeout=2.0, hb_interval=0.5, interval=0.5,
-                     extra=None, port=None, http_port=None, name="server"):
+                     extra=None, port=None, http_port=None, name="server", nofile=None):
         self.port = port or self.port or free_port()
         self.http_port = http_port or self.http_port or free_port()
         server = {
@@ -190,7 +196,7 @@ class Env:
                 server[k] = v
         self.server_cfg = server
         path = self.write_cfg(name + ".cfg", {"server": server})
-        self.server = Proc(name, WRAPPER + [SERVER_BIN, "-c", path], self.dir)
+        self.server = Proc(name, WRAPPER + [SERVER_BIN, "-c", path], self.dir, nofile=nofile)
         self.procs.append(self.server)
         wait_for(lambda: self.api("/api/v1/workers") is not None, 15, "the server's HTTP API",
                  [self.server])

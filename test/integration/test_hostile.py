@@ -147,5 +147,38 @@ def test_max_sessions_refuses_extra_connections(env):
         h.close()
 
 
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_descriptor_exhaustion_pauses_accepting(env):
+    # 64 descriptors: the server's own files take some, connections the rest.
+    env.start_server(workers=1, nofile=64, extra={"limits": {"hello_timeout": 60.0}})
+    held = []
+    deadline = time.monotonic() + 20
+    while "Too many open files" not in env.server.log_text():
+        check(time.monotonic() < deadline, "accept never ran out of descriptors")
+        held.append(socket.create_connection(("127.0.0.1", env.port)))
+        if len(held) % 10 == 0:
+            time.sleep(0.05)
+    # Out of descriptors: the listener pauses instead of spinning on accept.
+    c0, t0 = cpu_seconds(env.server.pid), time.monotonic()
+    time.sleep(2.0)
+    busy = (cpu_seconds(env.server.pid) - c0) / (time.monotonic() - t0)
+    check(busy < 0.5, "the server spun at %.0f%% CPU with no descriptors" % (busy * 100))
+    for s in held:
+        s.close()
+    # Descriptors come back; the listener resumes by itself.
+    def welcomed():
+        s = socket.create_connection(("127.0.0.1", env.port), timeout=2)
+        s.sendall(hello("after-emfile"))
+        ok = read_frame(s, timeout=2)
+        s.close()
+        return ok and ok[0] == T_WELCOME
+    wait_for(welcomed, 20, "a session after the descriptors came back", [env.server])
+
+
 if __name__ == "__main__":
     run_tests(globals())
