@@ -99,6 +99,12 @@ static const struct key keys[] = {
             "PEM certificate for HTTPS on server.http.listen; \"\" for plain HTTP."),
     KEY_STR("server.http.tls.key", server.http_tls_key, "", NULL, NULL,
             "PEM key of server.http.tls.cert."),
+    KEY_INT("server.http.max_header_bytes", server.http_max_header, 16384, 1024, 1048576,
+            "Largest request head the HTTP API reads."),
+    KEY_INT("server.http.max_body_bytes", server.http_max_body, 65536, 0, 16777216,
+            "Largest request body the HTTP API reads."),
+    KEY_FLT("server.http.timeout", server.http_timeout, 30.0, 1, 3600,
+            "Seconds an HTTP connection may sit idle or be slow before it is closed."),
     KEY_STR("server.sync", server.sync, "interval", sync_names, NULL,
             "When stored rows are forced to disk (fdatasync) before they are acked.\n"
             "none: never; the kernel writes them back within about 30 s. A killed\n"
@@ -114,6 +120,10 @@ static const struct key keys[] = {
             "Seconds a new connection has to send HELLO before it is closed."),
     KEY_INT("server.limits.max_sessions", server.max_sessions, 100000, 1, 10000000,
             "Agent connections held at once; more are closed at accept, counted."),
+    KEY_INT("server.limits.max_output", server.max_output, 65536, 4096, 67108864,
+            "Bytes queued to an agent that is not reading before its session stops\n"
+            "being read (counted); if it still reads nothing for heartbeat.timeout\n"
+            "seconds the session is closed (counted)."),
     KEY_STR("server.tls.cert", server.tls_cert, "", NULL, NULL,
             "PEM certificate (chain) agents see; \"\" for plain TCP. TLS 1.2 or newer."),
     KEY_STR("server.tls.key", server.tls_key, "", NULL, NULL, "PEM key of server.tls.cert."),

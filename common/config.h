@@ -20,18 +20,22 @@ struct pimon_config {
 		double collect_interval;   /* s between batches (WELCOME) */
 		char **collect_metrics;    /* collectors agents run (WELCOME) */
 		size_t ncollect_metrics;
-		char *http_listen;    /* "" disables the HTTP API */
-		char *tls_cert;        /* "" for plain TCP */
+		char *http_listen; /* "" disables the HTTP API */
+		char *tls_cert;    /* "" for plain TCP */
 		char *tls_key;
-		char *tls_ca;          /* client certificates required when set */
-		char *http_tls_cert;   /* "" for plain HTTP */
+		char *tls_ca;        /* client certificates required when set */
+		char *http_tls_cert; /* "" for plain HTTP */
 		char *http_tls_key;
 		char *auth_token_file; /* shared agent secret; "" lets anyone in */
 		char *auth_hosts_dir;  /* per-host secrets, by host name */
-		double hello_timeout; /* s to send HELLO after connecting */
-		int max_sessions;     /* connections held at once */
-		char *sync;           /* "none", "batch" or "interval" */
-		double sync_interval; /* s between syncs under "interval" */
+		double hello_timeout;  /* s to send HELLO after connecting */
+		int max_sessions;      /* connections held at once */
+		int max_output;        /* bytes queued to a peer before reading pauses */
+		int http_max_header;   /* bytes */
+		int http_max_body;     /* bytes */
+		double http_timeout;   /* s */
+		char *sync;            /* "none", "batch" or "interval" */
+		double sync_interval;  /* s between syncs under "interval" */
 		char *log_level;
 	} server;
 	struct {
@@ -39,18 +43,18 @@ struct pimon_config {
 		char *name;   /* "" means the machine's host name */
 		char *proc_root;
 		char *sys_root;
-		double reconnect_min; /* s, first backoff step */
-		double reconnect_max; /* s, backoff cap */
-		int queue_max;        /* unacked batches kept */
-		char *spool_dir;      /* unacked batches on disk */
-		int spool_max;        /* bytes of unacked batches kept */
-		double spool_flush;   /* s between spool writes while away */
-		char *auth_token_file;    /* this agent's secret; "" for none */
-		char *tls_ca;             /* "" for plain TCP */
+		double reconnect_min;  /* s, first backoff step */
+		double reconnect_max;  /* s, backoff cap */
+		int queue_max;         /* unacked batches kept */
+		char *spool_dir;       /* unacked batches on disk */
+		int spool_max;         /* bytes of unacked batches kept */
+		double spool_flush;    /* s between spool writes while away */
+		char *auth_token_file; /* this agent's secret; "" for none */
+		char *tls_ca;          /* "" for plain TCP */
 		char *tls_cert;
 		char *tls_key;
-		char *tls_server_name;    /* "" means agent.server's host */
-		int catchup_rate;     /* batches/s when catching up */
+		char *tls_server_name; /* "" means agent.server's host */
+		int catchup_rate;      /* batches/s when catching up */
 		char *log_level;
 	} agent;
 };

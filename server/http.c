@@ -138,9 +138,11 @@ struct http *http_start(struct server *srv, const char *addr)
 	h->evh = h->base ? evhttp_new(h->base) : NULL;
 	if (!h->evh)
 		goto fail;
-	evhttp_set_timeout(h->evh, 30);
-	evhttp_set_max_headers_size(h->evh, 16 * 1024);
-	evhttp_set_max_body_size(h->evh, 64 * 1024);
+	const struct pimon_config *cfg = srv->cfg;
+	struct timeval tv = {(time_t)cfg->server.http_timeout, 0};
+	evhttp_set_timeout_tv(h->evh, &tv);
+	evhttp_set_max_headers_size(h->evh, (ev_ssize_t)cfg->server.http_max_header);
+	evhttp_set_max_body_size(h->evh, (ev_ssize_t)cfg->server.http_max_body);
 	evhttp_set_allowed_methods(h->evh, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD);
 	evhttp_set_gencb(h->evh, http_route_cb, h);
 	if (srv->http_tls_ctx)

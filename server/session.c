@@ -39,8 +39,6 @@ struct session {
 
 /* Frames handled per read callback before others on the worker get a turn. */
 #define SESSION_FRAME_BUDGET 64
-/* Output above this pauses reading until half of it has drained. */
-#define SESSION_OUT_HIGH (64 * 1024)
 
 TAILQ_HEAD(session_list, session);
 
@@ -466,16 +464,18 @@ static void session_dispatch(struct session *s, const struct proto_msg *msg)
 static void session_check_output(struct session *s)
 {
 	size_t out = evbuffer_get_length(bufferevent_get_output(s->bev));
-	if (!s->throttled && out > SESSION_OUT_HIGH) {
+	size_t high = (size_t)s->set->srv->cfg->server.max_output;
+	if (!s->throttled && out > high) {
 		s->throttled = 1;
 		bufferevent_disable(s->bev, EV_READ);
-		bufferevent_setwatermark(s->bev, EV_WRITE, SESSION_OUT_HIGH / 2, 0);
-		log_info("session", "%s: peer is not reading (%zu bytes queued); pausing", s->addr,
-		         out);
+		bufferevent_setwatermark(s->bev, EV_WRITE, high / 2, 0);
+		worker_count(s->set->w, WC_throttled, 1);
+		log_debug("session", "%s: peer is not reading (%zu bytes queued); pausing", s->addr,
+		          out);
 	}
 }
 
-/* Output drained to the low mark: read again. */
+/* Output drained to half of server.limits.max_output: read again. */
 static void session_write_cb(struct bufferevent *bev, void *arg)
 {
 	struct session *s = arg;
@@ -539,6 +539,7 @@ static void session_event_cb(struct bufferevent *bev, short what, void *arg)
 		log_warn("session", "%s%s%s: peer has not read for %.1f s; closing", s->addr,
 		         s->host ? " host " : "", s->host ? host_name(s->host) : "",
 		         s->set->srv->cfg->server.heartbeat_timeout);
+		worker_count(s->set->w, WC_stalled, 1);
 		session_close(s, "stalled");
 		return;
 	}
@@ -551,7 +552,8 @@ static void session_event_cb(struct bufferevent *bev, short what, void *arg)
 		}
 		worker_count(s->set->w, WC_timeouts, 1);
 		registry_down(s->set->srv->registry, s->host, s->id, "timeout");
-		bufferevent_enable(bev, EV_READ);
+		if (!s->throttled)
+			bufferevent_enable(bev, EV_READ);
 		return;
 	}
 	if (what & BEV_EVENT_EOF) {

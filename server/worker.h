@@ -21,8 +21,10 @@
 	X(store_errors, "batches not stored (not acked)")                                          \
 	X(timeouts, "heartbeat timeouts")                                                          \
 	X(hello_timeouts, "connections closed for sending no HELLO in time")                       \
-	X(refused, "connections refused over server.limits.max_sessions")                \
-	X(auth_failures, "HELLOs refused for a missing or wrong proof")
+	X(refused, "connections refused over server.limits.max_sessions")                          \
+	X(auth_failures, "HELLOs refused for a missing or wrong proof")                            \
+	X(throttled, "times reading paused: output over server.limits.max_output")                 \
+	X(stalled, "sessions closed: their peer read nothing for heartbeat.timeout")
 
 enum worker_counter {
 #define X(name, help) WC_##name,

@@ -6,7 +6,7 @@ import socket
 import struct
 import time
 
-from harness import (T_BYE, T_HEARTBEAT, T_WELCOME, check, frame, heartbeat, hello, read_frame,
+from harness import (SLOW, T_BYE, T_HEARTBEAT, T_WELCOME, check, frame, heartbeat, hello, read_frame,
                      run_tests, wait_closed, wait_for)
 
 
@@ -145,6 +145,31 @@ def test_max_sessions_refuses_extra_connections(env):
     check(read_frame(s)[0] == T_WELCOME, "no WELCOME once a slot was free")
     for h in held + [s]:
         h.close()
+
+
+def test_peer_that_never_reads_is_paused_then_closed(env):
+    env.start_server(timeout=2.0, extra={"limits": {"max_output": 4096}})
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.connect(("127.0.0.1", env.port))
+    s.sendall(hello("deaf"))
+    s.settimeout(2)
+    burst = heartbeat() * 1000  # each one is echoed, and we never read
+    deadline = time.monotonic() + 60 * SLOW
+    stalled = 0
+    # Keep talking without listening until the kernel's buffers are full,
+    # the server's queue passes max_output, and it gives up on us.
+    while not stalled and time.monotonic() < deadline:
+        try:
+            s.sendall(burst)
+        except (socket.timeout, ConnectionError):
+            pass  # the server stopped reading us, or closed
+        stalled = sum(w["stalled"] for w in env.api("/api/v1/workers"))
+    check(sum(w["throttled"] for w in env.api("/api/v1/workers")) >= 1,
+          "reading never paused for a peer that does not read")
+    check(stalled == 1, "the session of a peer that reads nothing was never closed")
+    check("has not read for" in env.server.log_text(), "no log line")
+    s.close()
 
 
 def cpu_seconds(pid):
