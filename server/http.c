@@ -27,6 +27,8 @@ static const char *http_reason(int code)
 		return "OK";
 	case 202:
 		return "Accepted";
+	case 304:
+		return "Not Modified";
 	case 400:
 		return "Bad Request";
 	case 404:
@@ -35,16 +37,32 @@ static const char *http_reason(int code)
 		return "Method Not Allowed";
 	case 409:
 		return "Conflict";
+	case 500:
+		return "Internal Server Error";
 	default:
 		return "Error";
 	}
+}
+
+/* Send the reply. A HEAD reply gets the body's length and no body: libevent
+ * 2.1 would send the body, breaking the next request on the connection. */
+static void http_send(struct evhttp_request *req, int code, struct evbuffer *body)
+{
+	if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) {
+		char len[32];
+		snprintf(len, sizeof len, "%zu", evbuffer_get_length(body));
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Length", len);
+		evbuffer_drain(body, evbuffer_get_length(body));
+	}
+	evhttp_send_reply(req, code, http_reason(code), body);
 }
 
 /* Send a JSON body with status code; takes the reference to body. */
 void http_reply_json(struct evhttp_request *req, int code, json_t *body)
 {
 	struct evbuffer *buf = evbuffer_new();
-	char *text = json_dumps(body, JSON_COMPACT);
+	/* %.15g is what the CSV files hold: no digits beyond it mean anything. */
+	char *text = json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(15));
 	json_decref(body);
 	if (!buf || !text) {
 		free(text);
@@ -59,8 +77,7 @@ void http_reply_json(struct evhttp_request *req, int code, json_t *body)
 	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
 	evhttp_add_header(h, "Content-Type", "application/json");
 	evhttp_add_header(h, "Cache-Control", "no-store");
-	const char *reason = http_reason(code);
-	evhttp_send_reply(req, code, reason, buf);
+	http_send(req, code, buf);
 	evbuffer_free(buf);
 }
 
@@ -81,7 +98,7 @@ void http_reply_bytes(struct evhttp_request *req, int code, const char *type, co
 	}
 	evbuffer_add(buf, body, len);
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", type);
-	evhttp_send_reply(req, code, http_reason(code), buf);
+	http_send(req, code, buf);
 	evbuffer_free(buf);
 }
 
@@ -143,7 +160,8 @@ struct http *http_start(struct server *srv, const char *addr)
 	evhttp_set_timeout_tv(h->evh, &tv);
 	evhttp_set_max_headers_size(h->evh, (ev_ssize_t)cfg->server.http_max_header);
 	evhttp_set_max_body_size(h->evh, (ev_ssize_t)cfg->server.http_max_body);
-	evhttp_set_allowed_methods(h->evh, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD);
+	/* Every method reaches the handlers, which answer 405 in JSON. */
+	evhttp_set_allowed_methods(h->evh, 0xffff);
 	evhttp_set_gencb(h->evh, http_route_cb, h);
 	if (srv->http_tls_ctx)
 		evhttp_set_bevcb(h->evh, http_tls_bev, srv->http_tls_ctx);

@@ -1,80 +1,703 @@
-/* The JSON API under /api/v1/. */
+/* The JSON API under /api/v1/: a table of routes, one handler each.
+ * Everything here runs on the HTTP thread; metric files are read with a
+ * fresh descriptor per request and no registry lock held. */
+#include <dirent.h>
+#include <errno.h>
 #include <event2/http.h>
+#include <event2/keyvalq_struct.h>
 #include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
+#include "csvread.h"
 #include "http_int.h"
+#include "log.h"
+#include "pimon_version.h"
 #include "proto.h"
 #include "registry.h"
+#include "series.h"
 #include "util.h"
 #include "worker.h"
 
-/* GET /api/v1/workers: sessions and counters of each worker. */
-static json_t *workers_json(struct server *srv)
+#define API_PREFIX "/api/v1/"
+
+/* Most path segments after /api/v1/, and most "*" captures. */
+#define API_SEGMENTS 4
+#define API_ARGS     2
+
+/* Rows at the end of a metric file that name its current instances. */
+#define API_TAIL_ROWS 512
+
+/* Transitions listed as recent alarms. */
+#define API_RECENT 100
+
+/* One request being answered: the path's "*" segments and the query. */
+struct api_call {
+	struct http *h;
+	struct evhttp_request *req;
+	const char *arg[API_ARGS];
+	struct evkeyvalq query;
+};
+
+struct api_route {
+	const char *pattern; /* segments after /api/v1/; "*" matches one */
+	enum evhttp_cmd_type method;
+	const char *const *params; /* query parameters taken, NULL-terminated */
+	void (*handle)(struct api_call *c);
+};
+
+/* A query parameter, NULL when absent. */
+static const char *api_param(struct api_call *c, const char *key)
 {
+	return evhttp_find_header(&c->query, key);
+}
+
+/* The folder of the host named by the call, in out; -1 if too long. */
+static int api_host_dir(struct api_call *c, char *out, size_t size)
+{
+	int n = snprintf(out, size, "%s/hosts/%s", c->h->srv->cfg->server.data_dir, c->arg[0]);
+	return n < 0 || (size_t)n >= size ? -1 : 0;
+}
+
+/* The host named by the path: its JSON in *host (NULL when only its
+ * folder is known: stored before this run, not yet seen) and its folder in
+ * dir. 0, or -1 after replying 400 or 404. */
+static int api_host_lookup(struct api_call *c, json_t **host, char *dir, size_t size)
+{
+	struct stat sb;
+	if (!util_valid_name(c->arg[0])) {
+		http_reply_error(c->req, 400, "invalid host name");
+		return -1;
+	}
+	*host = registry_host_json(c->h->srv->registry, c->arg[0]);
+	if (api_host_dir(c, dir, size) < 0 ||
+	    (!*host && (stat(dir, &sb) < 0 || !S_ISDIR(sb.st_mode)))) {
+		json_decref(*host);
+		http_reply_error(c->req, 404, "no such host");
+		return -1;
+	}
+	return 0;
+}
+
+/* Whether the host's latest values give metric instances: 1 yes, 0 no,
+ * -1 when they do not say. */
+static int api_instanced(json_t *host, const char *metric)
+{
+	json_t *m = json_object_get(json_object_get(host, "latest"), metric);
+	void *it = json_is_object(m) ? json_object_iter(m) : NULL;
+	if (!it)
+		return -1;
+	return json_is_object(json_object_iter_value(it)) ? 1 : 0;
+}
+
+/* Add an instance name to a set (a JSON object's keys). */
+static void api_add_instance(const char *instance, void *arg)
+{
+	json_object_set_new(arg, instance, json_true());
+}
+
+/* Order strings for qsort. */
+static int api_cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* A set's keys as a sorted JSON array. */
+static json_t *api_sorted_keys(json_t *set)
+{
+	size_t n = json_object_size(set), i = 0;
+	const char **keys = malloc((n ? n : 1) * sizeof *keys);
+	const char *k;
+	json_t *v;
+	json_t *arr = json_array();
+	if (!keys)
+		return arr;
+	json_object_foreach(set, k, v)
+	{
+		keys[i++] = k;
+	}
+	qsort(keys, n, sizeof *keys, api_cmp_str);
+	for (i = 0; i < n; i++)
+		json_array_append_new(arr, json_string(keys[i]));
+	free(keys);
+	return arr;
+}
+
+/* Strings of an array joined as "a, b, c" into out (cut when too long). */
+static void api_join(json_t *arr, char *out, size_t size)
+{
+	size_t i, o = 0;
+	json_t *v;
+	out[0] = '\0';
+	json_array_foreach(arr, i, v)
+	{
+		int n = snprintf(out + o, size - o, "%s%s", i ? ", " : "", json_string_value(v));
+		if (n < 0 || (size_t)n >= size - o)
+			break;
+		o += (size_t)n;
+	}
+}
+
+/* The instances a metric has now: in the host's latest values and in the
+ * last rows of its file. Also gives the last row's time. */
+static json_t *api_instances(struct csvread *r, json_t *host, const char *metric, int instanced,
+                             uint64_t *last)
+{
+	json_t *set = json_object();
+	json_t *m = json_object_get(json_object_get(host, "latest"), metric);
+	const char *k;
+	json_t *v;
+	if (instanced) {
+		json_object_foreach(m, k, v)
+		{
+			api_add_instance(k, set);
+		}
+	}
+	series_tail(r, API_TAIL_ROWS, instanced, last, api_add_instance, set);
+	json_t *arr = api_sorted_keys(set);
+	json_decref(set);
+	return arr;
+}
+
+/* Open <dir>/<metric>.csv and parse its columns. NULL with errno set
+ * (ENOENT: no such metric; EINVAL: not a metric file). */
+static struct csvread *api_open_metric(const char *dir, const char *metric, json_t *host,
+                                       struct series_columns *cols)
+{
+	char path[4200];
+	snprintf(path, sizeof path, "%s/%s.csv", dir, metric);
+	struct csvread *r = csvread_open(path);
+	if (r && series_columns_parse(csvread_header(r), api_instanced(host, metric), cols) < 0) {
+		csvread_close(r);
+		errno = EINVAL;
+		return NULL;
+	}
+	return r;
+}
+
+/* A time as JSON, null for 0 (no row). */
+static json_t *api_time(uint64_t t)
+{
+	return t ? json_integer((json_int_t)t) : json_null();
+}
+
+/* One metric file described: fields, instance key, instances, and the
+ * times of its first and last rows. NULL when it is not a metric file. */
+static json_t *api_metric_json(const char *dir, const char *metric, json_t *host)
+{
+	struct series_columns cols;
+	struct csvread *r = api_open_metric(dir, metric, host, &cols);
+	if (!r)
+		return NULL;
+	uint64_t last;
+	json_t *insts = api_instances(r, host, metric, cols.inst_key[0] != '\0', &last);
+	json_t *fields = json_array();
+	for (int i = 0; i < cols.nfields; i++)
+		json_array_append_new(fields, json_string(cols.fields[i]));
+	json_t *o = json_pack("{s:s, s:o, s:o, s:o, s:o, s:o}", "metric", metric, "instance_key",
+	                      cols.inst_key[0] ? json_string(cols.inst_key) : json_null(), "fields",
+	                      fields, "instances", insts, "first", api_time(series_first(r)),
+	                      "last", api_time(last));
+	csvread_close(r);
+	return o;
+}
+
+/* The metric a file name stands for, in out; 0, or -1 if none. */
+static int api_metric_of(const char *file, char *out, size_t size)
+{
+	size_t len = strlen(file);
+	if (len < 5 || len - 4 >= size || strcmp(file + len - 4, ".csv") != 0)
+		return -1;
+	snprintf(out, size, "%.*s", (int)(len - 4), file);
+	return util_valid_key(out) && strcmp(out, "events") != 0 ? 0 : -1;
+}
+
+/* Order metric objects by name. */
+static int api_cmp_metric(const void *a, const void *b)
+{
+	return strcmp(json_string_value(json_object_get(*(json_t *const *)a, "metric")),
+	              json_string_value(json_object_get(*(json_t *const *)b, "metric")));
+}
+
+/* Sort an array of objects with cmp. */
+static void api_sort_array(json_t *arr, int (*cmp)(const void *, const void *))
+{
+	size_t n = json_array_size(arr);
+	json_t **v = malloc((n ? n : 1) * sizeof *v);
+	if (!v)
+		return;
+	for (size_t i = 0; i < n; i++)
+		v[i] = json_incref(json_array_get(arr, i));
+	qsort(v, n, sizeof *v, cmp);
+	json_array_clear(arr);
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(arr, v[i]);
+	free(v);
+}
+
+/* GET /api/v1/hosts: every host. */
+static void api_hosts(struct api_call *c)
+{
+	http_reply_json(c->req, 200, registry_hosts_json(c->h->srv->registry));
+}
+
+/* GET /api/v1/hosts/<name>: one host. */
+static void api_host(struct api_call *c)
+{
+	if (!util_valid_name(c->arg[0])) {
+		http_reply_error(c->req, 400, "invalid host name");
+		return;
+	}
+	json_t *host = registry_host_json(c->h->srv->registry, c->arg[0]);
+	if (!host)
+		http_reply_error(c->req, 404, "no such host");
+	else
+		http_reply_json(c->req, 200, host);
+}
+
+/* GET /api/v1/hosts/<name>/metrics: the host's metric files. */
+static void api_metrics(struct api_call *c)
+{
+	json_t *host;
+	char dir[4096], metric[PROTO_KEY_MAX + 1];
+	if (api_host_lookup(c, &host, dir, sizeof dir) < 0)
+		return;
+	json_t *arr = json_array();
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	while (d && (de = readdir(d))) {
+		json_t *m = api_metric_of(de->d_name, metric, sizeof metric) == 0
+		                ? api_metric_json(dir, metric, host)
+		                : NULL;
+		if (m)
+			json_array_append_new(arr, m);
+	}
+	if (d)
+		closedir(d);
+	api_sort_array(arr, api_cmp_metric);
+	http_reply_json(c->req, 200, json_pack("{s:s, s:o}", "host", c->arg[0], "metrics", arr));
+	json_decref(host);
+}
+
+/* Non-zero if s can be echoed in JSON: UTF-8 of at most max bytes. */
+static int api_valid_text(const char *s, size_t max)
+{
+	json_t *probe = strlen(s) <= max ? json_string(s) : NULL;
+	json_decref(probe);
+	return probe != NULL;
+}
+
+/* The instance a series query reads: the one asked for, or the only one
+ * there is. 0 with *out set (NULL: every row), or -1 after replying. *known
+ * gets the instances there are now (a new reference, NULL for a metric
+ * without instances); the caller releases it either way. */
+static int api_pick_instance(struct api_call *c, struct csvread *r, json_t *host,
+                             const struct series_columns *cols, const char **out, json_t **known)
+{
+	const char *asked = api_param(c, "instance");
+	char msg[1024], list[900];
+	uint64_t last;
+	*known = NULL;
+	*out = asked;
+	if (asked && !api_valid_text(asked, PROTO_INST_MAX)) {
+		http_reply_error(c->req, 404, "no such instance");
+		return -1;
+	}
+	if (!cols->inst_key[0]) {
+		if (!asked)
+			return 0;
+		snprintf(msg, sizeof msg, "no such instance: %s has none", c->arg[1]);
+		http_reply_error(c->req, 404, msg);
+		return -1;
+	}
+	*known = api_instances(r, host, c->arg[1], 1, &last);
+	if (asked)
+		return 0;
+	if (json_array_size(*known) <= 1) {
+		*out = json_string_value(json_array_get(*known, 0));
+		return 0;
+	}
+	api_join(*known, list, sizeof list);
+	snprintf(msg, sizeof msg, "instance required: %s has %s", cols->inst_key, list);
+	http_reply_error(c->req, 400, msg);
+	return -1;
+}
+
+/* Non-zero if the array of strings holds s. */
+static int api_has_string(json_t *arr, const char *s)
+{
+	size_t i;
+	json_t *v;
+	json_array_foreach(arr, i, v)
+	{
+		if (strcmp(json_string_value(v), s) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+/* The buckets holding values as [time, avg, min, max] points. */
+static json_t *api_points(const struct series_buckets *bk)
+{
+	json_t *arr = json_array();
+	for (size_t i = 0; i < bk->n; i++) {
+		const struct series_bucket *b = &bk->b[i];
+		if (b->count == 0)
+			continue;
+		json_array_append_new(arr, json_pack("[I, f, f, f]",
+		                                     (json_int_t)(bk->from + i * bk->width),
+		                                     b->sum / (double)b->count, b->min, b->max));
+	}
+	return arr;
+}
+
+/* Reply with the series, or 404 for an instance neither current nor in
+ * the range's rows. */
+static void api_series_reply(struct api_call *c, struct csvread *r, const char *field, int column,
+                             const char *instance, int instanced, json_t *known,
+                             const struct series_range *rg)
+{
+	struct series_buckets bk;
+	struct series_filter f = {column, instanced, instance};
+	uint64_t rows;
+	char msg[1200], list[900];
+	if (series_buckets_init(&bk, rg) < 0 || series_read(r, rg, &f, &bk, &rows) < 0) {
+		log_warn("http", "host %s: reading %s.csv: %s", c->arg[0], c->arg[1],
+		         strerror(errno));
+		series_buckets_free(&bk);
+		http_reply_error(c->req, 500, "cannot read the metric's file");
+		return;
+	}
+	if (instance && instanced && rows == 0 && !api_has_string(known, instance)) {
+		api_join(known, list, sizeof list);
+		snprintf(msg, sizeof msg, "no such instance: %s (instances: %s)", instance, list);
+		http_reply_error(c->req, 404, msg);
+	} else {
+		http_reply_json(c->req, 200,
+		                json_pack("{s:s, s:s, s:s, s:o, s:I, s:I, s:I, s:o, s:I}", "host",
+		                          c->arg[0], "metric", c->arg[1], "field", field,
+		                          "instance",
+		                          instance ? json_string(instance) : json_null(), "from",
+		                          (json_int_t)rg->from, "to", (json_int_t)rg->to,
+		                          "bucket_ms", (json_int_t)bk.width, "points",
+		                          api_points(&bk), "rows", (json_int_t)rows));
+	}
+	series_buckets_free(&bk);
+}
+
+/* Reply 404 for a field the metric does not have, naming those it has. */
+static void api_no_field(struct api_call *c, const char *field, const struct series_columns *cols)
+{
+	char msg[1200];
+	size_t o = (size_t)snprintf(
+	    msg, sizeof msg, "no such field: %s (fields:", util_valid_key(field) ? field : "?");
+	for (int i = 0; i < cols->nfields && o < sizeof msg; i++)
+		o += (size_t)snprintf(msg + o, sizeof msg - o, "%s %s", i ? "," : "",
+		                      cols->fields[i]);
+	if (o < sizeof msg)
+		snprintf(msg + o, sizeof msg - o, ")");
+	http_reply_error(c->req, 404, msg);
+}
+
+/* GET /api/v1/hosts/<name>/series/<metric>: one field over a range. */
+static void api_series(struct api_call *c)
+{
+	json_t *host, *known = NULL;
+	char dir[4096];
+	struct series_range rg;
+	struct series_columns cols;
+	const char *err, *instance;
+	if (api_host_lookup(c, &host, dir, sizeof dir) < 0)
+		return;
+	struct csvread *r = NULL;
+	if (!util_valid_key(c->arg[1])) {
+		http_reply_error(c->req, 400, "invalid metric name");
+		goto out;
+	}
+	if (series_range_parse(api_param(c, "from"), api_param(c, "to"), api_param(c, "points"),
+	                       util_now_ms(), &rg, &err) < 0) {
+		http_reply_error(c->req, 400, err);
+		goto out;
+	}
+	r = api_open_metric(dir, c->arg[1], host, &cols);
+	if (!r) {
+		int missing = errno == ENOENT;
+		if (!missing)
+			log_warn("http", "host %s: opening %s.csv: %s", c->arg[0], c->arg[1],
+			         errno == EINVAL ? "not a metric file" : strerror(errno));
+		http_reply_error(c->req, missing ? 404 : 500,
+		                 missing ? "no such metric" : "cannot read the metric's file");
+		goto out;
+	}
+	const char *field = api_param(c, "field") ? api_param(c, "field") : cols.fields[0];
+	int column = util_valid_key(field) ? series_columns_find(&cols, field) : -1;
+	if (column < 0) {
+		api_no_field(c, field, &cols);
+		goto out;
+	}
+	if (api_pick_instance(c, r, host, &cols, &instance, &known) < 0)
+		goto out;
+	api_series_reply(c, r, field, column, instance, cols.inst_key[0] != '\0', known, &rg);
+out:
+	csvread_close(r);
+	json_decref(known);
+	json_decref(host);
+}
+
+/* POST /api/v1/hosts/<name>/poll: ask the host's agent for a sample now. */
+static void api_poll(struct api_call *c)
+{
+	if (!util_valid_name(c->arg[0])) {
+		http_reply_error(c->req, 400, "invalid host name");
+		return;
+	}
+	struct session_ref ref;
+	int rc = registry_session(c->h->srv->registry, c->arg[0], &ref);
+	if (rc == -1) {
+		http_reply_error(c->req, 404, "no such host");
+		return;
+	}
+	if (rc == -2 || ref.worker < 0 || ref.worker >= c->h->srv->nworkers) {
+		http_reply_error(c->req, 409, "host is not connected");
+		return;
+	}
+	worker_post_poll(c->h->srv->workers[ref.worker], ref.id);
+	http_reply_json(c->req, 202, json_pack("{s:s, s:b}", "host", c->arg[0], "polled", 1));
+}
+
+/* One line of events.csv (time,host,state,reason,addr,detail) as JSON;
+ * NULL when it is not such a line. */
+static json_t *api_event_json(const char *line, size_t len)
+{
+	char out[4096];
+	char *f[8];
+	uint64_t t;
+	if (len >= sizeof out || csvread_split(line, len, out, f, 8) < 6 ||
+	    csvread_time(f[0], strlen(f[0]), &t) < 0)
+		return NULL;
+	return json_pack("{s:I, s:s, s:s, s:s, s:s}", "time", (json_int_t)t, "host", f[1], "state",
+	                 f[2], "reason", f[3], "detail", f[5]);
+}
+
+/* The last n transitions of <data_dir>/events.csv, newest first. */
+static json_t *api_recent_events(struct api_call *c, size_t n)
+{
+	json_t *arr = json_array();
+	char path[4200];
+	snprintf(path, sizeof path, "%s/events.csv", c->h->srv->cfg->server.data_dir);
+	struct csvread *r = csvread_open(path);
+	const char *line;
+	size_t len;
+	off_t next;
+	for (off_t off = r ? csvread_tail(r, n) : 0;
+	     r && csvread_line(r, off, &line, &len, &next) > 0; off = next) {
+		json_t *e = line ? api_event_json(line, len) : NULL;
+		if (e)
+			json_array_insert_new(arr, 0, e);
+	}
+	csvread_close(r);
+	return arr;
+}
+
+/* GET /api/v1/alarms: until the alarm engine exists, the active alarms
+ * are the hosts that are down; recent ones are the last transitions. */
+static void api_alarms(struct api_call *c)
+{
+	json_t *hosts = registry_hosts_json(c->h->srv->registry);
+	json_t *active = json_array();
+	size_t i;
+	json_t *h;
+	json_array_foreach(hosts, i, h)
+	{
+		if (strcmp(json_string_value(json_object_get(h, "state")), "down") != 0)
+			continue;
+		json_array_append_new(active, json_pack("{s:O, s:s, s:s, s:O, s:O}", "host",
+		                                        json_object_get(h, "name"), "name",
+		                                        "host_down", "level", "critical", "since",
+		                                        json_object_get(h, "since"), "reason",
+		                                        json_object_get(h, "reason")));
+	}
+	json_decref(hosts);
+	http_reply_json(
+	    c->req, 200,
+	    json_pack("{s:o, s:o}", "active", active, "recent", api_recent_events(c, API_RECENT)));
+}
+
+/* GET /api/v1/stats: the server's version, uptime, hosts and the sum of
+ * each worker counter. */
+static void api_stats(struct api_call *c)
+{
+	struct server *srv = c->h->srv;
+	json_t *hosts = registry_hosts_json(srv->registry);
+	json_int_t up = 0, sessions = 0;
+	size_t i;
+	json_t *h;
+	json_array_foreach(hosts, i, h)
+	{
+		up += strcmp(json_string_value(json_object_get(h, "state")), "up") == 0;
+	}
+	json_int_t total = (json_int_t)json_array_size(hosts);
+	json_decref(hosts);
+	json_t *counters = json_object();
+	for (int k = 0; k < WC_COUNT; k++) {
+		uint64_t sum = 0;
+		for (int w = 0; w < srv->nworkers; w++)
+			sum += worker_counter(srv->workers[w], k);
+		json_object_set_new(counters, worker_counter_names[k],
+		                    json_integer((json_int_t)sum));
+	}
+	for (int w = 0; w < srv->nworkers; w++)
+		sessions += worker_sessions(srv->workers[w]);
+	http_reply_json(
+	    c->req, 200,
+	    json_pack("{s:s, s:I, s:I, s:i, s:{s:I, s:I, s:I}, s:I, s:o}", "version", PIMON_VERSION,
+	              "started", (json_int_t)c->h->srv->started_ms, "uptime_s",
+	              (json_int_t)((util_mono_ms() - c->h->srv->started_mono_ms) / 1000), "workers",
+	              srv->nworkers, "hosts", "total", total, "up", up, "down", total - up,
+	              "sessions", sessions, "counters", counters));
+}
+
+/* GET /api/v1/workers: sessions and counters of each worker. */
+static void api_workers(struct api_call *c)
+{
+	struct server *srv = c->h->srv;
 	json_t *arr = json_array();
 	for (int i = 0; i < srv->nworkers; i++) {
 		const struct worker *w = srv->workers[i];
 		json_t *o =
 		    json_pack("{s:i, s:I}", "id", i, "sessions", (json_int_t)worker_sessions(w));
-		for (int c = 0; c < WC_COUNT; c++)
-			json_object_set_new(o, worker_counter_names[c],
-			                    json_integer((json_int_t)worker_counter(w, c)));
+		for (int k = 0; k < WC_COUNT; k++)
+			json_object_set_new(o, worker_counter_names[k],
+			                    json_integer((json_int_t)worker_counter(w, k)));
 		json_array_append_new(arr, o);
 	}
-	return arr;
+	http_reply_json(c->req, 200, arr);
 }
 
-/* POST /api/v1/hosts/<name>/poll: ask the host's agent for a sample now. */
-static void http_poll(struct http *h, struct evhttp_request *req, const char *name)
+static const char *const api_no_params[] = {NULL};
+static const char *const api_series_params[] = {"field", "instance", "from", "to", "points", NULL};
+
+static const struct api_route api_routes[] = {
+    {"hosts", EVHTTP_REQ_GET, api_no_params, api_hosts},
+    {"hosts/*", EVHTTP_REQ_GET, api_no_params, api_host},
+    {"hosts/*/metrics", EVHTTP_REQ_GET, api_no_params, api_metrics},
+    {"hosts/*/series/*", EVHTTP_REQ_GET, api_series_params, api_series},
+    {"hosts/*/poll", EVHTTP_REQ_POST, api_no_params, api_poll},
+    {"alarms", EVHTTP_REQ_GET, api_no_params, api_alarms},
+    {"stats", EVHTTP_REQ_GET, api_no_params, api_stats},
+    {"workers", EVHTTP_REQ_GET, api_no_params, api_workers},
+};
+
+/* Match the path's segments against a route's pattern, "*" capturing. */
+static int api_match(const char *pattern, char **seg, int nseg, const char **args)
 {
-	if (!util_valid_name(name)) {
-		http_reply_error(req, 400, "invalid host name");
-		return;
+	char pat[64];
+	char *save, *p;
+	int i = 0, a = 0;
+	snprintf(pat, sizeof pat, "%s", pattern);
+	for (p = strtok_r(pat, "/", &save); p; p = strtok_r(NULL, "/", &save), i++) {
+		if (i >= nseg || (strcmp(p, "*") != 0 && strcmp(p, seg[i]) != 0))
+			return 0;
+		if (strcmp(p, "*") == 0 && a < API_ARGS)
+			args[a++] = seg[i];
 	}
-	struct session_ref ref;
-	int rc = registry_session(h->srv->registry, name, &ref);
-	if (rc == -1) {
-		http_reply_error(req, 404, "no such host");
-		return;
-	}
-	if (rc == -2 || ref.worker < 0 || ref.worker >= h->srv->nworkers) {
-		http_reply_error(req, 409, "host is not connected");
-		return;
-	}
-	worker_post_poll(h->srv->workers[ref.worker], ref.id);
-	http_reply_json(req, 202, json_pack("{s:s, s:b}", "host", name, "polled", 1));
+	return i == nseg;
 }
 
-/* /api/v1/...: answer, or return 0 for a path outside the API. */
+/* Split the path after /api/v1/ into decoded segments; the count, or -1
+ * when there are too many. */
+static int api_split(const char *rest, char **seg)
+{
+	int n = 0;
+	for (;;) {
+		const char *end = strchr(rest, '/');
+		size_t len = end ? (size_t)(end - rest) : strlen(rest);
+		if (n == API_SEGMENTS)
+			return -1;
+		char *raw = strndup(rest, len);
+		seg[n] = raw ? evhttp_uridecode(raw, 0, NULL) : NULL;
+		free(raw);
+		if (!seg[n])
+			return -1;
+		n++;
+		if (!end)
+			return n;
+		rest = end + 1;
+	}
+}
+
+/* Parse the query string; reply 400 and return -1 for a malformed one, an
+ * unknown or a repeated parameter. */
+static int api_parse_query(struct api_call *c, const char *const *params)
+{
+	const char *q = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(c->req));
+	char msg[160];
+	if (evhttp_parse_query_str(q ? q : "", &c->query) < 0) {
+		http_reply_error(c->req, 400, "malformed query string");
+		return -1;
+	}
+	for (struct evkeyval *kv = c->query.tqh_first; kv; kv = kv->next.tqe_next) {
+		int known = 0;
+		for (const char *const *p = params; *p; p++)
+			known |= strcmp(*p, kv->key) == 0;
+		for (struct evkeyval *o = c->query.tqh_first; known && o != kv;
+		     o = o->next.tqe_next)
+			known = strcmp(o->key, kv->key) != 0;
+		if (!known) {
+			snprintf(msg, sizeof msg, "unknown or repeated parameter: %s",
+			         api_valid_text(kv->key, 64) ? kv->key : "?");
+			http_reply_error(c->req, 400, msg);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Find the route and check method and query: the route to run, or NULL
+ * after replying 404, 405 or 400. */
+static const struct api_route *api_route_find(struct api_call *c, char **seg, int nseg)
+{
+	enum evhttp_cmd_type cmd = evhttp_request_get_command(c->req);
+	if (cmd == EVHTTP_REQ_HEAD)
+		cmd = EVHTTP_REQ_GET;
+	const struct api_route *path_match = NULL;
+	for (size_t i = 0; i < sizeof api_routes / sizeof api_routes[0]; i++) {
+		const struct api_route *rt = &api_routes[i];
+		if (nseg < 0 || !api_match(rt->pattern, seg, nseg, c->arg))
+			continue;
+		path_match = rt;
+		if (rt->method == cmd)
+			return api_parse_query(c, rt->params) == 0 ? rt : NULL;
+	}
+	if (!path_match) {
+		http_reply_error(c->req, 404, "no such endpoint");
+		return NULL;
+	}
+	int post = path_match->method == EVHTTP_REQ_POST;
+	evhttp_add_header(evhttp_request_get_output_headers(c->req), "Allow",
+	                  post ? "POST" : "GET, HEAD");
+	http_reply_error(c->req, 405,
+	                 post ? "this endpoint takes POST" : "this endpoint takes GET");
+	return NULL;
+}
+
+/* /api/...: answer, or return 0 for a path outside the API. */
 int http_api_handle(struct http *h, struct evhttp_request *req, const char *path)
 {
-	if (strncmp(path, "/api/", 5) != 0)
+	if (strncmp(path, "/api/", 5) != 0 && strcmp(path, "/api") != 0)
 		return 0;
-	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
-	const char *poll_prefix = "/api/v1/hosts/";
-	size_t plen = strlen(poll_prefix);
-	if (strncmp(path, poll_prefix, plen) == 0 && strchr(path + plen, '/') &&
-	    strcmp(strchr(path + plen, '/'), "/poll") == 0) {
-		if (cmd != EVHTTP_REQ_POST) {
-			http_reply_error(req, 405, "poll takes POST");
-			return 1;
-		}
-		char name[PROTO_NAME_MAX + 1];
-		size_t n = (size_t)(strchr(path + plen, '/') - (path + plen));
-		snprintf(name, sizeof name, "%.*s", (int)(n < sizeof name ? n : 0), path + plen);
-		http_poll(h, req, name);
-		return 1;
-	}
-	if (cmd != EVHTTP_REQ_GET) {
-		http_reply_error(req, 405, "only GET is supported here");
-		return 1;
-	}
-	if (strcmp(path, "/api/v1/hosts") == 0)
-		http_reply_json(req, 200, registry_hosts_json(h->srv->registry));
-	else if (strcmp(path, "/api/v1/workers") == 0)
-		http_reply_json(req, 200, workers_json(h->srv));
-	else
-		http_reply_error(req, 404, "no such endpoint");
+	struct api_call c = {.h = h, .req = req}; /* an empty query */
+	char *seg[API_SEGMENTS] = {NULL};
+	int nseg = -1;
+	if (strncmp(path, API_PREFIX, strlen(API_PREFIX)) == 0)
+		nseg = api_split(path + strlen(API_PREFIX), seg);
+	const struct api_route *rt = api_route_find(&c, seg, nseg);
+	if (rt)
+		rt->handle(&c);
+	evhttp_clear_headers(&c.query);
+	for (int i = 0; i < API_SEGMENTS; i++)
+		free(seg[i]);
 	return 1;
 }

@@ -19,6 +19,7 @@
 #include "registry.h"
 #include "server.h"
 #include "tls.h"
+#include "util.h"
 #include "worker.h"
 
 static void usage(FILE *out)
@@ -148,7 +149,10 @@ int main(int argc, char **argv)
 		evthread_enable_lock_debugging();
 	signal(SIGPIPE, SIG_IGN);
 
-	struct server srv = {.cfg = &cfg, .nworkers = cfg.server.workers};
+	struct server srv = {.cfg = &cfg,
+	                     .nworkers = cfg.server.workers,
+	                     .started_ms = util_now_ms(),
+	                     .started_mono_ms = util_mono_ms()};
 	static struct auth_key key;
 	if (cfg.server.auth_token_file[0]) {
 		char kerr[512];
@@ -218,8 +222,9 @@ int main(int argc, char **argv)
 
 	notify_send("STOPPING=1");
 	listener_stop(lst);
-	workers_stop(&srv);
+	/* The HTTP thread reads the workers: stop it before they go. */
 	http_stop(http);
+	workers_stop(&srv);
 	registry_destroy(srv.registry);
 	event_free(sigterm);
 	event_free(sigint);

@@ -306,6 +306,17 @@ static json_t *host_json(const struct host *h)
 	    h->model, "boot_id", h->boot_id, "uptime_s", (json_int_t)h->uptime_s);
 }
 
+/* One host with a copy of its latest values, read under its lock. */
+static json_t *host_json_latest(struct host *h)
+{
+	pthread_mutex_lock(&h->lock);
+	json_t *o = host_json(h);
+	/* A copy, so the answer shares nothing a worker changes. */
+	json_object_set_new(o, "latest", json_deep_copy(h->latest));
+	pthread_mutex_unlock(&h->lock);
+	return o;
+}
+
 /* Order hosts by name. */
 static int cmp_host_json(const void *a, const void *b)
 {
@@ -327,14 +338,8 @@ json_t *registry_hosts_json(struct registry *r)
 			hosts[n++] = h;
 	pthread_mutex_unlock(&r->lock);
 	json_t **all = calloc(n ? n : 1, sizeof *all);
-	for (size_t i = 0; all && i < n; i++) {
-		struct host *h = hosts[i];
-		pthread_mutex_lock(&h->lock);
-		all[i] = host_json(h);
-		/* A copy, so the answer shares nothing a worker changes. */
-		json_object_set_new(all[i], "latest", json_deep_copy(h->latest));
-		pthread_mutex_unlock(&h->lock);
-	}
+	for (size_t i = 0; all && i < n; i++)
+		all[i] = host_json_latest(hosts[i]);
 	free(hosts);
 	json_t *arr = json_array();
 	if (all) {
@@ -344,6 +349,16 @@ json_t *registry_hosts_json(struct registry *r)
 		free(all);
 	}
 	return arr;
+}
+
+/* The named host as JSON: found under the registry lock, read under its
+ * own. */
+json_t *registry_host_json(struct registry *r, const char *name)
+{
+	pthread_mutex_lock(&r->lock);
+	struct host *h = registry_find(r, name);
+	pthread_mutex_unlock(&r->lock);
+	return h ? host_json_latest(h) : NULL;
 }
 
 /* Where the named host's live session is. */

@@ -64,6 +64,10 @@ const char *host_name(const struct host *h);
  * system facts and latest values. */
 json_t *registry_hosts_json(struct registry *r);
 
+/* The host called name as one element of registry_hosts_json, or NULL
+ * if there is no such host. */
+json_t *registry_host_json(struct registry *r, const char *name);
+
 /* The current session of the host called name. Returns 0 with *ref set,
  * -1 if there is no such host, -2 if it has no live session. */
 int registry_session(struct registry *r, const char *name, struct session_ref *ref);

@@ -3,6 +3,8 @@
 #ifndef PIMON_SERVER_H
 #define PIMON_SERVER_H
 
+#include <stdint.h>
+
 #include "auth.h"
 #include "config.h"
 #include "registry.h"
@@ -18,6 +20,8 @@ struct server {
 	const char *auth_hosts_dir;      /* per-host secrets, NULL if none */
 	struct ssl_ctx_st *tls_ctx;      /* agents' sessions in TLS, NULL: plain */
 	struct ssl_ctx_st *http_tls_ctx; /* HTTPS, NULL: plain HTTP */
+	uint64_t started_ms;             /* wall clock at start, Unix ms */
+	uint64_t started_mono_ms;        /* monotonic clock at start */
 };
 
 #endif

@@ -1,0 +1,246 @@
+/* Series from metric files: header columns, query limits, time buckets,
+ * and the forward read from where the binary search lands to the range's
+ * end. */
+#include "series.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+/* Most fields a row may have: time, instance and every field. */
+#define SERIES_ROW_FIELDS (PROTO_MAX_FIELDS + 2)
+
+/* Largest accepted time: 15 digits of milliseconds, past year 30000. */
+#define SERIES_TIME_MAX 999999999999999ull
+
+/* The instance keys of pimon's collectors (disk, net, temp). */
+int series_is_inst_key(const char *column)
+{
+	static const char *const keys[] = {"mount", "iface", "zone"};
+	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+		if (strcmp(column, keys[i]) == 0)
+			return 1;
+	return 0;
+}
+
+/* Columns of a header: time first, then the instance key if any, then
+ * fields, every name a valid key. */
+int series_columns_parse(const char *header, int instanced, struct series_columns *c)
+{
+	size_t len = strlen(header);
+	char *out = malloc(len + 1);
+	char *cols[SERIES_ROW_FIELDS];
+	int n = out ? csvread_split(header, len, out, cols, SERIES_ROW_FIELDS) : -1;
+	int rc = -1;
+	memset(c, 0, sizeof *c);
+	if (n < 2 || strcmp(cols[0], "time") != 0)
+		goto out;
+	if (instanced < 0)
+		instanced = n > 2 && series_is_inst_key(cols[1]);
+	int first = instanced ? 2 : 1;
+	if (n <= first || n - first > PROTO_MAX_FIELDS)
+		goto out;
+	if (instanced)
+		snprintf(c->inst_key, sizeof c->inst_key, "%s", cols[1]);
+	for (int i = first; i < n; i++) {
+		if (!util_valid_key(cols[i]))
+			goto out;
+		snprintf(c->fields[c->nfields++], sizeof c->fields[0], "%s", cols[i]);
+	}
+	rc = instanced && !util_valid_key(c->inst_key) ? -1 : 0;
+out:
+	free(out);
+	return rc;
+}
+
+/* Where field sits in a row. */
+int series_columns_find(const struct series_columns *c, const char *field)
+{
+	for (int i = 0; i < c->nfields; i++)
+		if (strcmp(c->fields[i], field) == 0)
+			return i + (c->inst_key[0] ? 2 : 1);
+	return -1;
+}
+
+/* A decimal number of 1..15 digits, nothing else. */
+static int series_parse_u64(const char *s, uint64_t max, uint64_t *out)
+{
+	uint64_t v = 0;
+	size_t i = 0;
+	for (; s[i]; i++) {
+		if (s[i] < '0' || s[i] > '9' || i >= 15)
+			return -1;
+		v = v * 10 + (uint64_t)(s[i] - '0');
+	}
+	if (i == 0 || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/* The query's range and point count, defaults applied, limits checked. */
+int series_range_parse(const char *from, const char *to, const char *points, uint64_t now,
+                       struct series_range *out, const char **err)
+{
+	uint64_t p = SERIES_POINTS_DEFAULT;
+	if (points && series_parse_u64(points, SERIES_POINTS_MAX, &p) < 0) {
+		*err = "points must be an integer from 1 to 10000";
+		return -1;
+	}
+	if (p == 0) {
+		*err = "points must be an integer from 1 to 10000";
+		return -1;
+	}
+	out->points = (unsigned)p;
+	out->to = now;
+	if (to && series_parse_u64(to, SERIES_TIME_MAX, &out->to) < 0) {
+		*err = "to must be a time in Unix milliseconds";
+		return -1;
+	}
+	out->from = out->to > SERIES_SPAN_DEFAULT ? out->to - SERIES_SPAN_DEFAULT : 0;
+	if (from && series_parse_u64(from, SERIES_TIME_MAX, &out->from) < 0) {
+		*err = "from must be a time in Unix milliseconds";
+		return -1;
+	}
+	if (out->from > out->to) {
+		*err = "from is after to";
+		return -1;
+	}
+	if (out->to - out->from > SERIES_SPAN_MAX) {
+		*err = "the range spans more than 400 days";
+		return -1;
+	}
+	return 0;
+}
+
+/* Width: the range's length over points, rounded up, so that the buckets
+ * needed to cover it are never more than points. */
+int series_buckets_init(struct series_buckets *bk, const struct series_range *rg)
+{
+	uint64_t span = rg->to - rg->from + 1;
+	uint64_t points = rg->points ? rg->points : 1;
+	bk->from = rg->from;
+	bk->width = (span + points - 1) / points;
+	bk->n = (size_t)((span + bk->width - 1) / bk->width);
+	bk->b = calloc(bk->n, sizeof *bk->b);
+	return bk->b ? 0 : -1;
+}
+
+/* Fold a value into its bucket. */
+void series_buckets_add(struct series_buckets *bk, uint64_t t, double v)
+{
+	struct series_bucket *b = &bk->b[(t - bk->from) / bk->width];
+	if (b->count == 0 || v < b->min)
+		b->min = v;
+	if (b->count == 0 || v > b->max)
+		b->max = v;
+	b->sum += v;
+	b->count++;
+}
+
+/* Free the bucket array. */
+void series_buckets_free(struct series_buckets *bk)
+{
+	free(bk->b);
+	bk->b = NULL;
+	bk->n = 0;
+}
+
+/* A finite number filling the whole field. */
+int series_value(const char *s, double *v)
+{
+	if (!*s)
+		return -1;
+	char *end;
+	*v = strtod(s, &end);
+	return *end == '\0' && isfinite(*v) ? 0 : -1;
+}
+
+/* A growable buffer for unquoted fields. */
+struct series_scratch {
+	char *buf;
+	size_t cap;
+};
+
+/* Split line into fields through the scratch buffer; -1 if it cannot. */
+static int series_split(struct series_scratch *s, const char *line, size_t len, char **fields)
+{
+	if (len + 1 > s->cap) {
+		size_t cap = len + 1 > 1024 ? len + 1 : 1024;
+		char *nb = realloc(s->buf, cap);
+		if (!nb)
+			return -1;
+		s->buf = nb;
+		s->cap = cap;
+	}
+	return csvread_split(line, len, s->buf, fields, SERIES_ROW_FIELDS);
+}
+
+/* Read forward from the first row at or after from until a row past to. */
+int series_read(struct csvread *r, const struct series_range *rg, const struct series_filter *f,
+                struct series_buckets *bk, uint64_t *rows)
+{
+	struct series_scratch s = {NULL, 0};
+	char *fields[SERIES_ROW_FIELDS];
+	const char *line;
+	size_t len;
+	off_t next;
+	int rc;
+	*rows = 0;
+	for (off_t off = csvread_seek(r, rg->from);
+	     (rc = csvread_line(r, off, &line, &len, &next)) > 0; off = next) {
+		uint64_t t;
+		if (!line || csvread_time(line, len, &t) < 0 || t < rg->from)
+			continue;
+		if (t > rg->to)
+			break;
+		int n = series_split(&s, line, len, fields);
+		if (n <= f->column || (f->instance && strcmp(fields[1], f->instance) != 0))
+			continue;
+		(*rows)++;
+		double v;
+		if (series_value(fields[f->column], &v) == 0)
+			series_buckets_add(bk, t, v);
+	}
+	free(s.buf);
+	return rc < 0 ? -1 : 0;
+}
+
+/* Scan the last n rows for the latest time and the instances. */
+void series_tail(struct csvread *r, size_t n, int instanced, uint64_t *last,
+                 void (*fn)(const char *instance, void *arg), void *arg)
+{
+	struct series_scratch s = {NULL, 0};
+	char *fields[SERIES_ROW_FIELDS];
+	const char *line;
+	size_t len;
+	off_t next;
+	*last = 0;
+	for (off_t off = csvread_tail(r, n); csvread_line(r, off, &line, &len, &next) > 0;
+	     off = next) {
+		uint64_t t;
+		if (!line || csvread_time(line, len, &t) < 0)
+			continue;
+		if (t > *last)
+			*last = t;
+		if (instanced && fn && series_split(&s, line, len, fields) >= 2)
+			fn(fields[1], arg);
+	}
+	free(s.buf);
+}
+
+/* The first row with a time. */
+uint64_t series_first(struct csvread *r)
+{
+	const char *line;
+	size_t len;
+	off_t next;
+	uint64_t t;
+	for (off_t off = csvread_data(r); csvread_line(r, off, &line, &len, &next) > 0; off = next)
+		if (line && csvread_time(line, len, &t) == 0)
+			return t;
+	return 0;
+}
