@@ -1,11 +1,524 @@
-/* /metrics: Prometheus text exposition. */
-#include "http_int.h"
+/* /metrics: the Prometheus text exposition (format 0.0.4) of every host's
+ * state and latest values, and of each worker's sessions and counters.
+ * Everything here runs on the HTTP thread. */
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
-/* Not served yet: leave every path to the other handlers. */
+#include "http_int.h"
+#include "log.h"
+#include "registry.h"
+#include "worker.h"
+
+#define METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
+
+/* Text being written; failed is set once any append runs out of memory. */
+struct text {
+	struct evbuffer *buf;
+	int failed;
+};
+
+/* One metric family. Its samples gather here while the hosts are walked,
+ * so that each family comes out whole, after its HELP and TYPE lines. */
+struct family {
+	char *name;
+	char *help;
+	const char *type; /* "gauge" or "counter" */
+	char *metric;     /* the host metric and field it shows; NULL for the */
+	char *field;      /* server's own families */
+	struct text samples;
+};
+
+/* The server's own families, created first, at these positions. The
+ * worker counters follow, one per enum worker_counter, in enum order. */
+enum {
+	FAM_HOST_UP,
+	FAM_HOST_LAST_SEEN,
+	FAM_HOSTS,
+	FAM_WORKER_SESSIONS,
+	FAM_WORKER_COUNTER0,
+};
+
+/* The page being built. */
+struct page {
+	struct family *fams;
+	size_t nfams;
+	size_t cap;
+	json_t *index;  /* family name -> its position in fams */
+	size_t clashes; /* host values dropped: their name is another family's */
+	int failed;
+};
+
+/* Append len bytes. */
+static void text_add(struct text *t, const char *s, size_t len)
+{
+	if (len && evbuffer_add(t->buf, s, len) < 0)
+		t->failed = 1;
+}
+
+/* Append a NUL-terminated string. */
+static void text_add_str(struct text *t, const char *s)
+{
+	text_add(t, s, strlen(s));
+}
+
+/* Append s escaped as the format wants: backslash and newline always,
+ * double quotes too when quotes is set (label values, not HELP text). */
+static void text_add_escaped(struct text *t, const char *s, int quotes)
+{
+	const char *run = s;
+	for (; *s; s++) {
+		const char *esc = NULL;
+		if (*s == '\\')
+			esc = "\\\\";
+		else if (*s == '\n')
+			esc = "\\n";
+		else if (*s == '"' && quotes)
+			esc = "\\\"";
+		if (!esc)
+			continue;
+		text_add(t, run, (size_t)(s - run));
+		text_add(t, esc, 2);
+		run = s + 1;
+	}
+	text_add(t, run, (size_t)(s - run));
+}
+
+/* Spell v as the format does: NaN, +Inf, -Inf, a whole number as an
+ * integer, or else the shortest %g of 15 to 17 significant digits that
+ * reads back as exactly v. */
+static void format_double(char *out, size_t size, double v)
+{
+	if (fabs(v) < 9007199254740992.0 && v == trunc(v)) { /* 2^53: exact */
+		snprintf(out, size, "%" PRId64, (int64_t)v);
+		return;
+	}
+	if (isnan(v)) {
+		snprintf(out, size, "NaN");
+		return;
+	}
+	if (isinf(v)) {
+		snprintf(out, size, "%s", v > 0 ? "+Inf" : "-Inf");
+		return;
+	}
+	for (int digits = 15; digits <= 17; digits++) {
+		snprintf(out, size, "%.*g", digits, v);
+		if (strtod(out, NULL) == v)
+			return;
+	}
+}
+
+/* Spell an unsigned count exactly (no trip through double). */
+static void format_u64(char *out, size_t size, uint64_t v)
+{
+	snprintf(out, size, "%" PRIu64, v);
+}
+
+/* Prometheus's naming rules for a gauge made from an agent's field name: a
+ * rate ending in "_s" is spelled "_per_second", and "_total", which only
+ * counters may end in, becomes "_all" (pimon_load_all: all processes). */
+static char *gauge_name(char *name)
+{
+	size_t n = strlen(name);
+	const char *from = NULL, *to = NULL;
+	if (n > 2 && strcmp(name + n - 2, "_s") == 0) {
+		from = "_s";
+		to = "_per_second";
+	} else if (n > 6 && strcmp(name + n - 6, "_total") == 0) {
+		from = "_total";
+		to = "_all";
+	}
+	if (!from)
+		return name;
+	size_t keep = n - strlen(from);
+	char *out = malloc(keep + strlen(to) + 1);
+	if (out) {
+		memcpy(out, name, keep);
+		strcpy(out + keep, to);
+	}
+	free(name);
+	return out;
+}
+
+/* "pimon_<metric>_<field><suffix>" with every character outside
+ * [a-zA-Z0-9_] of metric and field turned into '_'. NULL: out of memory. */
+static char *family_name(const char *metric, const char *field, const char *suffix)
+{
+	size_t len = strlen("pimon_") + strlen(metric) + 1 + strlen(field) + strlen(suffix);
+	char *name = malloc(len + 1);
+	if (!name)
+		return NULL;
+	snprintf(name, len + 1, "pimon_%s_%s%s", metric, field, suffix);
+	for (char *c = name + strlen("pimon_"); *c; c++) {
+		int ok = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+		         (*c >= '0' && *c <= '9') || *c == '_';
+		if (!ok)
+			*c = '_';
+	}
+	if (suffix[0] == '\0')
+		name = gauge_name(name);
+	return name;
+}
+
+/* Free what one family holds. */
+static void family_free(struct family *f)
+{
+	free(f->name);
+	free(f->help);
+	free(f->metric);
+	free(f->field);
+	if (f->samples.buf)
+		evbuffer_free(f->samples.buf);
+}
+
+/* Append one sample: name{l1="v1",l2="v2"} value, with l2 optional. */
+static void family_sample(struct family *f, const char *l1, const char *v1, const char *l2,
+                          const char *v2, const char *value)
+{
+	struct text *t = &f->samples;
+	text_add_str(t, f->name);
+	text_add_str(t, "{");
+	text_add_str(t, l1);
+	text_add_str(t, "=\"");
+	text_add_escaped(t, v1, 1);
+	if (l2) {
+		text_add_str(t, "\",");
+		text_add_str(t, l2);
+		text_add_str(t, "=\"");
+		text_add_escaped(t, v2, 1);
+	}
+	text_add_str(t, "\"} ");
+	text_add_str(t, value);
+	text_add_str(t, "\n");
+}
+
+/* Make room for one more family. */
+static int page_reserve(struct page *p)
+{
+	if (p->nfams < p->cap)
+		return 0;
+	size_t cap = p->cap ? 2 * p->cap : 32;
+	struct family *fams = realloc(p->fams, cap * sizeof *fams);
+	if (!fams)
+		return -1;
+	p->fams = fams;
+	p->cap = cap;
+	return 0;
+}
+
+/* Add a family; name and help are taken (freed here on failure), metric
+ * and field (NULL for the server's own families) copied. Its position, or
+ * -1 when out of memory. */
+static long page_add_family(struct page *p, char *name, char *help, const char *type,
+                            const char *metric, const char *field)
+{
+	if (!name || !help || page_reserve(p) < 0) {
+		free(name);
+		free(help);
+		return -1;
+	}
+	struct family *f = &p->fams[p->nfams];
+	memset(f, 0, sizeof *f);
+	f->name = name;
+	f->help = help;
+	f->type = type;
+	f->metric = metric ? strdup(metric) : NULL;
+	f->field = field ? strdup(field) : NULL;
+	f->samples.buf = evbuffer_new();
+	int bad = (metric && !f->metric) || (field && !f->field) || !f->samples.buf;
+	if (bad || json_object_set_new(p->index, name, json_integer((json_int_t)p->nfams)) < 0) {
+		family_free(f);
+		return -1;
+	}
+	return (long)p->nfams++;
+}
+
+/* The server's own families, at the FAM_* positions. */
+static int page_add_server_families(struct page *p)
+{
+	static const struct {
+		const char *name, *type, *help;
+	} fixed[] = {
+	    [FAM_HOST_UP] = {"pimon_host_up", "gauge",
+	                     "1 while the host's agent is connected and heartbeating, 0 once it is "
+	                     "down."},
+	    [FAM_HOST_LAST_SEEN] = {"pimon_host_last_seen_seconds", "gauge",
+	                            "When the server last heard from the host, in Unix seconds."},
+	    [FAM_HOSTS] = {"pimon_hosts", "gauge", "Hosts the server knows, by state."},
+	    [FAM_WORKER_SESSIONS] = {"pimon_worker_sessions", "gauge",
+	                             "Agent sessions the worker owns now."},
+	};
+	for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
+		if (page_add_family(p, strdup(fixed[i].name), strdup(fixed[i].help), fixed[i].type,
+		                    NULL, NULL) < 0)
+			return -1;
+	for (int c = 0; c < WC_COUNT; c++) {
+		char *name = family_name("worker", worker_counter_names[c], "_total");
+		char *help = strdup(worker_counter_help[c]);
+		if (page_add_family(p, name, help, "counter", NULL, NULL) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Free everything the page holds. */
+static void page_free(struct page *p)
+{
+	for (size_t i = 0; i < p->nfams; i++)
+		family_free(&p->fams[i]);
+	free(p->fams);
+	json_decref(p->index);
+}
+
+/* An empty page with the server's own families; -1 when out of memory. */
+static int page_init(struct page *p)
+{
+	memset(p, 0, sizeof *p);
+	p->index = json_object();
+	if (!p->index || page_add_server_families(p) < 0) {
+		page_free(p);
+		return -1;
+	}
+	return 0;
+}
+
+/* HELP text of a host metric's family; NULL when out of memory. */
+static char *host_family_help(const char *metric, const char *field)
+{
+	char *help;
+	if (asprintf(&help, "Latest %s %s from each host's agent.", metric, field) < 0)
+		return NULL;
+	return help;
+}
+
+/* The family showing a host metric's field, created on first use. NULL
+ * when out of memory, or when the name belongs to another family (a
+ * server family, or another metric and field that sanitise alike). */
+static struct family *page_host_family(struct page *p, const char *metric, const char *field)
+{
+	char *name = family_name(metric, field, "");
+	if (!name) {
+		p->failed = 1;
+		return NULL;
+	}
+	json_t *pos = json_object_get(p->index, name);
+	if (pos) {
+		free(name);
+		struct family *f = &p->fams[json_integer_value(pos)];
+		if (f->metric && strcmp(f->metric, metric) == 0 && strcmp(f->field, field) == 0)
+			return f;
+		p->clashes++;
+		return NULL;
+	}
+	long i = page_add_family(p, name, host_family_help(metric, field), "gauge", metric, field);
+	if (i < 0) {
+		p->failed = 1;
+		return NULL;
+	}
+	return &p->fams[i];
+}
+
+/* The label naming the instances of a metric that has them. */
+static const char *instance_label(const char *metric)
+{
+	static const char *const labels[][2] = {
+	    {"disk", "mount"},
+	    {"net", "iface"},
+	    {"temp", "zone"},
+	};
+	for (size_t i = 0; i < sizeof labels / sizeof labels[0]; i++)
+		if (strcmp(metric, labels[i][0]) == 0)
+			return labels[i][1];
+	return "instance_name";
+}
+
+/* One latest value as a sample; null (and anything not a number) has none. */
+static void page_add_value(struct page *p, const char *host, const char *metric, const char *field,
+                           const char *instance, const json_t *v)
+{
+	if (!json_is_number(v))
+		return;
+	struct family *f = page_host_family(p, metric, field);
+	if (!f)
+		return;
+	char num[32];
+	format_double(num, sizeof num, json_number_value(v));
+	if (instance)
+		family_sample(f, "host", host, instance_label(metric), instance, num);
+	else
+		family_sample(f, "host", host, NULL, NULL, num);
+}
+
+/* A host's latest values: {metric: {field: v}} or, for metrics with
+ * instances, {metric: {instance: {field: v}}}. JSON keys are valid UTF-8
+ * (jansson checks them), as label values must be. */
+static void page_add_latest(struct page *p, const char *host, json_t *latest)
+{
+	const char *metric, *key, *field;
+	json_t *groups, *v, *fv;
+	json_object_foreach(latest, metric, groups)
+	{
+		json_object_foreach(groups, key, v)
+		{
+			if (!json_is_object(v)) {
+				page_add_value(p, host, metric, key, NULL, v);
+				continue;
+			}
+			json_object_foreach(v, field, fv)
+			{
+				page_add_value(p, host, metric, field, key, fv);
+			}
+		}
+	}
+}
+
+/* One host: whether it is up, when it was last heard from, its values.
+ * Returns 1 when it is up, 0 otherwise. */
+static int page_add_host(struct page *p, const char *name, json_t *host)
+{
+	const char *state = json_string_value(json_object_get(host, "state"));
+	int up = state && strcmp(state, "up") == 0;
+	family_sample(&p->fams[FAM_HOST_UP], "host", name, NULL, NULL, up ? "1" : "0");
+	json_t *seen = json_object_get(host, "last_seen");
+	if (json_is_number(seen)) {
+		char num[32];
+		format_double(num, sizeof num, json_number_value(seen) / 1000.0);
+		family_sample(&p->fams[FAM_HOST_LAST_SEEN], "host", name, NULL, NULL, num);
+	}
+	page_add_latest(p, name, json_object_get(host, "latest"));
+	return up;
+}
+
+/* Every host of registry_hosts_json, and the count of hosts by state. */
+static void page_add_hosts(struct page *p, json_t *hosts)
+{
+	uint64_t up = 0, down = 0;
+	size_t i;
+	json_t *host;
+	json_array_foreach(hosts, i, host)
+	{
+		const char *name = json_string_value(json_object_get(host, "name"));
+		if (!name)
+			continue;
+		if (page_add_host(p, name, host))
+			up++;
+		else
+			down++;
+	}
+	char num[32];
+	format_u64(num, sizeof num, up);
+	family_sample(&p->fams[FAM_HOSTS], "state", "up", NULL, NULL, num);
+	format_u64(num, sizeof num, down);
+	family_sample(&p->fams[FAM_HOSTS], "state", "down", NULL, NULL, num);
+}
+
+/* Each worker's session count and counters, labelled by its index. */
+static void page_add_workers(struct page *p, const struct server *srv)
+{
+	char id[16], num[32];
+	for (int i = 0; i < srv->nworkers; i++) {
+		const struct worker *w = srv->workers[i];
+		snprintf(id, sizeof id, "%d", i);
+		format_u64(num, sizeof num, worker_sessions(w));
+		family_sample(&p->fams[FAM_WORKER_SESSIONS], "worker", id, NULL, NULL, num);
+		for (int c = 0; c < WC_COUNT; c++) {
+			format_u64(num, sizeof num, worker_counter(w, (enum worker_counter)c));
+			family_sample(&p->fams[FAM_WORKER_COUNTER0 + c], "worker", id, NULL, NULL,
+			              num);
+		}
+	}
+}
+
+/* Move every family that has samples into out, after its HELP and TYPE
+ * lines. Returns -1 when anything on the page ran out of memory. */
+static int page_assemble(struct page *p, struct text *out)
+{
+	for (size_t i = 0; i < p->nfams; i++) {
+		struct family *f = &p->fams[i];
+		p->failed |= f->samples.failed;
+		if (evbuffer_get_length(f->samples.buf) == 0)
+			continue;
+		text_add_str(out, "# HELP ");
+		text_add_str(out, f->name);
+		text_add_str(out, " ");
+		text_add_escaped(out, f->help, 0);
+		text_add_str(out, "\n# TYPE ");
+		text_add_str(out, f->name);
+		text_add_str(out, " ");
+		text_add_str(out, f->type);
+		text_add_str(out, "\n");
+		if (evbuffer_add_buffer(out->buf, f->samples.buf) < 0)
+			out->failed = 1;
+	}
+	return p->failed || out->failed ? -1 : 0;
+}
+
+/* Build the whole exposition into out. -1 when out of memory (logged). */
+static int metrics_render(struct server *srv, struct text *out)
+{
+	struct page p;
+	if (page_init(&p) < 0) {
+		log_err("metrics", "cannot start a /metrics page: out of memory");
+		return -1;
+	}
+	json_t *hosts = registry_hosts_json(srv->registry);
+	if (hosts)
+		page_add_hosts(&p, hosts);
+	else
+		p.failed = 1;
+	json_decref(hosts);
+	page_add_workers(&p, srv);
+	int rc = page_assemble(&p, out);
+	if (rc < 0)
+		log_err("metrics", "cannot build the /metrics page: out of memory");
+	if (p.clashes)
+		log_debug("metrics",
+		          "%zu host values left out: their names belong to other families",
+		          p.clashes);
+	page_free(&p);
+	return rc;
+}
+
+/* GET /metrics: render, then reply with the whole page. */
+static void metrics_serve(struct server *srv, struct evhttp_request *req)
+{
+	struct text out = {evbuffer_new(), 0};
+	if (!out.buf || metrics_render(srv, &out) < 0) {
+		if (!out.buf)
+			log_err("metrics", "cannot allocate the /metrics buffer");
+		http_reply_error(req, 500, "out of memory building /metrics");
+		goto done;
+	}
+	size_t len = evbuffer_get_length(out.buf);
+	const unsigned char *body = evbuffer_pullup(out.buf, -1);
+	if (!body) {
+		log_err("metrics", "cannot join %zu bytes of /metrics: out of memory", len);
+		http_reply_error(req, 500, "out of memory building /metrics");
+		goto done;
+	}
+	http_reply_bytes(req, 200, METRICS_CONTENT_TYPE, body, len);
+done:
+	if (out.buf)
+		evbuffer_free(out.buf);
+}
+
+/* /metrics: answer GET (405 for any other method) and return 1; return 0
+ * for every other path. */
 int http_metrics_handle(struct http *h, struct evhttp_request *req, const char *path)
 {
-	(void)h;
-	(void)req;
-	(void)path;
-	return 0;
+	if (strcmp(path, "/metrics") != 0)
+		return 0;
+	if (evhttp_request_get_command(req) != EVHTTP_REQ_GET) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET");
+		http_reply_error(req, 405, "/metrics takes GET");
+		return 1;
+	}
+	metrics_serve(h->srv, req);
+	return 1;
 }
