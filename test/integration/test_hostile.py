@@ -89,9 +89,38 @@ def test_bad_fields_close_session(env):
     check(env.server.log_text().count("bad frame") >= len(cases), "missing log lines")
 
 
+def tree(top):
+    """Every path under top with its size and mtime: what a test compares."""
+    out = {}
+    for d, dirs, files in os.walk(top):
+        for f in dirs + files:
+            p = os.path.join(d, f)
+            st = os.lstat(p)
+            out[p] = (st.st_size, st.st_mtime_ns)
+    return out
+
+
+def raw_hello(name_bytes):
+    """A HELLO whose name is any bytes (the harness's hello() takes text)."""
+    p = struct.pack(">B", len(name_bytes) & 0xFF) + name_bytes
+    p += struct.pack(">B", 4) + b"test" + struct.pack(">I", 0)
+    for text in (b"TestOS", b"6.0", b"", b"boot"):
+        p += struct.pack(">B", len(text)) + text
+    p += struct.pack(">QQH", 1, 1, 0)
+    return frame(1, p)
+
+
 def test_invalid_host_names_refused(env):
     witness = start_with_witness(env)
-    for name in ["../etc", ".hidden", "a/b", "-x", "a b", ""]:
+    # Nothing beside the data folder may change (the daemons' logs aside),
+    # and in it only the witness's own folder appears.
+    outside = os.path.dirname(env.dir)
+    def outside_data():
+        return {p: v for p, v in tree(env.dir).items()
+                if not p.startswith(env.data_dir) and not p.endswith(".log")}
+    before = outside_data()
+    parent_before = set(os.listdir(outside))
+    for name in ["../etc", "../../etc/x", ".hidden", "a/b", "-x", "a b", "", "bad\nname"]:
         s = socket.create_connection(("127.0.0.1", env.port))
         s.sendall(hello(name))
         f = read_frame(s)
@@ -99,13 +128,88 @@ def test_invalid_host_names_refused(env):
               "%r got %r" % (name, f))
         check(wait_closed(s), "session for %r not closed" % name)
         s.close()
-    # Longer than the protocol allows: not even a valid frame.
-    s = socket.create_connection(("127.0.0.1", env.port))
-    s.sendall(hello("x" * 65))
-    check(wait_closed(s), "a 65-character name was not refused")
-    s.close()
+    # Not even valid frames: longer than the protocol allows, or with a NUL.
+    for name in [b"x" * 65, b"x" * 10240, b"pi\0x"]:
+        s = socket.create_connection(("127.0.0.1", env.port))
+        s.sendall(raw_hello(name))
+        check(wait_closed(s), "a name of %d bytes was not refused" % len(name))
+        s.close()
     check(sorted(os.listdir(os.path.join(env.data_dir, "hosts"))) == ["witness"],
           "folders: %r" % os.listdir(os.path.join(env.data_dir, "hosts")))
+    after = outside_data()
+    check(before == after, "files outside the data folder changed: %r" %
+          sorted(set(before.items()) ^ set(after.items())))
+    check(set(os.listdir(outside)) - parent_before <= {n for n in os.listdir(outside)
+                                                       if n.startswith("pimon-")},
+          "something appeared beside the test folder")
+    check(os.listdir(env.data_dir) and set(os.listdir(env.data_dir)) == {"hosts", "events.csv"},
+          "data folder: %r" % os.listdir(env.data_dir))
+    still_fine(env, witness)
+
+
+def test_frame_size_edges_and_a_4_gib_length(env):
+    witness = start_with_witness(env)
+    limit = 1048576
+    # Exactly the maximum payload: a well-formed METRICS that size is taken.
+    s = socket.create_connection(("127.0.0.1", env.port))
+    s.sendall(hello("edge"))
+    check(read_frame(s)[0] == T_WELCOME, "no WELCOME")
+    # seq, one group "load", no instance key, one field of name length n,
+    # then rows of 17 bytes: pick n so the payload is exactly the limit.
+    n = next(n for n in range(1, 18) if (limit - 22 - n) % 17 == 0)
+    nrows = (limit - 22 - n) // 17
+    payload = struct.pack(">QH", 1, 1) + struct.pack(">B", 4) + b"load" + struct.pack(">B", 0)
+    payload += struct.pack(">BB", 1, n) + b"v" * n + struct.pack(">I", nrows)
+    t0 = int(time.time() * 1000)
+    payload += b"".join(struct.pack(">QBd", t0 + i, 0, 1.0) for i in range(nrows))
+    check(len(payload) == limit, "payload %d, want %d" % (len(payload), limit))
+    frame_ok = frame(4, payload)
+    s.sendall(frame_ok)
+    f = read_frame(s, timeout=20)
+    while f and f[0] != 5:
+        f = read_frame(s, timeout=20)
+    check(f is not None and f[0] == 5, "the largest frame was not acked: %r" % (f,))
+    s.close()
+    # One byte over, and a length of 4 GiB - 1: refused from the header alone.
+    for length in (limit + 1, 0xFFFFFFFF):
+        s = socket.create_connection(("127.0.0.1", env.port))
+        s.sendall(hello("over"))
+        check(read_frame(s)[0] == T_WELCOME, "no WELCOME")
+        s.sendall(struct.pack(">HBBI", 0x504D, 1, 4, length))
+        check(wait_closed(s), "a %d-byte frame was not refused" % length)
+        s.close()
+    wait_for(lambda: env.server.log_text().count("too large") >= 2, 5, "log lines", [env.server])
+    still_fine(env, witness)
+
+
+def test_slow_and_silent_crowds_closed(env):
+    env.start_server(workers=2, extra={"limits": {"hello_timeout": 1.0}})
+    witness = env.start_agent("witness")
+    env.wait_hosts_up(["witness"])
+    before = len(open(os.path.join(env.host_dir("witness"), "events.csv")).read())
+    # 2,000 connections that never speak, and one that sends a byte a second.
+    crowd = []
+    for i in range(2000):
+        crowd.append(socket.create_connection(("127.0.0.1", env.port)))
+    trickle = socket.create_connection(("127.0.0.1", env.port))
+    data = hello("trickle")
+    closed = False
+    for b in data[:8]:
+        try:
+            trickle.sendall(bytes([b]))
+        except OSError:
+            closed = True
+            break
+        time.sleep(0.3)
+    check(closed or wait_closed(trickle, timeout=10), "a byte-a-second HELLO was not cut off")
+    wait_for(lambda: sum(w["hello_timeouts"] for w in env.api("/api/v1/workers")) >= 2001, 60,
+             "the silent crowd closed", [env.server])
+    for s in crowd:
+        check(wait_closed(s, timeout=1), "a silent connection stayed open")
+        s.close()
+    check(env.hosts()["witness"]["state"] == "up", "the witness went down")
+    events = open(os.path.join(env.host_dir("witness"), "events.csv")).read()
+    check(len(events) == before, "the witness had transitions: %r" % events[before:])
     still_fine(env, witness)
 
 
@@ -181,6 +285,8 @@ def cpu_seconds(pid):
 def test_descriptor_exhaustion_pauses_accepting(env):
     # 64 descriptors: the server's own files take some, connections the rest.
     env.start_server(workers=1, nofile=64, extra={"limits": {"hello_timeout": 60.0}})
+    witness = env.start_agent("witness")
+    env.wait_hosts_up(["witness"])
     held = []
     deadline = time.monotonic() + 20
     while "Too many open files" not in env.server.log_text():
@@ -203,6 +309,12 @@ def test_descriptor_exhaustion_pauses_accepting(env):
         s.close()
         return ok and ok[0] == T_WELCOME
     wait_for(welcomed, 20, "a session after the descriptors came back", [env.server])
+    # The session that was there all along was kept.
+    witness.check_alive()
+    check(env.hosts()["witness"]["state"] == "up", "the existing session was lost")
+    events = open(os.path.join(env.data_dir, "events.csv")).read()
+    check(events.count(",witness,up,") == 1 and ",witness,down," not in events,
+          "the witness had to reconnect: %s" % events)
 
 
 if __name__ == "__main__":
