@@ -26,16 +26,17 @@ struct pimon_config {
 		char *tls_ca;        /* client certificates required when set */
 		char *http_tls_cert; /* "" for plain HTTP */
 		char *http_tls_key;
-		char *auth_token_file; /* shared agent secret; "" lets anyone in */
-		char *auth_hosts_dir;  /* per-host secrets, by host name */
-		double hello_timeout;  /* s to send HELLO after connecting */
-		int max_sessions;      /* connections held at once */
-		int max_output;        /* bytes queued to a peer before reading pauses */
-		int http_max_header;   /* bytes */
-		int http_max_body;     /* bytes */
-		double http_timeout;   /* s */
-		char *sync;            /* "none", "batch" or "interval" */
-		double sync_interval;  /* s between syncs under "interval" */
+		char *http_admin_token_file; /* POST needs its token; "" for open */
+		char *auth_token_file;       /* shared agent secret; "" lets anyone in */
+		char *auth_hosts_dir;        /* per-host secrets, by host name */
+		double hello_timeout;        /* s to send HELLO after connecting */
+		int max_sessions;            /* connections held at once */
+		int max_output;              /* bytes queued to a peer before reading pauses */
+		int http_max_header;         /* bytes */
+		int http_max_body;           /* bytes */
+		double http_timeout;         /* s */
+		char *sync;                  /* "none", "batch" or "interval" */
+		double sync_interval;        /* s between syncs under "interval" */
 		char *log_level;
 	} server;
 	struct {

@@ -5,6 +5,7 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent_ssl.h>
+#include <openssl/crypto.h>
 #include <openssl/ssl.h>
 #include <event2/event.h>
 #include <event2/http.h>
@@ -35,6 +36,8 @@ static const char *http_reason(int code)
 		return "Not Found";
 	case 405:
 		return "Method Not Allowed";
+	case 401:
+		return "Unauthorized";
 	case 409:
 		return "Conflict";
 	case 500:
@@ -115,6 +118,23 @@ static struct bufferevent *http_tls_bev(struct event_base *base, void *arg)
 	return bev;
 }
 
+/* Reading is open; anything else needs "Authorization: Bearer TOKEN" with
+ * the admin token, when one is configured. Compared in constant time. */
+static int http_allowed(struct http *h, struct evhttp_request *req)
+{
+	const struct auth_key *admin = h->srv->http_admin;
+	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+	if (!admin || cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD)
+		return 1;
+	const char *auth =
+	    evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+	if (!auth || strncmp(auth, "Bearer ", 7) != 0)
+		return 0;
+	const char *token = auth + 7;
+	size_t len = strlen(token);
+	return len == admin->len && CRYPTO_memcmp(token, admin->bytes, len) == 0;
+}
+
 /* Route a request to the module that owns its path. */
 static void http_route_cb(struct evhttp_request *req, void *arg)
 {
@@ -123,6 +143,12 @@ static void http_route_cb(struct evhttp_request *req, void *arg)
 	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
 	if (!path) {
 		http_reply_error(req, 400, "bad request URI");
+		return;
+	}
+	if (!http_allowed(h, req)) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
+		                  "Bearer realm=\"pimon\"");
+		http_reply_error(req, 401, "this request needs the admin token");
 		return;
 	}
 	if (!http_api_handle(h, req, path) && !http_metrics_handle(h, req, path) &&

@@ -165,6 +165,17 @@ int main(int argc, char **argv)
 	}
 	if (cfg.server.auth_hosts_dir[0])
 		srv.auth_hosts_dir = cfg.server.auth_hosts_dir;
+	static struct auth_key admin;
+	if (cfg.server.http_admin_token_file[0]) {
+		char kerr[512];
+		if (auth_key_load(cfg.server.http_admin_token_file, &admin, kerr, sizeof kerr) <
+		    0) {
+			log_err("main", "server.http.admin_token_file: %s", kerr);
+			config_free(&cfg);
+			return 2;
+		}
+		srv.http_admin = &admin;
+	}
 	char terr[512];
 	if (cfg.server.tls_cert[0]) {
 		srv.tls_ctx = tls_server_ctx(cfg.server.tls_cert, cfg.server.tls_key,

@@ -16,12 +16,13 @@ struct server {
 	struct registry *registry;
 	struct worker **workers;
 	int nworkers;
-	const struct auth_key *auth_key; /* shared agent secret, NULL if none */
-	const char *auth_hosts_dir;      /* per-host secrets, NULL if none */
-	struct ssl_ctx_st *tls_ctx;      /* agents' sessions in TLS, NULL: plain */
-	struct ssl_ctx_st *http_tls_ctx; /* HTTPS, NULL: plain HTTP */
-	uint64_t started_ms;             /* wall clock at start, Unix ms */
-	uint64_t started_mono_ms;        /* monotonic clock at start */
+	const struct auth_key *auth_key;   /* shared agent secret, NULL if none */
+	const char *auth_hosts_dir;        /* per-host secrets, NULL if none */
+	struct ssl_ctx_st *tls_ctx;        /* agents' sessions in TLS, NULL: plain */
+	struct ssl_ctx_st *http_tls_ctx;   /* HTTPS, NULL: plain HTTP */
+	const struct auth_key *http_admin; /* token POST needs, NULL: none */
+	uint64_t started_ms;               /* wall clock at start, Unix ms */
+	uint64_t started_mono_ms;          /* monotonic clock at start */
 };
 
 #endif

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "auth.h"
 #include "config.h"
 #include "pimon_version.h"
 #include "util.h"
@@ -39,6 +40,8 @@ static void usage(FILE *out)
 	             "options:\n"
 	             "  -c, --config FILE    find the server from FILE's server.http.listen\n"
 	             "  -a, --addr HOST:PORT the server's HTTP API address\n"
+	             "  -k, --token-file F   the admin token for poll (default: the file's\n"
+	             "                       server.http.admin_token_file)\n"
 	             "  -j, --json           print the server's JSON as is (also after COMMAND)\n"
 	             "  -h, --help           show this help\n"
 	             "  -V, --version        show the version\n"
@@ -53,7 +56,8 @@ struct ctl {
 	int json;
 	const char *field, *instance;
 	uint64_t since_ms;
-	unsigned points; /* 0: the server's default */
+	unsigned points;              /* 0: the server's default */
+	const struct auth_key *admin; /* sent with POST; NULL: none */
 };
 
 /* A command: its arguments, the request it makes and how it prints. */
@@ -90,7 +94,8 @@ static void reply_cb(struct evhttp_request *req, void *arg)
 
 /* Ask the server (GET, or POST when post is set); 0 with *out filled, or
  * an exit code. */
-static int http_call(const char *addr, const char *path, int post, struct reply *out)
+static int http_call(const char *addr, const char *path, int post, const struct auth_key *admin,
+                     struct reply *out)
 {
 	char host[256];
 	int port;
@@ -109,6 +114,12 @@ static int http_call(const char *addr, const char *path, int post, struct reply 
 	out->base = base;
 	struct evhttp_request *req = evhttp_request_new(reply_cb, out);
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Host", host);
+	if (post && admin) {
+		char bearer[AUTH_KEY_MAX + 8];
+		snprintf(bearer, sizeof bearer, "Bearer %.*s", (int)admin->len,
+		         (const char *)admin->bytes);
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Authorization", bearer);
+	}
 	evhttp_make_request(conn, req, post ? EVHTTP_REQ_POST : EVHTTP_REQ_GET, path);
 	event_base_dispatch(base);
 	evhttp_connection_free(conn);
@@ -653,7 +664,7 @@ static int run(const struct ctl *c, const char *addr)
 	char api[2048];
 	int rc = c->cmd->path(c, api, sizeof api);
 	struct reply r = {0};
-	if (rc || (rc = http_call(addr, api, c->cmd->post, &r)) != 0)
+	if (rc || (rc = http_call(addr, api, c->cmd->post, c->admin, &r)) != 0)
 		return rc;
 	json_error_t jerr;
 	json_t *doc = r.body ? json_loads(r.body, 0, &jerr) : NULL;
@@ -676,15 +687,22 @@ static int run(const struct ctl *c, const char *addr)
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-	    {"config", required_argument, NULL, 'c'}, {"addr", required_argument, NULL, 'a'},
-	    {"json", no_argument, NULL, 'j'},         {"help", no_argument, NULL, 'h'},
-	    {"version", no_argument, NULL, 'V'},      {NULL, 0, NULL, 0},
+	    {"config", required_argument, NULL, 'c'},
+	    {"addr", required_argument, NULL, 'a'},
+	    {"json", no_argument, NULL, 'j'},
+	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},
+	    {"token-file", required_argument, NULL, 'k'},
+	    {NULL, 0, NULL, 0},
 	};
-	const char *path = NULL, *addr = NULL;
+	const char *path = NULL, *addr = NULL, *token_file = NULL;
 	struct ctl ctl = {.since_ms = 3600000};
 	int c;
-	while ((c = getopt_long(argc, argv, "+c:a:jhV", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+c:a:k:jhV", opts, NULL)) != -1) {
 		switch (c) {
+		case 'k':
+			token_file = optarg;
+			break;
 		case 'c':
 			path = optarg;
 			break;
@@ -724,6 +742,17 @@ int main(int argc, char **argv)
 		fprintf(stderr, "pimon-ctl: server.http.listen is empty: the API is off\n");
 		config_free(&cfg);
 		return EXIT_USAGE;
+	}
+	static struct auth_key admin;
+	if (!token_file && ctl.cmd->post && cfg.server.http_admin_token_file[0])
+		token_file = cfg.server.http_admin_token_file;
+	if (token_file) {
+		if (auth_key_load(token_file, &admin, err, sizeof err) < 0) {
+			fprintf(stderr, "pimon-ctl: %s\n", err);
+			config_free(&cfg);
+			return EXIT_USAGE;
+		}
+		ctl.admin = &admin;
 	}
 	int rc = run(&ctl, addr ? addr : cfg.server.http_listen);
 	config_free(&cfg);

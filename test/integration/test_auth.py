@@ -135,5 +135,40 @@ def test_repeated_failures_are_slowed(env):
           "answers not slowed: %r" % waits)
 
 
+def test_admin_token_guards_changes_not_reading(env):
+    import json
+    import urllib.error
+    import urllib.request
+    from harness import CTL_BIN
+    token = b"an admin token, not a secret for agents"
+    tfile = secret_file(env, "admin.token", token)
+    env.start_server(extra={"http": {"admin_token_file": tfile}})
+    env.start_agent("pi-poll")
+    env.wait_hosts_up(["pi-poll"])
+    url = env.url("/api/v1/hosts/pi-poll/poll")
+    for header in (None, "Bearer wrong-token-of-some-length", "Basic " + token.decode()):
+        req = urllib.request.Request(url, method="POST")
+        if header:
+            req.add_header("Authorization", header)
+        try:
+            urllib.request.urlopen(req, timeout=5)
+            check(False, "POST with %r was let through" % header)
+        except urllib.error.HTTPError as e:
+            check(e.code == 401 and json.loads(e.read())["error"], "%r: %d" % (header, e.code))
+    req = urllib.request.Request(url, method="POST")
+    req.add_header("Authorization", "Bearer " + token.decode())
+    with urllib.request.urlopen(req, timeout=5) as r:
+        check(r.status == 202, "the admin token was refused")
+    check(env.api("/api/v1/hosts")[0]["name"] == "pi-poll", "reading needs no token")
+    addr = ["-a", "127.0.0.1:%d" % env.http_port]
+    r = subprocess.run([CTL_BIN] + addr + ["poll", "pi-poll"], capture_output=True, text=True,
+                       timeout=30 * SLOW)
+    check(r.returncode == 1 and "401" in r.stderr, "ctl without a token: %d %r"
+          % (r.returncode, r.stderr))
+    r = subprocess.run([CTL_BIN] + addr + ["-k", tfile, "poll", "pi-poll"], capture_output=True,
+                       text=True, timeout=30 * SLOW)
+    check(r.returncode == 0, "ctl with the token: %d %r" % (r.returncode, r.stderr))
+
+
 if __name__ == "__main__":
     run_tests(globals())
