@@ -13,7 +13,7 @@
 #include "util.h"
 
 static const struct collector_ops *const collect_table[] = {
-    &cpu_ops, &mem_ops, &disk_ops, &load_ops, &temp_ops, &net_ops,
+    &cpu_ops, &mem_ops, &disk_ops, &load_ops, &temp_ops, &net_ops, &users_ops, &procs_ops, &pi_ops,
 };
 
 #define COLLECT_N (sizeof collect_table / sizeof collect_table[0])
@@ -21,7 +21,7 @@ static const struct collector_ops *const collect_table[] = {
 struct collect {
 	struct collect_ctx ctx;
 	struct collector cols[COLLECT_N];
-	struct proto_group groups[COLLECT_N]; /* what the last run returned */
+	struct proto_group groups[2 * COLLECT_N]; /* what the last run returned */
 	struct sys_facts sys;
 };
 
@@ -40,6 +40,10 @@ int collector_init(struct collector *col, const struct collector_ops *ops)
 	col->rows.group.inst_key = ops->inst_key;
 	col->rows.group.fields = ops->fields;
 	col->rows.group.nfields = ops->nfields;
+	col->summary.group.metric = ops->summary_metric;
+	col->summary.group.inst_key = "";
+	col->summary.group.fields = ops->summary_fields;
+	col->summary.group.nfields = ops->summary_nfields;
 	return ops->init ? ops->init(col) : 0;
 }
 
@@ -52,9 +56,11 @@ struct collect *collect_create(const struct collect_roots *roots)
 	c->ctx.proc = collect_dup_root(roots ? roots->proc : NULL, "/proc");
 	c->ctx.sys = collect_dup_root(roots ? roots->sys : NULL, "/sys");
 	c->ctx.os_release = collect_dup_root(roots ? roots->os_release : NULL, "/etc/os-release");
+	c->ctx.utmp = collect_dup_root(roots ? roots->utmp : NULL, "/var/run/utmp");
+	c->ctx.dev = "/dev";
 	c->ctx.size = COLLECT_BUF_SIZE;
 	c->ctx.buf = malloc(c->ctx.size);
-	if (!c->ctx.proc || !c->ctx.sys || !c->ctx.os_release || !c->ctx.buf)
+	if (!c->ctx.proc || !c->ctx.sys || !c->ctx.os_release || !c->ctx.utmp || !c->ctx.buf)
 		goto error;
 	for (size_t i = 0; i < COLLECT_N; i++) {
 		if (collector_init(&c->cols[i], collect_table[i]) < 0)
@@ -77,6 +83,7 @@ void collect_destroy(struct collect *c)
 	free(c->ctx.proc);
 	free(c->ctx.sys);
 	free(c->ctx.os_release);
+	free(c->ctx.utmp);
 	free(c->ctx.buf);
 	free(c);
 }
@@ -89,6 +96,9 @@ void collector_fini(struct collector *col)
 	free(col->rows.rows);
 	free(col->rows.values);
 	free(col->rows.inst);
+	free(col->summary.rows);
+	free(col->summary.values);
+	free(col->summary.inst);
 	memset(col, 0, sizeof *col);
 }
 
@@ -127,6 +137,16 @@ int collect_select(struct collect *c, const char *const *names, size_t n)
 	return unknown;
 }
 
+/* Hand out a rowset's group as groups[n] if it has rows; the new count. */
+static size_t collect_put(struct collect *c, size_t n, struct rowset *rs)
+{
+	if (rs->group.nrows == 0)
+		return n;
+	rowset_finish(rs);
+	c->groups[n] = rs->group;
+	return n + 1;
+}
+
 /* Run the enabled collectors and hand out their non-empty groups. */
 size_t collect_run(struct collect *c, uint64_t now_ms, const struct proto_group **groups)
 {
@@ -136,10 +156,11 @@ size_t collect_run(struct collect *c, uint64_t now_ms, const struct proto_group 
 		if (!col->enabled)
 			continue;
 		rowset_reset(&col->rows);
-		if (col->ops->run(col, &c->ctx, now_ms) < 0 || col->rows.group.nrows == 0)
+		rowset_reset(&col->summary);
+		if (col->ops->run(col, &c->ctx, now_ms) < 0)
 			continue;
-		rowset_finish(&col->rows);
-		c->groups[n++] = col->rows.group;
+		n = collect_put(c, n, &col->rows);
+		n = collect_put(c, n, &col->summary);
 	}
 	*groups = c->groups;
 	return n;
@@ -165,13 +186,9 @@ static ssize_t collect_cut_line(char *buf, size_t len)
 	return (ssize_t)keep;
 }
 
-/* Read a file under a root into the shared buffer, growing it if asked. */
-ssize_t collect_ctx_read(struct collect_ctx *ctx, const char *root, const char *rel, int whole)
+/* Read ctx->path into the shared buffer, growing it if asked. */
+static ssize_t collect_ctx_load(struct collect_ctx *ctx, int whole)
 {
-	if (util_path_join(ctx->path, sizeof ctx->path, root, rel) < 0) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
 	for (;;) {
 		ssize_t n = util_read_file(ctx->path, ctx->buf, ctx->size);
 		if (n < 0 || (size_t)n < ctx->size - 1)
@@ -187,6 +204,28 @@ ssize_t collect_ctx_read(struct collect_ctx *ctx, const char *root, const char *
 		ctx->buf = bigger;
 		ctx->size *= 2;
 	}
+}
+
+/* Read a file under a root into the shared buffer. */
+ssize_t collect_ctx_read(struct collect_ctx *ctx, const char *root, const char *rel, int whole)
+{
+	if (util_path_join(ctx->path, sizeof ctx->path, root, rel) < 0) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	return collect_ctx_load(ctx, whole);
+}
+
+/* Read a file named by its whole path into the shared buffer. */
+ssize_t collect_ctx_read_file(struct collect_ctx *ctx, const char *path, int whole)
+{
+	size_t len = strlen(path);
+	if (len >= sizeof ctx->path) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	memmove(ctx->path, path, len + 1);
+	return collect_ctx_load(ctx, whole);
 }
 
 /* Log a collector failure: warn once, then debug. */
@@ -338,4 +377,14 @@ const char *text_next_line(const char *p)
 {
 	const char *nl = strchr(p, '\n');
 	return nl && nl[1] ? nl + 1 : NULL;
+}
+
+/* Make s safe as an instance: no commas, no control characters. */
+void text_sanitise(char *s)
+{
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+		if (ch == ',' || ch < 0x20 || ch == 0x7f)
+			*s = '_';
+	}
 }

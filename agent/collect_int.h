@@ -21,6 +21,10 @@ struct collect_ctx {
 	char *proc; /* roots, copied at collect_create */
 	char *sys;
 	char *os_release;
+	/* The utmp file itself, not a folder. */
+	char *utmp;
+	/* "/dev", where utmp's ttys live: not copied, tests point it elsewhere. */
+	const char *dev;
 	char *buf;   /* holds the last file read */
 	size_t size; /* capacity of buf */
 	char path[4096];
@@ -31,6 +35,9 @@ struct collect_ctx {
  * or any file without whole, is cut after its last complete line. Returns
  * the length, or -1 with errno set. */
 ssize_t collect_ctx_read(struct collect_ctx *ctx, const char *root, const char *rel, int whole);
+
+/* collect_ctx_read for a file named by its whole path, such as utmp. */
+ssize_t collect_ctx_read_file(struct collect_ctx *ctx, const char *path, int whole);
 
 /* One metric group being built: rows, their values and instance strings,
  * grown on demand and reused across runs. */
@@ -63,12 +70,18 @@ struct collector_ops {
 	const char *inst_key; /* "" for groups without instances */
 	const char *const *fields;
 	uint8_t nfields;
+	/* A second group without instances filled by the same run (totals
+	 * such as "users_totals"); NULL when there is none. */
+	const char *summary_metric;
+	const char *const *summary_fields;
+	uint8_t summary_nfields;
 	/* Allocate col->state; 0 or -1. NULL when the collector is stateless. */
 	int (*init)(struct collector *col);
 	/* Free col->state. NULL when the collector is stateless. */
 	void (*fini)(struct collector *col);
-	/* Fill col->rows (already reset) for this run; 0, or -1 after calling
-	 * collector_fail. Zero rows with 0 is "nothing to report yet". */
+	/* Fill col->rows and col->summary (both already reset) for this run;
+	 * 0, or -1 after calling collector_fail. Zero rows with 0 is "nothing
+	 * to report yet". */
 	int (*run)(struct collector *col, struct collect_ctx *ctx, uint64_t now_ms);
 };
 
@@ -78,6 +91,7 @@ struct collector {
 	int enabled;
 	int warned; /* warned once already: later failures log at debug */
 	struct rowset rows;
+	struct rowset summary; /* stays empty without ops->summary_metric */
 	void *state;
 };
 
@@ -108,6 +122,10 @@ void text_copy(char *dst, size_t size, const char *src);
 /* Start of the line after the one p is on, or NULL at the end. */
 const char *text_next_line(const char *p);
 
+/* Replace commas and control characters (newlines included) with '_' so s
+ * can be an instance string. */
+void text_sanitise(char *s);
+
 /* System facts for HELLO, owned by struct collect. */
 struct sys_facts {
 	char os[PROTO_TEXT_MAX + 1];
@@ -126,11 +144,19 @@ void sys_read(struct collect_ctx *ctx, struct sys_facts *f);
  * sample. Lets tests choose the interval. 0 or -1. */
 int net_sample(struct collector *col, const char *buf, uint64_t mono_ms, uint64_t now_ms);
 
+/* Scan <proc> once at monotonic time mono_ms: from the second sample on,
+ * rows (stamped now_ms) for the top processes by CPU and by memory, and the
+ * procs_totals row. Lets tests choose the interval. 0 or -1. */
+int procs_sample(struct collector *col, struct collect_ctx *ctx, uint64_t mono_ms, uint64_t now_ms);
+
 extern const struct collector_ops cpu_ops;
 extern const struct collector_ops mem_ops;
 extern const struct collector_ops disk_ops;
 extern const struct collector_ops load_ops;
 extern const struct collector_ops temp_ops;
 extern const struct collector_ops net_ops;
+extern const struct collector_ops users_ops;
+extern const struct collector_ops procs_ops;
+extern const struct collector_ops pi_ops;
 
 #endif

@@ -14,6 +14,12 @@
 #define TEMP_NFIELDS 1
 #define NET_NFIELDS  10
 
+#define USERS_NFIELDS         2
+#define USERS_SUMMARY_NFIELDS 3
+#define PROCS_NFIELDS         4
+#define PROCS_SUMMARY_NFIELDS 3
+#define PI_NFIELDS            10
+
 /* Jiffies of the aggregate "cpu " line of /proc/stat, in its order. */
 enum cpu_state {
 	CPU_USER,
@@ -111,5 +117,62 @@ void sys_parse_os_release(const char *buf, char *out, size_t size);
 
 /* Whole seconds from a /proc/uptime buffer; 0 when unreadable. */
 uint64_t sys_parse_uptime(const char *buf);
+
+/* Longest tty and user name kept from a utmp record (its field sizes). */
+#define USERS_LINE_MAX 32
+#define USERS_NAME_MAX 32
+
+/* One login session: a USER_PROCESS record of utmp. */
+struct users_session {
+	char line[USERS_LINE_MAX + 1]; /* tty below /dev, such as "pts/0" */
+	char user[USERS_NAME_MAX + 1];
+	int remote;      /* the record names a remote host */
+	int64_t login_s; /* Unix seconds */
+};
+
+/* Parse len bytes of utmp records (struct utmp, fixed size; a partial
+ * record at the end is ignored) into at most max sessions: USER_PROCESS
+ * entries with a user and a tty only, one per tty (the latest login).
+ * Returns how many were stored. */
+size_t users_parse_utmp(const void *buf, size_t len, struct users_session *out, size_t max);
+
+/* The users_totals fields of n sessions: count, remote, distinct_users. */
+void users_summarise(const struct users_session *s, size_t n, double out[USERS_SUMMARY_NFIELDS]);
+
+/* Longest comm kept from /proc/<pid>/stat (the kernel's is 15 bytes). */
+#define PROCS_COMM_MAX 64
+
+/* What the procs collector needs from one /proc/<pid>/stat line. */
+struct procs_stat {
+	char comm[PROCS_COMM_MAX]; /* sanitised with text_sanitise */
+	char state;                /* 'R' running, 'S' sleeping... */
+	uint64_t ticks;            /* utime + stime, clock ticks */
+	uint64_t start;            /* starttime, clock ticks after boot */
+};
+
+/* Parse a /proc/<pid>/stat buffer; comm runs to the last ')'. 0 or -1. */
+int procs_parse_stat(const char *buf, struct procs_stat *out);
+
+/* Resident pages (the second number) of a /proc/<pid>/statm buffer. 0 or -1. */
+int procs_parse_statm(const char *buf, uint64_t *pages);
+
+/* Percent of one CPU used by ticks clock ticks (hz a second) over dt_ms. */
+double procs_cpu_pct(uint64_t ticks, long hz, uint64_t dt_ms);
+
+/* A process over either limit is "flagged" (the suspicious processes of
+ * the original project): percent of one CPU, and percent of MemTotal. */
+#define PROCS_CPU_LIMIT 80.0
+#define PROCS_MEM_LIMIT 30.0
+
+/* Non-zero for a process worth a look: over PROCS_CPU_LIMIT percent of a
+ * CPU or over PROCS_MEM_LIMIT percent of memory. NaN is never over. */
+int procs_flagged(double cpu_pct, double mem_pct);
+
+/* Parse the firmware's get_throttled text ("0x50005" or "50005"). 0 or -1. */
+int pi_parse_throttled(const char *buf, uint32_t *out);
+
+/* The pi group's fields from a get_throttled value: the eight flags and
+ * raw; hwmon_under_voltage (the last field) is left alone. */
+void pi_throttled_fields(uint32_t raw, double out[PI_NFIELDS]);
 
 #endif

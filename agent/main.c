@@ -176,27 +176,13 @@ int main(int argc, char **argv)
 
 	int level = config_log_level(cfg.agent.log_level) + verbose;
 	log_init("pimon-agent", level > LOG_DEBUG ? LOG_DEBUG : (enum log_level)level);
-	struct collect_roots roots = {cfg.agent.proc_root, cfg.agent.sys_root, "/etc/os-release"};
-	struct collect *col = collect_create(&roots);
-	if (!col)
-		log_fatal("main", "cannot set up the collectors");
-	if (once) {
-		int rc = run_once(col, cfg.agent.name);
-		collect_destroy(col);
-		config_free(&cfg);
-		return rc;
-	}
-
-	signal(SIGPIPE, SIG_IGN);
-	struct event_base *base = event_base_new();
-	if (!base)
-		log_fatal("main", "cannot create the event base");
 	static struct auth_key key;
 	const struct auth_key *keyp = NULL;
 	if (cfg.agent.auth_token_file[0]) {
 		char kerr[512];
 		if (auth_key_load(cfg.agent.auth_token_file, &key, kerr, sizeof kerr) < 0) {
 			log_err("main", "agent.auth.token_file: %s", kerr);
+			config_free(&cfg);
 			return 2;
 		}
 		keyp = &key;
@@ -208,9 +194,27 @@ int main(int argc, char **argv)
 		                     sizeof terr);
 		if (!tls) {
 			log_err("main", "agent.tls: %s", terr);
+			config_free(&cfg);
 			return 2;
 		}
 	}
+	struct collect_roots roots = {cfg.agent.proc_root, cfg.agent.sys_root, "/etc/os-release",
+	                              "/var/run/utmp"};
+	struct collect *col = collect_create(&roots);
+	if (!col)
+		log_fatal("main", "cannot set up the collectors");
+	if (once) {
+		int rc = run_once(col, cfg.agent.name);
+		collect_destroy(col);
+		SSL_CTX_free(tls);
+		config_free(&cfg);
+		return rc;
+	}
+
+	signal(SIGPIPE, SIG_IGN);
+	struct event_base *base = event_base_new();
+	if (!base)
+		log_fatal("main", "cannot create the event base");
 	struct link *link = link_create(base, &cfg, col, cfg.agent.name, keyp, tls);
 	if (!link)
 		log_fatal("main", "cannot set up the link to %s", cfg.agent.server);

@@ -14,7 +14,8 @@
 #include "log.h"
 #include "util.h"
 
-const char *const config_metric_names[] = {"cpu", "mem", "disk", "load", "temp", "net", NULL};
+const char *const config_metric_names[] = {"cpu", "mem",   "disk",  "load", "temp",
+                                           "net", "users", "procs", "pi",   NULL};
 
 static const char *const log_level_names[] = {"err", "warn", "notice", "info", "debug", NULL};
 static const char *const sync_names[] = {"none", "batch", "interval", NULL};

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <utmp.h>
 
 #include "check.h"
 #include "collect.h"
@@ -19,6 +20,8 @@
 #include "util.h"
 
 #define EPS 1e-6
+/* utmp for fixture trees: none, so no users groups depend on this machine. */
+#define NO_UTMP "/nonexistent/pimon/utmp"
 
 static const char *fixtures;
 static char file_buf[64 * 1024];
@@ -75,6 +78,18 @@ static int fields_are(const struct proto_group *g, const char *const *names, siz
 			return 0;
 	}
 	return 1;
+}
+
+/* Non-zero if field f of g may be NaN: a value that is unknown, not a bug
+ * (a process new since the last run, a tty without a device, no rpi_volt). */
+static int may_be_nan(const struct proto_group *g, uint8_t f)
+{
+	static const char *const names[] = {"cpu_pct", "mem_pct", "idle_s", "hwmon_under_voltage"};
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+		if (strcmp(g->fields[f], names[i]) == 0)
+			return 1;
+	}
+	return 0;
 }
 
 /* Sleep a few milliseconds. */
@@ -475,7 +490,7 @@ static void test_sys_os_release(void)
 static void test_sysinfo_pi4(void)
 {
 	struct collect_roots roots = {fixture_path(0, "pi4/proc"), fixture_path(1, "pi4/sys"),
-	                              fixture_path(2, "pi4/etc/os-release")};
+	                              fixture_path(2, "pi4/etc/os-release"), NO_UTMP};
 	struct collect *c = collect_create(&roots);
 	CHECK(c != NULL);
 	if (!c)
@@ -500,7 +515,7 @@ static void test_nothermal(void)
 {
 	struct collect_roots roots = {fixture_path(0, "nothermal/proc"),
 	                              fixture_path(1, "nothermal/sys"),
-	                              fixture_path(2, "nothermal/etc/os-release")};
+	                              fixture_path(2, "nothermal/etc/os-release"), NO_UTMP};
 	struct collect *c = collect_create(&roots);
 	CHECK(c != NULL);
 	if (!c)
@@ -524,7 +539,7 @@ static void test_nothermal(void)
 static void test_missing_tree(void)
 {
 	struct collect_roots roots = {"/nonexistent/pimon/proc", "/nonexistent/pimon/sys",
-	                              "/nonexistent/pimon/os-release"};
+	                              "/nonexistent/pimon/os-release", NO_UTMP};
 	struct collect *c = collect_create(&roots);
 	CHECK(c != NULL);
 	if (!c)
@@ -549,9 +564,12 @@ static void test_select(void)
 	for (size_t i = 0; i < 6; i++)
 		CHECK(collect_known(all[i]));
 	CHECK(!collect_known("gpu") && !collect_known("") && !collect_known("CPU"));
+	CHECK(collect_known("users") && collect_known("procs") && collect_known("pi"));
+	/* Summary groups come with their collector; they are not collectors. */
+	CHECK(!collect_known("users_totals") && !collect_known("procs_totals"));
 
 	struct collect_roots roots = {fixture_path(0, "pi4/proc"), fixture_path(1, "pi4/sys"),
-	                              fixture_path(2, "pi4/etc/os-release")};
+	                              fixture_path(2, "pi4/etc/os-release"), NO_UTMP};
 	struct collect *c = collect_create(&roots);
 	CHECK(c != NULL);
 	if (!c)
@@ -633,8 +651,10 @@ static int write_file(const char *dir, const char *rel, const char *text)
 /* Check the first-run groups of the pi4 tree. */
 static void check_pi4_first_run(const struct proto_group *g, size_t n)
 {
-	CHECK(n == 4); /* mem, disk, load, temp: rates need a second run */
+	CHECK(n == 5); /* mem, disk, load, temp, pi: rates need a second run */
 	CHECK(find_group(g, n, "cpu") == NULL && find_group(g, n, "net") == NULL);
+	CHECK(find_group(g, n, "procs") == NULL && find_group(g, n, "procs_totals") == NULL);
+	CHECK(find_group(g, n, "pi") != NULL);
 	const struct proto_group *mem = find_group(g, n, "mem");
 	CHECK(mem && mem->nrows == 1 && mem->nfields == MEM_NFIELDS);
 	if (mem && mem->nrows == 1)
@@ -656,7 +676,8 @@ static void check_pi4_second_run(const struct proto_group *g, size_t n, uint64_t
 	static const char *const net_names[] = {
 	    "rx_bytes_s",  "tx_bytes_s", "rx_packets_s", "tx_packets_s", "rx_errors_s",
 	    "tx_errors_s", "rx_drop_s",  "tx_drop_s",    "rx_bytes",     "tx_bytes"};
-	CHECK(n == 6);
+	CHECK(n == 7); /* and pi; no procs groups from a proc folder without processes */
+	CHECK(find_group(g, n, "procs") == NULL && find_group(g, n, "procs_totals") == NULL);
 	const struct proto_group *cpu = find_group(g, n, "cpu");
 	CHECK(cpu && cpu->nrows == 1 && fields_are(cpu, cpu_names, 9));
 	CHECK(cpu && strcmp(cpu->inst_key, "") == 0);
@@ -714,7 +735,7 @@ static void test_run_pi4(void)
 	CHECK(ok);
 	snprintf(proc, sizeof proc, "%s/proc", dir);
 	struct collect_roots roots = {proc, fixture_path(1, "pi4/sys"),
-	                              fixture_path(2, "pi4/etc/os-release")};
+	                              fixture_path(2, "pi4/etc/os-release"), NO_UTMP};
 	struct collect *c = ok ? collect_create(&roots) : NULL;
 	CHECK(c != NULL);
 	if (c) {
@@ -746,7 +767,7 @@ static void test_empty_thermal(void)
 	CHECK(ok);
 	snprintf(proc, sizeof proc, "%s/proc", dir);
 	snprintf(sys, sizeof sys, "%s/sys", dir);
-	struct collect_roots roots = {proc, sys, fixture_path(2, "pi4/etc/os-release")};
+	struct collect_roots roots = {proc, sys, fixture_path(2, "pi4/etc/os-release"), NO_UTMP};
 	struct collect *c = ok ? collect_create(&roots) : NULL;
 	CHECK(c != NULL);
 	if (c) {
@@ -776,7 +797,8 @@ static void test_thermal_zones(void)
 	ok = ok && write_file(dir, "class/thermal/thermal_zone3/type", "iwlwifi_1\n") == 0;
 	ok = ok && write_file(dir, "class/thermal/cooling_device0/type", "Processor\n") == 0;
 	CHECK(ok);
-	struct collect_roots roots = {"/nonexistent/pimon/proc", dir, "/nonexistent/os-release"};
+	struct collect_roots roots = {"/nonexistent/pimon/proc", dir, "/nonexistent/os-release",
+	                              NO_UTMP};
 	struct collect *c = ok ? collect_create(&roots) : NULL;
 	const char *temp_only[] = {"temp"};
 	if (c && collect_select(c, temp_only, 1) == 0) {
@@ -799,7 +821,7 @@ static void test_thermal_zones(void)
 /* Sanity over this machine's own /proc and /sys. */
 static void test_run_real(void)
 {
-	struct collect_roots roots = {"/proc", "/sys", "/etc/os-release"};
+	struct collect_roots roots = {"/proc", "/sys", "/etc/os-release", "/var/run/utmp"};
 	struct collect *c = collect_create(&roots);
 	CHECK(c != NULL);
 	if (!c)
@@ -821,8 +843,9 @@ static void test_run_real(void)
 	for (size_t i = 0; i < n; i++)
 		for (uint32_t r = 0; r < g[i].nrows; r++)
 			for (uint8_t f = 0; f < g[i].nfields; f++)
-				finite &= isfinite(g[i].rows[r].values[f]) &&
-				          g[i].rows[r].values[f] >= -300.0;
+				finite &= (isnan(g[i].rows[r].values[f]) && may_be_nan(&g[i], f)) ||
+				          (isfinite(g[i].rows[r].values[f]) &&
+				           g[i].rows[r].values[f] >= -300.0);
 	CHECK(finite);
 	struct proto_hello h = {0};
 	collect_sysinfo(c, &h);
@@ -830,6 +853,673 @@ static void test_run_real(void)
 	CHECK(strlen(h.boot_id) == 36);
 	CHECK(h.uptime_s > 0);
 	collect_destroy(c);
+}
+
+/* A collector context over the given roots, as collect_create makes one. */
+static int ctx_open(struct collect_ctx *ctx, char *proc, char *sys, char *utmp, const char *dev)
+{
+	memset(ctx, 0, sizeof *ctx);
+	ctx->proc = proc;
+	ctx->sys = sys;
+	ctx->utmp = utmp;
+	ctx->dev = dev;
+	ctx->size = COLLECT_BUF_SIZE;
+	ctx->buf = malloc(ctx->size);
+	return ctx->buf ? 0 : -1;
+}
+
+/* Free what ctx_open allocated. */
+static void ctx_close(struct collect_ctx *ctx)
+{
+	free(ctx->buf);
+	ctx->buf = NULL;
+}
+
+/* Run one collector as collect_run does, leaving its rows finished. */
+static int run_collector(struct collector *col, struct collect_ctx *ctx, uint64_t now_ms)
+{
+	rowset_reset(&col->rows);
+	rowset_reset(&col->summary);
+	int rc = col->ops->run(col, ctx, now_ms);
+	rowset_finish(&col->rows);
+	rowset_finish(&col->summary);
+	return rc;
+}
+
+/* Copy s into a utmp text field, without a NUL when it fills the field. */
+static void utmp_set(char *field, size_t size, const char *s)
+{
+	size_t n = strlen(s);
+	memcpy(field, s, n < size ? n : size);
+}
+
+/* A utmp record of type for user on line from host, logged in at t. */
+static struct utmp utmp_record(short type, const char *user, const char *line, const char *host,
+                               int32_t t)
+{
+	struct utmp ut;
+	memset(&ut, 0, sizeof ut);
+	ut.ut_type = type;
+	ut.ut_pid = 1000 + t % 1000;
+	utmp_set(ut.ut_user, sizeof ut.ut_user, user);
+	utmp_set(ut.ut_line, sizeof ut.ut_line, line);
+	utmp_set(ut.ut_host, sizeof ut.ut_host, host);
+	ut.ut_tv.tv_sec = t;
+	return ut;
+}
+
+/* The records of a Pi with two users on three ttys, and the noise around
+ * them: a closed session, a getty, the boot record, a nameless entry. */
+static size_t utmp_fill(struct utmp *ut)
+{
+	size_t n = 0;
+	ut[n++] = utmp_record(BOOT_TIME, "reboot", "~", "6.6.51", 1699990000);
+	ut[n++] = utmp_record(USER_PROCESS, "pi", "pts/0", "192.168.1.20", 1700000000);
+	ut[n++] = utmp_record(LOGIN_PROCESS, "LOGIN", "tty2", "", 1699990100);
+	ut[n++] = utmp_record(USER_PROCESS, "pi", "tty1", "", 1700000100);
+	ut[n++] = utmp_record(DEAD_PROCESS, "old", "pts/2", "gone.lan", 1690000000);
+	ut[n++] = utmp_record(USER_PROCESS, "admin", "pts/1", "laptop.lan", 1700000200);
+	ut[n++] = utmp_record(USER_PROCESS, "", "pts/5", "", 1700000300);
+	return n;
+}
+
+/* Write the utmp_fill records, and extra stray bytes, to path. 0 or -1. */
+static int utmp_write(const char *path, size_t extra)
+{
+	struct utmp ut[8];
+	size_t n = utmp_fill(ut);
+	FILE *f = fopen(path, "wb");
+	if (!f)
+		return -1;
+	fwrite(ut, sizeof ut[0], n, f);
+	fwrite(&ut[1], 1, extra, f);
+	return fclose(f);
+}
+
+/* USER_PROCESS records only, fields copied, a partial record ignored. */
+static void test_users_parse(void)
+{
+	struct utmp ut[8];
+	size_t n = utmp_fill(ut);
+	struct users_session s[8];
+	/* Misaligned on purpose, with half a record at the end. */
+	static unsigned char raw[sizeof ut + 1];
+	memcpy(raw + 1, ut, n * sizeof ut[0]);
+	size_t len = 6 * sizeof ut[0] - 1;
+	size_t got = users_parse_utmp(raw + 1, n * sizeof ut[0] + sizeof ut[0] / 2, s, 8);
+	CHECK(got == 3);
+	if (got == 3) {
+		CHECK_STR(s[0].line, "pts/0");
+		CHECK_STR(s[0].user, "pi");
+		CHECK(s[0].remote == 1 && s[0].login_s == 1700000000);
+		CHECK_STR(s[1].line, "tty1");
+		CHECK(s[1].remote == 0 && s[1].login_s == 1700000100);
+		CHECK_STR(s[2].line, "pts/1");
+		CHECK_STR(s[2].user, "admin");
+		CHECK(s[2].remote == 1 && s[2].login_s == 1700000200);
+	}
+	double v[USERS_SUMMARY_NFIELDS];
+	users_summarise(s, got, v);
+	CHECK_NEAR(v[0], 3.0, EPS); /* count */
+	CHECK_NEAR(v[1], 2.0, EPS); /* remote */
+	CHECK_NEAR(v[2], 2.0, EPS); /* distinct_users: pi and admin */
+	/* One byte short of the last record: admin's session is not read. */
+	CHECK(users_parse_utmp(raw + 1, len, s, 8) == 2);
+	CHECK(users_parse_utmp(raw + 1, sizeof ut[0] - 1, s, 8) == 0);
+	CHECK(users_parse_utmp(raw, 0, s, 8) == 0);
+	/* The bound holds. */
+	CHECK(users_parse_utmp(ut, n * sizeof ut[0], s, 2) == 2);
+	users_summarise(s, 0, v);
+	CHECK(v[0] == 0.0 && v[1] == 0.0 && v[2] == 0.0);
+}
+
+/* One session per tty (the latest login wins); fields filling their
+ * whole utmp width are read without a terminating NUL. */
+static void test_users_parse_edges(void)
+{
+	struct utmp ut[4];
+	struct users_session s[4];
+	char longuser[USERS_NAME_MAX + 1];
+	memset(longuser, 'u', USERS_NAME_MAX);
+	longuser[USERS_NAME_MAX] = '\0';
+	ut[0] = utmp_record(USER_PROCESS, "ghost", "pts/3", "", 1600000000);
+	ut[1] = utmp_record(USER_PROCESS, "pi", "pts/3", "10.0.0.9", 1700000000);
+	ut[2] = utmp_record(USER_PROCESS, "stale", "pts/3", "", 1500000000);
+	ut[3] = utmp_record(USER_PROCESS, longuser, "pts/4", "", 1700000001);
+	CHECK(users_parse_utmp(ut, sizeof ut, s, 4) == 2);
+	CHECK_STR(s[0].line, "pts/3");
+	CHECK_STR(s[0].user, "pi");
+	CHECK(s[0].remote == 1 && s[0].login_s == 1700000000);
+	CHECK_STR(s[1].user, longuser);
+	CHECK(strlen(s[1].user) == USERS_NAME_MAX);
+}
+
+/* Rows per tty with login time and idle seconds from the tty's atime;
+ * NaN for a tty that is not there or not below the dev folder. */
+static void test_users_run(void)
+{
+	char dir[] = "/tmp/pimon-users-XXXXXX";
+	char utmp[1024], dev[1024], tty[1024];
+	int ok = mkdtemp(dir) != NULL;
+	snprintf(utmp, sizeof utmp, "%s/utmp", dir);
+	snprintf(dev, sizeof dev, "%s/dev", dir);
+	snprintf(tty, sizeof tty, "%s/dev/pts/0", dir);
+	ok = ok && utmp_write(utmp, 17) == 0 && write_file(dir, "dev/pts/0", "") == 0 &&
+	     write_file(dir, "dev/pts/1", "") == 0;
+	uint64_t now = UINT64_C(1700001000) * 1000 + 999;
+	struct timespec times[2] = {{1700000875, 0}, {1700000875, 0}}; /* atime, mtime */
+	ok = ok && utimensat(AT_FDCWD, tty, times, 0) == 0;
+	times[0].tv_sec = 1700002000; /* an atime after now counts as not idle */
+	snprintf(tty, sizeof tty, "%s/dev/pts/1", dir);
+	ok = ok && utimensat(AT_FDCWD, tty, times, 0) == 0;
+	CHECK(ok);
+	struct collect_ctx ctx;
+	struct collector col;
+	memset(&col, 0, sizeof col);
+	CHECK(ctx_open(&ctx, "/nonexistent/pimon/proc", "/nonexistent/pimon/sys", utmp, dev) == 0);
+	CHECK(collector_init(&col, &users_ops) == 0);
+	CHECK(run_collector(&col, &ctx, now) == 0);
+	const struct proto_group *g = &col.rows.group;
+	CHECK(g->nrows == 3 && strcmp(g->inst_key, "tty") == 0);
+	const struct proto_row *pts0 = find_row(g, "pts/0");
+	const struct proto_row *pts1 = find_row(g, "pts/1");
+	const struct proto_row *tty1 = find_row(g, "tty1");
+	CHECK(pts0 && pts1 && tty1);
+	if (pts0 && pts1 && tty1) {
+		CHECK_NEAR(pts0->values[0], 1700000000.0, EPS);
+		CHECK_NEAR(pts0->values[1], 125.0, EPS);
+		CHECK_NEAR(pts1->values[0], 1700000200.0, EPS);
+		CHECK_NEAR(pts1->values[1], 0.0, EPS);
+		CHECK_NEAR(tty1->values[0], 1700000100.0, EPS);
+		CHECK(isnan(tty1->values[1])); /* no <dev>/tty1 */
+		CHECK(pts0->time_ms == now);
+	}
+	const struct proto_group *sum = &col.summary.group;
+	CHECK(sum->nrows == 1 && strcmp(sum->metric, "users_totals") == 0);
+	CHECK(strcmp(sum->inst_key, "") == 0);
+	if (sum->nrows == 1) {
+		CHECK_NEAR(sum->rows[0].values[0], 3.0, EPS);
+		CHECK_NEAR(sum->rows[0].values[1], 2.0, EPS);
+		CHECK_NEAR(sum->rows[0].values[2], 2.0, EPS);
+	}
+	/* A tty reaching outside the dev folder is never looked at. */
+	struct utmp evil = utmp_record(USER_PROCESS, "x", "../utmp", "", 1700000000);
+	FILE *f = fopen(utmp, "wb");
+	CHECK(f != NULL);
+	if (f) {
+		fwrite(&evil, sizeof evil, 1, f);
+		fclose(f);
+	}
+	CHECK(run_collector(&col, &ctx, now) == 0);
+	CHECK(col.rows.group.nrows == 1);
+	if (col.rows.group.nrows == 1)
+		CHECK(isnan(col.rows.group.rows[0].values[1]));
+	collector_fini(&col);
+	ctx_close(&ctx);
+	remove_tree(dir);
+}
+
+/* No utmp: no groups and no warning. An empty one: a summary of zeros.
+ * An unreadable one: a failure, warned about. */
+static void test_users_absent(void)
+{
+	char dir[] = "/tmp/pimon-users-XXXXXX";
+	char utmp[1024];
+	int ok = mkdtemp(dir) != NULL;
+	CHECK(ok);
+	snprintf(utmp, sizeof utmp, "%s/utmp", dir);
+	struct collect_ctx ctx;
+	struct collector col;
+	memset(&col, 0, sizeof col);
+	CHECK(ctx_open(&ctx, "/nonexistent/pimon/proc", "/nonexistent/pimon/sys", utmp, "/dev") ==
+	      0);
+	CHECK(collector_init(&col, &users_ops) == 0);
+	CHECK(run_collector(&col, &ctx, 1) == 0);
+	CHECK(col.rows.group.nrows == 0 && col.summary.group.nrows == 0 && !col.warned);
+	CHECK(write_file(dir, "utmp", "") == 0);
+	CHECK(run_collector(&col, &ctx, 2) == 0);
+	CHECK(col.rows.group.nrows == 0 && col.summary.group.nrows == 1);
+	if (col.summary.group.nrows == 1)
+		CHECK_NEAR(col.summary.group.rows[0].values[0], 0.0, EPS);
+	ctx.utmp = dir; /* a folder: read fails with EISDIR */
+	CHECK(run_collector(&col, &ctx, 3) < 0);
+	CHECK(col.warned);
+	collector_fini(&col);
+	ctx_close(&ctx);
+	remove_tree(dir);
+}
+
+/* The public API: roots.utmp picks the file; users_totals comes along. */
+static void test_users_collect(void)
+{
+	char dir[] = "/tmp/pimon-users-XXXXXX";
+	char utmp[1024];
+	int ok = mkdtemp(dir) != NULL;
+	snprintf(utmp, sizeof utmp, "%s/utmp", dir);
+	ok = ok && utmp_write(utmp, 0) == 0;
+	CHECK(ok);
+	struct collect_roots roots = {fixture_path(0, "pi4/proc"), fixture_path(1, "pi4/sys"),
+	                              fixture_path(2, "pi4/etc/os-release"), utmp};
+	struct collect *c = ok ? collect_create(&roots) : NULL;
+	const char *users_only[] = {"users"};
+	if (c && collect_select(c, users_only, 1) == 0) {
+		static const char *const names[] = {"login_time", "idle_s"};
+		static const char *const sum_names[] = {"count", "remote", "distinct_users"};
+		const struct proto_group *g;
+		size_t n = collect_run(c, 77, &g);
+		CHECK(n == 2);
+		const struct proto_group *users = find_group(g, n, "users");
+		const struct proto_group *sum = find_group(g, n, "users_totals");
+		CHECK(users && users->nrows == 3 && fields_are(users, names, 2));
+		CHECK(sum && sum->nrows == 1 && fields_are(sum, sum_names, 3));
+		const struct proto_row *r = find_row(users, "pts/1");
+		CHECK(r != NULL);
+		if (r)
+			CHECK_NEAR(r->values[0], 1700000200.0, EPS);
+		if (sum && sum->nrows == 1) {
+			CHECK_STR(sum->rows[0].instance, "");
+			CHECK_NEAR(sum->rows[0].values[0], 3.0, EPS);
+			CHECK_NEAR(sum->rows[0].values[2], 2.0, EPS);
+		}
+	} else {
+		CHECK(0);
+	}
+	collect_destroy(c);
+	remove_tree(dir);
+}
+
+/* stat lines: comm to the last ')', negative fields skipped, broken lines
+ * refused; statm's resident pages. */
+static void test_procs_parse(void)
+{
+	struct procs_stat ps;
+	CHECK(procs_parse_stat(fixture_read("procs/proc/2345/stat", file_buf, sizeof file_buf),
+	                       &ps) == 0);
+	CHECK_STR(ps.comm, "web) (srv 2");
+	CHECK(ps.state == 'R' && ps.ticks == 10000 && ps.start == 4000);
+	CHECK(procs_parse_stat(fixture_read("procs/proc/7/stat", file_buf, sizeof file_buf), &ps) ==
+	      0);
+	CHECK_STR(ps.comm, "kworker/0:0H-events_highpri");
+	CHECK(ps.state == 'I' && ps.ticks == 3000 && ps.start == 20);
+	CHECK(procs_parse_stat(fixture_read("procs/proc/5120/stat", file_buf, sizeof file_buf),
+	                       &ps) == 0);
+	CHECK_STR(ps.comm, "evil_name");
+	/* A newline and a ')' followed by numbers inside comm. */
+	CHECK(procs_parse_stat("42 (a\nb) S 1 2 3 4 5 6 7 8 9 10 11 12) Z 1 42 42 0 -1 0 0 0 0 0 "
+	                       "7 8 0 0 20 0 1 0 99 0 5\n",
+	                       &ps) == 0);
+	CHECK_STR(ps.comm, "a_b) S 1 2 3 4 5 6 7 8 9 10 11 12");
+	CHECK(ps.state == 'Z' && ps.ticks == 15 && ps.start == 99);
+	/* Cut before starttime, no parentheses, a negative utime. */
+	CHECK(procs_parse_stat("42 (x) S 1 42 42 0 -1 0 0 0 0 0 7 8 0 0 20 0 1 0\n", &ps) < 0);
+	CHECK(procs_parse_stat("42 x S 1 42 42 0 -1 0 0 0 0 0 7 8 0 0 20 0 1 0 99\n", &ps) < 0);
+	CHECK(procs_parse_stat("42 (x) S 1 42 42 0 -1 0 0 0 0 0 -7 8 0 0 20 0 1 0 99\n", &ps) < 0);
+	CHECK(procs_parse_stat(")42 (", &ps) < 0);
+	CHECK(procs_parse_stat("", &ps) < 0);
+	uint64_t pages = 0;
+	CHECK(procs_parse_statm(fixture_read("procs/proc/3001/statm", file_buf, sizeof file_buf),
+	                        &pages) == 0);
+	CHECK(pages == 400000);
+	CHECK(procs_parse_statm("0 0 0 0 0 0 0\n", &pages) == 0 && pages == 0);
+	CHECK(procs_parse_statm("123\n", &pages) < 0);
+	CHECK(procs_parse_statm("", &pages) < 0);
+}
+
+/* CPU percent arithmetic and the flag limits. */
+static void test_procs_flagged(void)
+{
+	CHECK_NEAR(procs_cpu_pct(900, 100, 10000), 90.0, EPS);
+	CHECK_NEAR(procs_cpu_pct(250, 100, 1000), 250.0, EPS); /* threads on 2.5 CPUs */
+	CHECK_NEAR(procs_cpu_pct(0, 100, 1000), 0.0, EPS);
+	CHECK(isnan(procs_cpu_pct(5, 100, 0)) && isnan(procs_cpu_pct(5, 0, 1000)));
+	CHECK(!procs_flagged(PROCS_CPU_LIMIT, PROCS_MEM_LIMIT)); /* at the limit is fine */
+	CHECK(procs_flagged(PROCS_CPU_LIMIT + 0.01, 0.0));
+	CHECK(procs_flagged(0.0, PROCS_MEM_LIMIT + 0.01));
+	CHECK(procs_flagged(NAN, 31.0) && procs_flagged(81.0, NAN));
+	CHECK(!procs_flagged(NAN, NAN) && !procs_flagged(0.0, 0.0));
+	CHECK(PROCS_CPU_LIMIT == 80.0 && PROCS_MEM_LIMIT == 30.0);
+}
+
+/* Check one procs row: instance, CPU percent (NaN for unknown), resident
+ * pages and the flag. */
+static void check_proc_row(const struct proto_group *g, const char *inst, double cpu,
+                           uint64_t pages, int flagged)
+{
+	const double page = (double)sysconf(_SC_PAGESIZE);
+	const double mem_total = 3885396.0 * 1024;
+	const struct proto_row *r = find_row(g, inst);
+	CHECK(r != NULL);
+	if (!r) {
+		fprintf(stderr, "no row %s\n", inst);
+		return;
+	}
+	if (isnan(cpu))
+		CHECK(isnan(r->values[0]));
+	else
+		CHECK_NEAR(r->values[0], cpu, EPS);
+	CHECK_NEAR(r->values[1], (double)pages * page, EPS);
+	CHECK_NEAR(r->values[2], 100.0 * (double)pages * page / mem_total, EPS);
+	CHECK_NEAR(r->values[3], (double)flagged, EPS);
+}
+
+/* Percent of one CPU that ticks over 10 s make at this machine's USER_HZ. */
+static double pct10s(double ticks)
+{
+	return ticks * 100.0 / (double)sysconf(_SC_CLK_TCK) / 10.0;
+}
+
+/* Check the summary row: total, running, flagged. */
+static void check_procs_summary(const struct proto_group *sum, double total, double running,
+                                double flagged)
+{
+	CHECK(sum->nrows == 1 && strcmp(sum->metric, "procs_totals") == 0);
+	if (sum->nrows != 1)
+		return;
+	CHECK_NEAR(sum->rows[0].values[0], total, EPS);
+	CHECK_NEAR(sum->rows[0].values[1], running, EPS);
+	CHECK_NEAR(sum->rows[0].values[2], flagged, EPS);
+}
+
+/* Two passes 10 s apart over the procs and procs-next trees: CPU from tick
+ * deltas, a reused pid not compared with its predecessor, vanished pids
+ * skipped, the top lists merged. A third pass sees the reused pid's ticks. */
+static void test_procs_sample(void)
+{
+	char proc[1024], next[1024];
+	snprintf(proc, sizeof proc, "%s/procs/proc", fixtures);
+	snprintf(next, sizeof next, "%s/procs-next/proc", fixtures);
+	struct collect_ctx ctx;
+	struct collector col;
+	memset(&col, 0, sizeof col);
+	CHECK(ctx_open(&ctx, proc, "/nonexistent/pimon/sys", NO_UTMP, "/dev") == 0);
+	CHECK(collector_init(&col, &procs_ops) == 0);
+	rowset_reset(&col.rows);
+	rowset_reset(&col.summary);
+	CHECK(procs_sample(&col, &ctx, 1000, 1) == 0);
+	CHECK(col.rows.group.nrows == 0 && col.summary.group.nrows == 0); /* first pass */
+
+	ctx.proc = next;
+	rowset_reset(&col.rows);
+	rowset_reset(&col.summary);
+	CHECK(procs_sample(&col, &ctx, 11000, 2) == 0);
+	rowset_finish(&col.rows);
+	rowset_finish(&col.summary);
+	const struct proto_group *g = &col.rows.group;
+	CHECK(g->nrows == 6 && strcmp(g->inst_key, "proc") == 0);
+	/* Top by CPU first, in order, then the top by memory not yet in. */
+	static const char *const order[] = {"web) (srv 2:2345", "python3:3001",
+	                                    "systemd:1",        "kworker/0:0H-events_highpri:7",
+	                                    "evil_name:5120",   "newjob:4321"};
+	for (uint32_t i = 0; i < 6 && i < g->nrows; i++)
+		CHECK_STR(g->rows[i].instance, order[i]);
+	check_proc_row(g, "web) (srv 2:2345", pct10s(900), 10240, 1);
+	check_proc_row(g, "python3:3001", pct10s(300), 400000, 1);
+	check_proc_row(g, "systemd:1", pct10s(10), 2845, 0);
+	check_proc_row(g, "kworker/0:0H-events_highpri:7", pct10s(5), 0, 0);
+	check_proc_row(g, "evil_name:5120", pct10s(1), 300, 0);
+	check_proc_row(g, "newjob:4321", NAN, 1200, 0); /* pid reused: no delta */
+	CHECK(find_row(g, "kthreadd:2") == NULL);       /* 0 % and no memory */
+	CHECK(find_row(g, "oldjob:4321") == NULL && find_row(g, "gone:999") == NULL);
+	CHECK(g->nrows > 0 && g->rows[0].time_ms == 2);
+	check_procs_summary(&col.summary.group, 7, 2, 2);
+
+	/* Same files 10 s later: nothing used any CPU, and 4321 now has a base. */
+	rowset_reset(&col.rows);
+	rowset_reset(&col.summary);
+	CHECK(procs_sample(&col, &ctx, 21000, 3) == 0);
+	rowset_finish(&col.rows);
+	rowset_finish(&col.summary);
+	CHECK(g->nrows == 7); /* ties at 0 %: the lowest pids, kthreadd included */
+	check_proc_row(g, "newjob:4321", 0.0, 1200, 0);
+	check_proc_row(g, "kthreadd:2", 0.0, 0, 0);
+	check_proc_row(g, "python3:3001", 0.0, 400000, 1);
+	check_procs_summary(&col.summary.group, 7, 2, 1);
+
+	/* No time passed: no rows, and the older pass stays the base. */
+	rowset_reset(&col.rows);
+	rowset_reset(&col.summary);
+	CHECK(procs_sample(&col, &ctx, 21000, 4) == 0);
+	CHECK(col.rows.group.nrows == 0 && col.summary.group.nrows == 0);
+	collector_fini(&col);
+	ctx_close(&ctx);
+}
+
+/* Write the stat and statm of a fake process into dir/proc/<pid>. */
+static int write_proc(const char *dir, int pid, uint64_t ticks, uint64_t pages)
+{
+	char rel[64], text[512];
+	snprintf(rel, sizeof rel, "proc/%d/stat", pid);
+	snprintf(text, sizeof text,
+	         "%d (p%d) S 1 %d %d 0 -1 0 0 0 0 0 %llu 0 0 0 20 0 1 0 %d 0 %llu\n", pid, pid, pid,
+	         pid, (unsigned long long)ticks, 100 + pid, (unsigned long long)pages);
+	if (write_file(dir, rel, text) < 0)
+		return -1;
+	snprintf(rel, sizeof rel, "proc/%d/statm", pid);
+	snprintf(text, sizeof text, "%llu %llu 0 0 0 0 0\n", (unsigned long long)pages * 2,
+	         (unsigned long long)pages);
+	return write_file(dir, rel, text);
+}
+
+/* Twenty processes, the CPU-heavy and the memory-heavy ones apart: five of
+ * each, ten rows, and no meminfo means mem_pct NaN. */
+static void test_procs_top(void)
+{
+	char dir[] = "/tmp/pimon-procs-XXXXXX";
+	char proc[1024];
+	int ok = mkdtemp(dir) != NULL;
+	for (int pid = 100; ok && pid < 120; pid++)
+		ok = write_proc(dir, pid, 0, pid < 110 ? 10 : 1000 * (uint64_t)pid) == 0;
+	CHECK(ok);
+	snprintf(proc, sizeof proc, "%s/proc", dir);
+	struct collect_ctx ctx;
+	struct collector col;
+	memset(&col, 0, sizeof col);
+	CHECK(ctx_open(&ctx, proc, "/nonexistent/pimon/sys", NO_UTMP, "/dev") == 0);
+	CHECK(collector_init(&col, &procs_ops) == 0);
+	rowset_reset(&col.rows);
+	rowset_reset(&col.summary);
+	procs_sample(&col, &ctx, 0, 1);
+	for (int pid = 100; ok && pid < 120; pid++)
+		ok = write_proc(dir, pid, pid < 110 ? (uint64_t)pid - 24 : 0,
+		                pid < 110 ? 10 : 1000 * (uint64_t)pid) == 0;
+	CHECK(procs_sample(&col, &ctx, 1000, 2) == 0);
+	rowset_finish(&col.rows);
+	rowset_finish(&col.summary);
+	const struct proto_group *g = &col.rows.group;
+	CHECK(g->nrows == 10);
+	char inst[32];
+	for (int pid = 100; pid < 120; pid++) {
+		snprintf(inst, sizeof inst, "p%d:%d", pid, pid);
+		int want = (pid >= 105 && pid < 110) || pid >= 115;
+		CHECK((find_row(g, inst) != NULL) == want);
+	}
+	if (g->nrows == 10) {
+		CHECK_STR(g->rows[0].instance, "p109:109"); /* busiest first */
+		CHECK_NEAR(g->rows[0].values[0], 85.0 * 100.0 / (double)sysconf(_SC_CLK_TCK), EPS);
+		CHECK_STR(g->rows[5].instance, "p119:119"); /* then the largest */
+		CHECK(isnan(g->rows[5].values[2]));
+	}
+	check_procs_summary(&col.summary.group, 20, 0, 5); /* 81..85 % of a CPU */
+	collector_fini(&col);
+	ctx_close(&ctx);
+	remove_tree(dir);
+}
+
+/* A proc folder without process folders (the pi4 tree): no groups on any
+ * pass and no warning, as temp without thermal zones. */
+static void test_procs_none(void)
+{
+	char proc[1024];
+	snprintf(proc, sizeof proc, "%s/pi4/proc", fixtures);
+	struct collect_ctx ctx;
+	struct collector col;
+	memset(&col, 0, sizeof col);
+	CHECK(ctx_open(&ctx, proc, "/nonexistent/pimon/sys", NO_UTMP, "/dev") == 0);
+	CHECK(collector_init(&col, &procs_ops) == 0);
+	for (uint64_t pass = 0; pass < 3; pass++) {
+		rowset_reset(&col.rows);
+		rowset_reset(&col.summary);
+		CHECK(procs_sample(&col, &ctx, 1000 * (pass + 1), pass) == 0);
+		CHECK(col.rows.group.nrows == 0 && col.summary.group.nrows == 0);
+	}
+	CHECK(!col.warned);
+	collector_fini(&col);
+	ctx_close(&ctx);
+}
+
+/* This machine's /proc through the public API: rows on the second run,
+ * sane values, this test among the running. */
+static void test_procs_real(void)
+{
+	struct collect_roots roots = {"/proc", "/sys", "/etc/os-release", NO_UTMP};
+	struct collect *c = collect_create(&roots);
+	const char *procs_only[] = {"procs"};
+	CHECK(c != NULL);
+	if (!c || collect_select(c, procs_only, 1) != 0) {
+		collect_destroy(c);
+		return;
+	}
+	const struct proto_group *g;
+	CHECK(collect_run(c, 1, &g) == 0);
+	sleep_ms(30);
+	size_t n = collect_run(c, 2, &g);
+	CHECK(n == 2);
+	const struct proto_group *procs = find_group(g, n, "procs");
+	const struct proto_group *sum = find_group(g, n, "procs_totals");
+	CHECK(procs && procs->nrows >= 1 && procs->nrows <= 10);
+	CHECK(sum && sum->nrows == 1);
+	if (sum && sum->nrows == 1) {
+		CHECK(sum->rows[0].values[0] >= 1.0);
+		CHECK(sum->rows[0].values[1] >= 1.0); /* this process */
+		CHECK(sum->rows[0].values[2] <= sum->rows[0].values[0]);
+	}
+	for (uint32_t i = 0; procs && i < procs->nrows; i++) {
+		const struct proto_row *r = &procs->rows[i];
+		CHECK(strchr(r->instance, ':') && !strchr(r->instance, ',') &&
+		      !strchr(r->instance, '\n'));
+		CHECK(isnan(r->values[0]) || r->values[0] >= 0.0);
+		CHECK(r->values[1] >= 0.0 && r->values[2] >= 0.0 && r->values[2] <= 100.0);
+		CHECK(r->values[3] == 0.0 || r->values[3] == 1.0);
+	}
+	collect_destroy(c);
+}
+
+/* get_throttled text and its bits. */
+static void test_pi_parse(void)
+{
+	uint32_t raw = 0;
+	CHECK(pi_parse_throttled(fixture_read("pi4/sys/devices/platform/soc/soc:firmware/"
+	                                      "get_throttled",
+	                                      file_buf, sizeof file_buf),
+	                         &raw) == 0);
+	CHECK(raw == 0x50005);
+	CHECK(pi_parse_throttled("50005\n", &raw) == 0 && raw == 0x50005);
+	CHECK(pi_parse_throttled("0X8000F", &raw) == 0 && raw == 0x8000f);
+	CHECK(pi_parse_throttled("0x0\n", &raw) == 0 && raw == 0);
+	CHECK(pi_parse_throttled("0xffffffff", &raw) == 0 && raw == UINT32_MAX);
+	CHECK(pi_parse_throttled("0x100000000", &raw) < 0);
+	CHECK(pi_parse_throttled("0x", &raw) < 0);
+	CHECK(pi_parse_throttled("throttled=0x50005", &raw) < 0);
+	CHECK(pi_parse_throttled("0x5g", &raw) < 0);
+	CHECK(pi_parse_throttled("", &raw) < 0);
+
+	double v[PI_NFIELDS];
+	v[9] = -7.0;
+	pi_throttled_fields(0x50005, v);
+	static const double want[9] = {1, 0, 1, 0, 1, 0, 1, 0, 0x50005};
+	for (int i = 0; i < 9; i++)
+		CHECK_NEAR(v[i], want[i], EPS);
+	CHECK_NEAR(v[9], -7.0, EPS); /* hwmon_under_voltage left alone */
+	pi_throttled_fields(0xf000f, v);
+	for (int i = 0; i < 8; i++)
+		CHECK_NEAR(v[i], 1.0, EPS);
+	pi_throttled_fields(0xfff0fff0, v); /* only other bits set */
+	for (int i = 0; i < 8; i++)
+		CHECK_NEAR(v[i], 0.0, EPS);
+	CHECK_NEAR(v[8], 4293984240.0, EPS);
+}
+
+/* The pi group over the pi4 tree; none, and no warning, on nothermal. */
+static void test_pi_collect(void)
+{
+	static const char *const names[] = {"under_voltage",
+	                                    "freq_capped",
+	                                    "throttled",
+	                                    "soft_temp_limit",
+	                                    "under_voltage_occurred",
+	                                    "freq_capped_occurred",
+	                                    "throttled_occurred",
+	                                    "soft_temp_limit_occurred",
+	                                    "raw",
+	                                    "hwmon_under_voltage"};
+	static const double want[PI_NFIELDS] = {1, 0, 1, 0, 1, 0, 1, 0, 0x50005, 1};
+	struct collect_roots roots = {fixture_path(0, "pi4/proc"), fixture_path(1, "pi4/sys"),
+	                              fixture_path(2, "pi4/etc/os-release"), NO_UTMP};
+	struct collect *c = collect_create(&roots);
+	const char *pi_only[] = {"pi"};
+	const struct proto_group *g;
+	if (c && collect_select(c, pi_only, 1) == 0) {
+		size_t n = collect_run(c, 55, &g);
+		CHECK(n == 1 && fields_are(&g[0], names, PI_NFIELDS));
+		CHECK(n == 1 && strcmp(g[0].inst_key, "") == 0 && g[0].nrows == 1);
+		for (int i = 0; n == 1 && g[0].nrows == 1 && i < PI_NFIELDS; i++)
+			CHECK_NEAR(g[0].rows[0].values[i], want[i], EPS);
+	} else {
+		CHECK(0);
+	}
+	collect_destroy(c);
+
+	struct collect_ctx ctx;
+	struct collector col;
+	memset(&col, 0, sizeof col);
+	char sys[1024];
+	snprintf(sys, sizeof sys, "%s/nothermal/sys", fixtures);
+	CHECK(ctx_open(&ctx, "/nonexistent/pimon/proc", sys, NO_UTMP, "/dev") == 0);
+	CHECK(collector_init(&col, &pi_ops) == 0);
+	CHECK(run_collector(&col, &ctx, 1) == 0);
+	CHECK(col.rows.group.nrows == 0 && !col.warned);
+	collector_fini(&col);
+	ctx_close(&ctx);
+}
+
+/* hwmon: the device named rpi_volt, not the first one; NaN without it; a
+ * garbled get_throttled is a failure. */
+static void test_pi_hwmon(void)
+{
+	char dir[] = "/tmp/pimon-pi-XXXXXX";
+	int ok = mkdtemp(dir) != NULL;
+	ok = ok && write_file(dir, "devices/platform/soc/soc:firmware/get_throttled", "0x0\n") == 0;
+	ok = ok && write_file(dir, "class/hwmon/hwmon0/name", "cpu_thermal\n") == 0;
+	ok = ok && write_file(dir, "class/hwmon/hwmon0/in0_lcrit_alarm", "1\n") == 0;
+	ok = ok && write_file(dir, "class/hwmon/hwmon3/name", "rpi_volt\n") == 0;
+	ok = ok && write_file(dir, "class/hwmon/hwmon3/in0_lcrit_alarm", "0\n") == 0;
+	CHECK(ok);
+	struct collect_ctx ctx;
+	struct collector col;
+	memset(&col, 0, sizeof col);
+	CHECK(ctx_open(&ctx, "/nonexistent/pimon/proc", dir, NO_UTMP, "/dev") == 0);
+	CHECK(collector_init(&col, &pi_ops) == 0);
+	CHECK(run_collector(&col, &ctx, 9) == 0);
+	CHECK(col.rows.group.nrows == 1);
+	if (col.rows.group.nrows == 1) {
+		CHECK_NEAR(col.rows.group.rows[0].values[8], 0.0, EPS);
+		CHECK_NEAR(col.rows.group.rows[0].values[9], 0.0, EPS);
+		CHECK(col.rows.group.rows[0].time_ms == 9);
+	}
+	char path[1024];
+	snprintf(path, sizeof path, "%s/class/hwmon/hwmon3/name", dir);
+	CHECK(remove(path) == 0);
+	CHECK(run_collector(&col, &ctx, 10) == 0);
+	CHECK(col.rows.group.nrows == 1);
+	if (col.rows.group.nrows == 1)
+		CHECK(isnan(col.rows.group.rows[0].values[9]));
+	CHECK(!col.warned);
+	CHECK(write_file(dir, "devices/platform/soc/soc:firmware/get_throttled", "junk\n") == 0);
+	CHECK(run_collector(&col, &ctx, 11) < 0);
+	CHECK(col.rows.group.nrows == 0 && col.warned);
+	collector_fini(&col);
+	ctx_close(&ctx);
+	remove_tree(dir);
 }
 
 int main(void)
@@ -864,5 +1554,19 @@ int main(void)
 	test_empty_thermal();
 	test_thermal_zones();
 	test_run_real();
+	test_users_parse();
+	test_users_parse_edges();
+	test_users_run();
+	test_users_absent();
+	test_users_collect();
+	test_procs_parse();
+	test_procs_flagged();
+	test_procs_sample();
+	test_procs_top();
+	test_procs_none();
+	test_procs_real();
+	test_pi_parse();
+	test_pi_collect();
+	test_pi_hwmon();
 	return check_report("collect");
 }

@@ -68,9 +68,10 @@ static void test_defaults(void)
 	CHECK(cfg.server.heartbeat_timeout == 10.0);
 	CHECK(cfg.server.heartbeat_interval == 3.0);
 	CHECK(cfg.server.collect_interval == 10.0);
-	CHECK(cfg.server.ncollect_metrics == 6);
-	const char *metrics[] = {"cpu", "mem", "disk", "load", "temp", "net"};
-	for (size_t i = 0; i < 6 && i < cfg.server.ncollect_metrics; i++)
+	CHECK(cfg.server.ncollect_metrics == 9);
+	const char *metrics[] = {"cpu", "mem",   "disk",  "load", "temp",
+	                         "net", "users", "procs", "pi"};
+	for (size_t i = 0; i < 9 && i < cfg.server.ncollect_metrics; i++)
 		CHECK_STR(cfg.server.collect_metrics[i], metrics[i]);
 	CHECK_STR(cfg.server.http_listen, "127.0.0.1:8081");
 	CHECK_STR(cfg.server.log_level, "info");
@@ -109,11 +110,12 @@ static void test_log_level(void)
 	CHECK(config_log_level(NULL) == -1);
 }
 
-/* The metric names are exactly the six collectors, NULL-terminated. */
+/* The metric names are exactly the nine collectors, NULL-terminated. */
 static void test_metric_names(void)
 {
-	const char *want[] = {"cpu", "mem", "disk", "load", "temp", "net", NULL};
-	for (size_t i = 0; i < 7; i++) {
+	const char *want[] = {"cpu", "mem",   "disk",  "load", "temp",
+	                      "net", "users", "procs", "pi",   NULL};
+	for (size_t i = 0; i < 10; i++) {
 		if (want[i])
 			CHECK(config_metric_names[i] &&
 			      strcmp(config_metric_names[i], want[i]) == 0);
@@ -270,7 +272,8 @@ static const struct bad_case {
     {"bad_agent_log_level.cfg", 4,
      "agent.log_level: 'warning' is not one of err, warn, notice, info, debug"},
     {"bad_metric.cfg", 8,
-     "server.collect.metrics: 'gpu' is not one of cpu, mem, disk, load, temp, net"},
+     "server.collect.metrics: 'gpu' is not one of cpu, mem, disk, load, temp, net, users, procs, "
+     "pi"},
     {"bad_metric_duplicate.cfg", 9, "server.collect.metrics: 'cpu' is listed twice"},
     {"bad_heartbeat_order.cfg", 7,
      "server.heartbeat.interval: 10 must be less than server.heartbeat.timeout (10)"},
