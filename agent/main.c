@@ -36,16 +36,6 @@ static void usage(FILE *out)
 	             "  -V, --version        show the version\n");
 }
 
-/* Replace a config string with a command-line value. */
-static void override_str(char **slot, const char *value)
-{
-	char *copy = strdup(value);
-	if (!copy)
-		log_fatal("main", "out of memory");
-	free(*slot);
-	*slot = copy;
-}
-
 /* Two samples 250 ms apart so rates have a base; print the second. */
 static int run_once(struct collect *col, const char *name)
 {
@@ -142,31 +132,22 @@ int main(int argc, char **argv)
 	}
 
 	struct pimon_config cfg;
-	char err[512];
-	config_defaults(&cfg);
-	if (config_load(&cfg, path, err, sizeof err) < 0) {
-		fprintf(stderr, "pimon-agent: %s\n", err);
-		config_free(&cfg);
-		return 2;
-	}
-	if (check_only) {
-		printf("%s: configuration is valid\n", cfg.path ? cfg.path : "built-in defaults");
-		config_free(&cfg);
-		return 0;
-	}
+	int status = config_load_cli(&cfg, "pimon-agent", path, check_only);
+	if (status >= 0)
+		return status;
 	if (server)
-		override_str(&cfg.agent.server, server);
+		config_set_str(&cfg.agent.server, server);
 	if (name)
-		override_str(&cfg.agent.name, name);
+		config_set_str(&cfg.agent.name, name);
 	if (proc)
-		override_str(&cfg.agent.proc_root, proc);
+		config_set_str(&cfg.agent.proc_root, proc);
 	if (sys)
-		override_str(&cfg.agent.sys_root, sys);
+		config_set_str(&cfg.agent.sys_root, sys);
 	if (spool)
-		override_str(&cfg.agent.spool_dir, spool);
+		config_set_str(&cfg.agent.spool_dir, spool);
 	char hostname[PROTO_NAME_MAX + 1] = "";
 	if (cfg.agent.name[0] == '\0' && gethostname(hostname, sizeof hostname - 1) == 0)
-		override_str(&cfg.agent.name, hostname);
+		config_set_str(&cfg.agent.name, hostname);
 	if (!util_valid_name(cfg.agent.name)) {
 		fprintf(stderr, "pimon-agent: host name '%s' is not valid: use --name\n",
 		        cfg.agent.name);

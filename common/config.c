@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <libconfig.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -755,4 +756,34 @@ int config_write_example(FILE *out)
 		olen = dot ? (size_t)(dot - open) : 0;
 	}
 	return fflush(out) == 0 && !ferror(out) ? 0 : -1;
+}
+
+/* Load for a command line: report, check-only, or go on. */
+int config_load_cli(struct pimon_config *cfg, const char *prog, const char *path, int check_only)
+{
+	char err[512];
+	config_defaults(cfg);
+	if (config_load(cfg, path, err, sizeof err) < 0) {
+		fprintf(stderr, "%s: %s\n", prog, err);
+		config_free(cfg);
+		return 2;
+	}
+	if (check_only) {
+		printf("%s: configuration is valid\n", cfg->path ? cfg->path : "built-in defaults");
+		config_free(cfg);
+		return 0;
+	}
+	return -1;
+}
+
+/* Swap in a copy of value; running out of memory here is fatal. */
+void config_set_str(char **slot, const char *value)
+{
+	char *copy = strdup(value);
+	if (!copy) {
+		fprintf(stderr, "out of memory\n");
+		exit(1);
+	}
+	free(*slot);
+	*slot = copy;
 }

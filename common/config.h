@@ -68,6 +68,15 @@ void config_defaults(struct pimon_config *cfg);
  * "FILE:LINE: what is wrong" (or "FILE: ..." when no line applies). */
 int config_load(struct pimon_config *cfg, const char *path, char *errbuf, size_t errlen);
 
+/* Load path as a program's command line asks: on a bad file print
+ * "PROG: FILE:LINE: what" to stderr; with check_only say the file is valid
+ * and stop. Returns -1 to go on, or the exit status (0, or 2 for a bad
+ * file); cfg is freed whenever the status is not -1. */
+int config_load_cli(struct pimon_config *cfg, const char *prog, const char *path, int check_only);
+
+/* Replace a string value with a copy of value (a command-line override). */
+void config_set_str(char **slot, const char *value);
+
 /* Release every string of cfg. */
 void config_free(struct pimon_config *cfg);
 

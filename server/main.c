@@ -37,16 +37,6 @@ static void usage(FILE *out)
 	        "  -V, --version        show the version\n");
 }
 
-/* Replace a config string with a command-line value. */
-static void override_str(char **slot, const char *value)
-{
-	char *copy = strdup(value);
-	if (!copy)
-		log_fatal("main", "out of memory");
-	free(*slot);
-	*slot = copy;
-}
-
 /* SIGTERM or SIGINT: leave the main loop to shut down in order. */
 static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
 {
@@ -119,24 +109,15 @@ int main(int argc, char **argv)
 	}
 
 	struct pimon_config cfg;
-	char err[512];
-	config_defaults(&cfg);
-	if (config_load(&cfg, path, err, sizeof err) < 0) {
-		fprintf(stderr, "pimon-server: %s\n", err);
-		config_free(&cfg);
-		return 2;
-	}
-	if (check_only) {
-		printf("%s: configuration is valid\n", cfg.path ? cfg.path : "built-in defaults");
-		config_free(&cfg);
-		return 0;
-	}
+	int status = config_load_cli(&cfg, "pimon-server", path, check_only);
+	if (status >= 0)
+		return status;
 	if (listen)
-		override_str(&cfg.server.listen, listen);
+		config_set_str(&cfg.server.listen, listen);
 	if (data_dir)
-		override_str(&cfg.server.data_dir, data_dir);
+		config_set_str(&cfg.server.data_dir, data_dir);
 	if (http_addr)
-		override_str(&cfg.server.http_listen, http_addr);
+		config_set_str(&cfg.server.http_listen, http_addr);
 	if (workers)
 		cfg.server.workers = workers;
 

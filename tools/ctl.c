@@ -732,12 +732,8 @@ int main(int argc, char **argv)
 
 	struct pimon_config cfg;
 	char err[512];
-	config_defaults(&cfg);
-	if (config_load(&cfg, path, err, sizeof err) < 0) {
-		fprintf(stderr, "pimon-ctl: %s\n", err);
-		config_free(&cfg);
+	if (config_load_cli(&cfg, "pimon-ctl", path, 0) >= 0)
 		return EXIT_USAGE;
-	}
 	if (!addr && cfg.server.http_listen[0] == '\0') {
 		fprintf(stderr, "pimon-ctl: server.http.listen is empty: the API is off\n");
 		config_free(&cfg);
