@@ -602,6 +602,31 @@ out:
 	return rc;
 }
 
+/* Load an open file named name (for messages) over the defaults into cfg,
+ * which changes only on success; cfg MUST hold config_defaults() or an
+ * earlier load. The fuzzer feeds it memory through fmemopen. */
+int config_load_stream(struct pimon_config *cfg, FILE *fp, const char *name, char *errbuf,
+                       size_t errlen)
+{
+	char dummy[1];
+	struct load ld = {
+	    .path = name,
+	    .errbuf = errbuf && errlen ? errbuf : dummy,
+	    .errlen = errbuf && errlen ? errlen : sizeof dummy,
+	};
+	struct pimon_config next;
+	ld.errbuf[0] = '\0';
+	config_defaults(&next);
+	if (config_parse(&ld, &next, fp) < 0) {
+		config_free(&next);
+		return -1;
+	}
+	next.path = config_strdup(name);
+	config_free(cfg);
+	*cfg = next;
+	return 0;
+}
+
 /* Load path over the defaults; cfg changes only on success. cfg MUST hold
  * config_defaults() or an earlier load (or be zeroed): it is freed then. */
 int config_load(struct pimon_config *cfg, const char *path, char *errbuf, size_t errlen)
@@ -632,10 +657,7 @@ int config_load(struct pimon_config *cfg, const char *path, char *errbuf, size_t
 		config_fail(&ld, NULL, "cannot open: %s", strerror_r(EISDIR, ebuf, sizeof ebuf));
 		goto out_close;
 	}
-	if (config_parse(&ld, &next, fp) < 0)
-		goto out_close;
-	next.path = config_strdup(ld.path);
-	rc = 0;
+	rc = config_load_stream(&next, fp, ld.path, errbuf, errlen);
 out_close:
 	fclose(fp);
 out:

@@ -68,6 +68,11 @@ void config_defaults(struct pimon_config *cfg);
  * "FILE:LINE: what is wrong" (or "FILE: ..." when no line applies). */
 int config_load(struct pimon_config *cfg, const char *path, char *errbuf, size_t errlen);
 
+/* Load an open file, named name in messages, over the defaults; cfg
+ * changes only on success. 0, or -1 with errbuf set as for config_load. */
+int config_load_stream(struct pimon_config *cfg, FILE *fp, const char *name, char *errbuf,
+                       size_t errlen);
+
 /* Load path as a program's command line asks: on a bad file print
  * "PROG: FILE:LINE: what" to stderr; with check_only say the file is valid
  * and stop. Returns -1 to go on, or the exit status (0, or 2 for a bad
