@@ -50,8 +50,8 @@ int auth_key_load(const char *path, struct auth_key *key, char *errbuf, size_t e
 }
 
 /* HMAC-SHA256(key, nonce || u8 name length || name || run_id big-endian). */
-void auth_proof(const struct auth_key *key, const uint8_t nonce[PROTO_NONCE_SIZE],
-                const char *name, uint64_t run_id, uint8_t out[AUTH_PROOF_SIZE])
+void auth_proof(const struct auth_key *key, const uint8_t nonce[PROTO_NONCE_SIZE], const char *name,
+                uint64_t run_id, uint8_t out[AUTH_PROOF_SIZE])
 {
 	uint8_t msg[PROTO_NONCE_SIZE + 1 + PROTO_NAME_MAX + 8];
 	size_t nl = strnlen(name, PROTO_NAME_MAX);
@@ -65,8 +65,8 @@ void auth_proof(const struct auth_key *key, const uint8_t nonce[PROTO_NONCE_SIZE
 }
 
 /* Recompute and compare in constant time. */
-int auth_check(const struct auth_key *key, const uint8_t nonce[PROTO_NONCE_SIZE],
-               const char *name, uint64_t run_id, const uint8_t *proof, size_t len)
+int auth_check(const struct auth_key *key, const uint8_t nonce[PROTO_NONCE_SIZE], const char *name,
+               uint64_t run_id, const uint8_t *proof, size_t len)
 {
 	uint8_t want[AUTH_PROOF_SIZE];
 	if (len != AUTH_PROOF_SIZE)

@@ -9,8 +9,8 @@
 
 #include "proto.h"
 
-#define AUTH_KEY_MAX 256
-#define AUTH_KEY_MIN 16
+#define AUTH_KEY_MAX    256
+#define AUTH_KEY_MIN    16
 #define AUTH_PROOF_SIZE 32 /* HMAC-SHA256 */
 
 struct auth_key {
@@ -24,12 +24,12 @@ struct auth_key {
 int auth_key_load(const char *path, struct auth_key *key, char *errbuf, size_t errlen);
 
 /* The proof for (nonce, name, run_id) under key. */
-void auth_proof(const struct auth_key *key, const uint8_t nonce[PROTO_NONCE_SIZE],
-                const char *name, uint64_t run_id, uint8_t out[AUTH_PROOF_SIZE]);
+void auth_proof(const struct auth_key *key, const uint8_t nonce[PROTO_NONCE_SIZE], const char *name,
+                uint64_t run_id, uint8_t out[AUTH_PROOF_SIZE]);
 
 /* Non-zero when proof (len bytes) is right; compares in constant time. */
-int auth_check(const struct auth_key *key, const uint8_t nonce[PROTO_NONCE_SIZE],
-               const char *name, uint64_t run_id, const uint8_t *proof, size_t len);
+int auth_check(const struct auth_key *key, const uint8_t nonce[PROTO_NONCE_SIZE], const char *name,
+               uint64_t run_id, const uint8_t *proof, size_t len);
 
 /* Fill a nonce from the system's random source; 0 or -1. */
 int auth_nonce(uint8_t nonce[PROTO_NONCE_SIZE]);

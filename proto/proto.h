@@ -5,20 +5,20 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PROTO_MAGIC 0x504du /* "PM" */
-#define PROTO_VERSION 1
+#define PROTO_MAGIC       0x504du /* "PM" */
+#define PROTO_VERSION     1
 #define PROTO_HEADER_SIZE 8
 /* Hard ceiling on a frame's payload; a peer may be configured lower. */
 #define PROTO_MAX_PAYLOAD (1u << 20)
 
 /* Limits every decoder enforces; longer fields are a bad frame. */
-#define PROTO_NAME_MAX 64   /* host names, boot ids */
-#define PROTO_TEXT_MAX 255  /* versions, OS, kernel, model, reasons */
-#define PROTO_KEY_MAX 32    /* metric, instance key and field names */
-#define PROTO_INST_MAX 128  /* instance values (mount points, ifaces) */
-#define PROTO_AUTH_MAX 256  /* opaque authentication proof */
-#define PROTO_MAX_FIELDS 32 /* fields per metric group */
-#define PROTO_MAX_METRICS 32 /* metric names in WELCOME */
+#define PROTO_NAME_MAX    64  /* host names, boot ids */
+#define PROTO_TEXT_MAX    255 /* versions, OS, kernel, model, reasons */
+#define PROTO_KEY_MAX     32  /* metric, instance key and field names */
+#define PROTO_INST_MAX    128 /* instance values (mount points, ifaces) */
+#define PROTO_AUTH_MAX    256 /* opaque authentication proof */
+#define PROTO_MAX_FIELDS  32  /* fields per metric group */
+#define PROTO_MAX_METRICS 32  /* metric names in WELCOME */
 
 enum proto_type {
 	PROTO_HELLO = 1,

@@ -10,7 +10,7 @@
 
 #include "util.h"
 
-#define SLOTS 1024
+#define SLOTS     1024
 #define WINDOW_MS 60000 /* failures older than this are forgotten */
 
 struct slot {
