@@ -18,6 +18,12 @@
 const char *const config_metric_names[] = {"cpu", "mem",   "disk",  "load", "temp",
                                            "net", "users", "procs", "pi",   NULL};
 
+/* What agents collect unless told otherwise: all but procs, which scans
+ * every process each interval and costs the agent about three times as
+ * much CPU as everything else together (docs/BENCHMARKS.md). */
+static const char *const default_metrics[] = {"cpu", "mem",   "disk", "load", "temp",
+                                              "net", "users", "pi",   NULL};
+
 static const char *const log_level_names[] = {"err", "warn", "notice", "info", "debug", NULL};
 static const char *const sync_names[] = {"none", "batch", "interval", NULL};
 static const int log_level_values[] = {LOG_ERR, LOG_WARN, LOG_NOTICE, LOG_INFO, LOG_DEBUG};
@@ -92,9 +98,10 @@ static const struct key keys[] = {
     KEY_FLT("server.collect.interval", server.collect_interval, 10.0, 0.1, 86400,
             "Seconds between metric batches, sent to each agent when it connects."),
     KEY_LST("server.collect.metrics", server.collect_metrics, server.ncollect_metrics,
-            config_metric_names, config_metric_names, NULL,
+            default_metrics, config_metric_names, NULL,
             "Collectors the agents run, sent to each agent when it connects.\n"
-            "An array [] or a list () of strings."),
+            "An array [] or a list () of strings. Add \"procs\" for the busiest\n"
+            "processes (the costliest collector)."),
     KEY_STR("server.http.listen", server.http_listen, "127.0.0.1:8081", NULL,
             check_hostport_or_empty, "Address of the JSON API, \"host:port\"; \"\" disables it."),
     KEY_STR("server.http.tls.cert", server.http_tls_cert, "", NULL, NULL,
