@@ -47,6 +47,7 @@ def main():
     ap.add_argument("--build", default=os.path.join(os.path.dirname(__file__), "..", "build"))
     ap.add_argument("--seconds", type=float, default=60)
     ap.add_argument("--agents", type=int, default=100)
+    ap.add_argument("--sync", default="interval", choices=["none", "batch", "interval"])
     a = ap.parse_args()
     server_bin = os.path.join(a.build, "server", "pimon-server")
     agent_bin = os.path.join(a.build, "agent", "pimon-agent")
@@ -57,7 +58,7 @@ def main():
         f.write('server: { listen = "127.0.0.1:%d"; data_dir = "%s/data"; workers = 2;\n'
                 '  http: { listen = "127.0.0.1:%d"; };\n'
                 '  collect: { interval = 1.0; }; heartbeat: { interval = 1.0; timeout = 5.0; };\n'
-                '  log_level = "warn"; };\n' % (port, tmp, http))
+                '  sync = "%s"; log_level = "warn"; };\n' % (port, tmp, http, a.sync))
     procs = []
     try:
         server = subprocess.Popen([server_bin, "-c", cfg])
@@ -82,8 +83,9 @@ def main():
                                               time.strftime("%Y-%m-%d")))
         print("agent  (1 s interval, %.0f s): RSS %.1f MB, USS %.1f MB, CPU %.3f %%"
               % (el, rss_a / 1024, uss_a / 1024, 100 * (c1a - c0a) / el))
-        print("server (%d agents, 1 s interval and heartbeat): RSS %.1f MB, USS %.1f MB, "
-              "CPU %.2f %%" % (a.agents, rss_s / 1024, uss_s / 1024, 100 * (c1s - c0s) / el))
+        print("server (%d agents, 1 s interval and heartbeat, sync %s): RSS %.1f MB, USS %.1f MB, "
+              "CPU %.2f %%" % (a.agents, a.sync, rss_s / 1024, uss_s / 1024,
+                               100 * (c1s - c0s) / el))
     finally:
         for p in reversed(procs):
             p.send_signal(signal.SIGTERM)
