@@ -108,10 +108,14 @@ static const struct key keys[] = {
             "PEM certificate for HTTPS on server.http.listen; \"\" for plain HTTP."),
     KEY_STR("server.http.tls.key", server.http_tls_key, "", NULL, NULL,
             "PEM key of server.http.tls.cert."),
+    KEY_STR("server.http.read_token_file", server.http_read_token_file, "", NULL, NULL,
+            "File holding the token that reading the API and /metrics needs, as\n"
+            "\"Authorization: Bearer TOKEN\" (the admin token works too); owner-only.\n"
+            "\"\" leaves reading open. The dashboard's page itself is always served."),
     KEY_STR("server.http.admin_token_file", server.http_admin_token_file, "", NULL, NULL,
             "File holding the token that requests which change something (POST)\n"
             "must bring as \"Authorization: Bearer TOKEN\"; owner-only. \"\" lets\n"
-            "anyone who reaches the API use them. Reading needs no token."),
+            "anyone who reaches the API use them."),
     KEY_INT("server.http.max_header_bytes", server.http_max_header, 16384, 1024, 1048576,
             "Largest request head the HTTP API reads."),
     KEY_INT("server.http.max_body_bytes", server.http_max_body, 65536, 0, 16777216,

@@ -27,6 +27,7 @@ struct pimon_config {
 		char *http_tls_cert; /* "" for plain HTTP */
 		char *http_tls_key;
 		char *http_admin_token_file; /* POST needs its token; "" for open */
+		char *http_read_token_file;  /* reading needs it (or admin); "" open */
 		char *auth_token_file;       /* shared agent secret; "" lets anyone in */
 		char *auth_hosts_dir;        /* per-host secrets, by host name */
 		double hello_timeout;        /* s to send HELLO after connecting */

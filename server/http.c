@@ -118,21 +118,32 @@ static struct bufferevent *http_tls_bev(struct event_base *base, void *arg)
 	return bev;
 }
 
-/* Reading is open; anything else needs "Authorization: Bearer TOKEN" with
- * the admin token, when one is configured. Compared in constant time. */
-static int http_allowed(struct http *h, struct evhttp_request *req)
+/* Does the request bring "Authorization: Bearer TOKEN" with key's token?
+ * Compared in constant time. */
+static int http_has_token(struct evhttp_request *req, const struct auth_key *key)
 {
-	const struct auth_key *admin = h->srv->http_admin;
-	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
-	if (!admin || cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD)
-		return 1;
 	const char *auth =
 	    evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
-	if (!auth || strncmp(auth, "Bearer ", 7) != 0)
+	if (!key || !auth || strncmp(auth, "Bearer ", 7) != 0)
 		return 0;
 	const char *token = auth + 7;
 	size_t len = strlen(token);
-	return len == admin->len && CRYPTO_memcmp(token, admin->bytes, len) == 0;
+	return len == key->len && CRYPTO_memcmp(token, key->bytes, len) == 0;
+}
+
+/* Changing requests need the admin token when one is set; reading the API
+ * and /metrics needs the read (or admin) token when one is set; the
+ * dashboard's page and assets hold no data and are always served. */
+static int http_allowed(struct http *h, struct evhttp_request *req, const char *path)
+{
+	const struct server *srv = h->srv;
+	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+	if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD)
+		return !srv->http_admin || http_has_token(req, srv->http_admin);
+	int data = strncmp(path, "/api/", 5) == 0 || strcmp(path, "/metrics") == 0;
+	if (!data || !srv->http_read)
+		return 1;
+	return http_has_token(req, srv->http_read) || http_has_token(req, srv->http_admin);
 }
 
 /* Route a request to the module that owns its path. */
@@ -145,10 +156,10 @@ static void http_route_cb(struct evhttp_request *req, void *arg)
 		http_reply_error(req, 400, "bad request URI");
 		return;
 	}
-	if (!http_allowed(h, req)) {
+	if (!http_allowed(h, req, path)) {
 		evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
 		                  "Bearer realm=\"pimon\"");
-		http_reply_error(req, 401, "this request needs the admin token");
+		http_reply_error(req, 401, "this request needs a token (Authorization: Bearer)");
 		return;
 	}
 	if (!http_api_handle(h, req, path) && !http_metrics_handle(h, req, path) &&

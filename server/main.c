@@ -157,6 +157,17 @@ int main(int argc, char **argv)
 		}
 		srv.http_admin = &admin;
 	}
+	static struct auth_key reader;
+	if (cfg.server.http_read_token_file[0]) {
+		char kerr[512];
+		if (auth_key_load(cfg.server.http_read_token_file, &reader, kerr, sizeof kerr) <
+		    0) {
+			log_err("main", "server.http.read_token_file: %s", kerr);
+			config_free(&cfg);
+			return 2;
+		}
+		srv.http_read = &reader;
+	}
 	char terr[512];
 	if (cfg.server.tls_cert[0]) {
 		srv.tls_ctx = tls_server_ctx(cfg.server.tls_cert, cfg.server.tls_key,

@@ -21,6 +21,7 @@ struct server {
 	struct ssl_ctx_st *tls_ctx;        /* agents' sessions in TLS, NULL: plain */
 	struct ssl_ctx_st *http_tls_ctx;   /* HTTPS, NULL: plain HTTP */
 	const struct auth_key *http_admin; /* token POST needs, NULL: none */
+	const struct auth_key *http_read;  /* token reading needs, NULL: none */
 	uint64_t started_ms;               /* wall clock at start, Unix ms */
 	uint64_t started_mono_ms;          /* monotonic clock at start */
 };

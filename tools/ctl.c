@@ -40,8 +40,9 @@ static void usage(FILE *out)
 	             "options:\n"
 	             "  -c, --config FILE    find the server from FILE's server.http.listen\n"
 	             "  -a, --addr HOST:PORT the server's HTTP API address\n"
-	             "  -k, --token-file F   the admin token for poll (default: the file's\n"
-	             "                       server.http.admin_token_file)\n"
+	             "  -k, --token-file F   the token to send (default: the file's\n"
+	             "                       server.http.admin_token_file for poll,\n"
+	             "                       server.http.read_token_file for the rest)\n"
 	             "  -j, --json           print the server's JSON as is (also after COMMAND)\n"
 	             "  -h, --help           show this help\n"
 	             "  -V, --version        show the version\n"
@@ -57,7 +58,7 @@ struct ctl {
 	const char *field, *instance;
 	uint64_t since_ms;
 	unsigned points;              /* 0: the server's default */
-	const struct auth_key *admin; /* sent with POST; NULL: none */
+	const struct auth_key *admin; /* sent as a bearer token; NULL: none */
 };
 
 /* A command: its arguments, the request it makes and how it prints. */
@@ -114,7 +115,7 @@ static int http_call(const char *addr, const char *path, int post, const struct 
 	out->base = base;
 	struct evhttp_request *req = evhttp_request_new(reply_cb, out);
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Host", host);
-	if (post && admin) {
+	if (admin) {
 		char bearer[AUTH_KEY_MAX + 8];
 		snprintf(bearer, sizeof bearer, "Bearer %.*s", (int)admin->len,
 		         (const char *)admin->bytes);
@@ -742,6 +743,8 @@ int main(int argc, char **argv)
 	static struct auth_key admin;
 	if (!token_file && ctl.cmd->post && cfg.server.http_admin_token_file[0])
 		token_file = cfg.server.http_admin_token_file;
+	if (!token_file && !ctl.cmd->post && cfg.server.http_read_token_file[0])
+		token_file = cfg.server.http_read_token_file;
 	if (token_file) {
 		if (auth_key_load(token_file, &admin, err, sizeof err) < 0) {
 			fprintf(stderr, "pimon-ctl: %s\n", err);

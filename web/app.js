@@ -124,12 +124,26 @@
 		return v >= crit ? 'crit' : v >= warn ? 'warn' : 'ok';
 	}
 
+	// A server with server.http.read_token_file wants a token: open the
+	// dashboard once as /?token=TOKEN; it is kept for this tab only and
+	// taken out of the address bar.
+	const TOKEN = (function () {
+		const p = new URLSearchParams(location.search);
+		const t = p.get('token');
+		if (t) {
+			sessionStorage.setItem('pimonToken', t);
+			history.replaceState(null, '', location.pathname + location.hash);
+		}
+		return sessionStorage.getItem('pimonToken');
+	})();
+
 	// GET a JSON document; throws an Error with .status on HTTP errors.
 	async function getJSON(url) {
 		const ctl = new AbortController();
 		const timer = setTimeout(() => ctl.abort(), FETCH_TIMEOUT_MS);
 		try {
-			const r = await fetch(url, { cache: 'no-store', signal: ctl.signal });
+			const headers = TOKEN ? { Authorization: 'Bearer ' + TOKEN } : {};
+			const r = await fetch(url, { cache: 'no-store', signal: ctl.signal, headers });
 			if (!r.ok) {
 				let msg = 'HTTP ' + r.status;
 				try {

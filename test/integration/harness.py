@@ -168,6 +168,7 @@ class Env:
         self.data_dir = os.path.join(self.dir, "data")
         self.server_cfg = {}
         self.https = None  # an ssl.SSLContext when the API is served over TLS
+        self.token = None  # a bearer token for the API, when it wants one
 
     def write_cfg(self, name, groups):
         path = os.path.join(self.dir, name)
@@ -227,13 +228,19 @@ class Env:
     def url(self, path):
         return "%s://127.0.0.1:%d%s" % ("https" if self.https else "http", self.http_port, path)
 
+    def request(self, path, method="GET"):
+        req = urllib.request.Request(self.url(path), method=method)
+        if self.token:
+            req.add_header("Authorization", "Bearer " + self.token)
+        return req
+
     def api(self, path):
-        with urllib.request.urlopen(self.url(path), timeout=5, context=self.https) as r:
+        with urllib.request.urlopen(self.request(path), timeout=5, context=self.https) as r:
             return json.loads(r.read().decode())
 
     def api_post(self, path):
-        req = urllib.request.Request(self.url(path), method="POST")
-        with urllib.request.urlopen(req, timeout=5, context=self.https) as r:
+        with urllib.request.urlopen(self.request(path, "POST"), timeout=5,
+                                    context=self.https) as r:
             return json.loads(r.read().decode())
 
     def hosts(self):

@@ -170,5 +170,56 @@ def test_admin_token_guards_changes_not_reading(env):
     check(r.returncode == 0, "ctl with the token: %d %r" % (r.returncode, r.stderr))
 
 
+def test_read_token_guards_data_not_the_page(env):
+    import json
+    import urllib.error
+    import urllib.request
+    from harness import CTL_BIN
+    read = secret_file(env, "read.token", b"a token for reading the data")
+    admin = secret_file(env, "admin.token", b"a token for changing things")
+    env.token = "a token for reading the data"
+    env.start_server(extra={"http": {"read_token_file": read, "admin_token_file": admin}})
+
+    def get(path, token=None):
+        req = urllib.request.Request(env.url(path))
+        if token:
+            req.add_header("Authorization", "Bearer " + token)
+        try:
+            with urllib.request.urlopen(req, timeout=5) as r:
+                return r.status
+        except urllib.error.HTTPError as e:
+            if e.code == 401:
+                check(json.loads(e.read())["error"], "401 without a JSON error")
+            return e.code
+
+    env.start_agent("pi-read")
+    env.wait_hosts_up(["pi-read"])
+    for path in ("/api/v1/hosts", "/api/v1/stats", "/metrics"):
+        check(get(path) == 401, "%s open without a token" % path)
+        check(get(path, "wrong token, long enough") == 401, "%s with a wrong token" % path)
+        check(get(path, "a token for reading the data") == 200, "%s refused the read token" % path)
+        check(get(path, "a token for changing things") == 200, "%s refused the admin token" % path)
+    check(get("/") == 200, "the dashboard's page needs no token")
+    req = urllib.request.Request(env.url("/api/v1/hosts/pi-read/poll"), method="POST")
+    req.add_header("Authorization", "Bearer a token for reading the data")
+    try:
+        urllib.request.urlopen(req, timeout=5)
+        check(False, "the read token was let change something")
+    except urllib.error.HTTPError as e:
+        check(e.code == 401, "POST with the read token: %d" % e.code)
+    cfg = env.write_cfg("ctl.cfg", {"server": {"http": {
+        "listen": "127.0.0.1:%d" % env.http_port, "read_token_file": read,
+        "admin_token_file": admin}}})
+    wait_for(lambda: "pi-read" in subprocess.run([CTL_BIN, "-c", cfg, "hosts"],
+                                                  capture_output=True, text=True).stdout,
+             15, "pimon-ctl hosts with the configured read token")
+    r = subprocess.run([CTL_BIN, "-c", cfg, "poll", "pi-read"], capture_output=True, text=True,
+                       timeout=30 * SLOW)
+    check(r.returncode == 0, "ctl poll with the configured admin token: %r" % r.stderr)
+    r = subprocess.run([CTL_BIN, "-a", "127.0.0.1:%d" % env.http_port, "hosts"],
+                       capture_output=True, text=True, timeout=30 * SLOW)
+    check(r.returncode == 1 and "401" in r.stderr, "ctl without a token: %r" % r.stderr)
+
+
 if __name__ == "__main__":
     run_tests(globals())
