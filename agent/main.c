@@ -158,15 +158,10 @@ int main(int argc, char **argv)
 	int level = config_log_level(cfg.agent.log_level) + verbose;
 	log_init("pimon-agent", level > LOG_DEBUG ? LOG_DEBUG : (enum log_level)level);
 	static struct auth_key key;
-	const struct auth_key *keyp = NULL;
-	if (cfg.agent.auth_token_file[0]) {
-		char kerr[512];
-		if (auth_key_load(cfg.agent.auth_token_file, &key, kerr, sizeof kerr) < 0) {
-			log_err("main", "agent.auth.token_file: %s", kerr);
-			config_free(&cfg);
-			return 2;
-		}
-		keyp = &key;
+	const struct auth_key *keyp;
+	if (auth_key_setting("agent.auth.token_file", cfg.agent.auth_token_file, &key, &keyp) < 0) {
+		config_free(&cfg);
+		return 2;
 	}
 	SSL_CTX *tls = NULL;
 	if (cfg.agent.tls_ca[0]) {

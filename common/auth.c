@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "util.h"
 
 /* Load and check a secret file. */
@@ -46,6 +47,22 @@ int auth_key_load(const char *path, struct auth_key *key, char *errbuf, size_t e
 	memcpy(key->bytes, buf, (size_t)n);
 	key->len = (size_t)n;
 	OPENSSL_cleanse(buf, sizeof buf);
+	return 0;
+}
+
+/* Load the secret a setting names, if it names one. */
+int auth_key_setting(const char *setting, const char *path, struct auth_key *key,
+                     const struct auth_key **out)
+{
+	*out = NULL;
+	if (!path[0])
+		return 0;
+	char err[512];
+	if (auth_key_load(path, key, err, sizeof err) < 0) {
+		log_err("auth", "%s: %s", setting, err);
+		return -1;
+	}
+	*out = key;
 	return 0;
 }
 

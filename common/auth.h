@@ -23,6 +23,12 @@ struct auth_key {
  * file). */
 int auth_key_load(const char *path, struct auth_key *key, char *errbuf, size_t errlen);
 
+/* The secret a setting names: with path empty, *out is NULL and nothing is
+ * read; otherwise key is loaded and *out points at it. 0, or -1 with
+ * "SETTING: why" logged. */
+int auth_key_setting(const char *setting, const char *path, struct auth_key *key,
+                     const struct auth_key **out);
+
 /* The proof for (nonce, name, run_id) under key. */
 void auth_proof(const struct auth_key *key, const uint8_t nonce[PROTO_NONCE_SIZE], const char *name,
                 uint64_t run_id, uint8_t out[AUTH_PROOF_SIZE]);

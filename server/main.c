@@ -134,40 +134,18 @@ int main(int argc, char **argv)
 	                     .nworkers = cfg.server.workers,
 	                     .started_ms = util_now_ms(),
 	                     .started_mono_ms = util_mono_ms()};
-	static struct auth_key key;
-	if (cfg.server.auth_token_file[0]) {
-		char kerr[512];
-		if (auth_key_load(cfg.server.auth_token_file, &key, kerr, sizeof kerr) < 0) {
-			log_err("main", "server.auth.token_file: %s", kerr);
-			config_free(&cfg);
-			return 2;
-		}
-		srv.auth_key = &key;
+	static struct auth_key key, admin, reader;
+	if (auth_key_setting("server.auth.token_file", cfg.server.auth_token_file, &key,
+	                     &srv.auth_key) < 0 ||
+	    auth_key_setting("server.http.admin_token_file", cfg.server.http_admin_token_file,
+	                     &admin, &srv.http_admin) < 0 ||
+	    auth_key_setting("server.http.read_token_file", cfg.server.http_read_token_file,
+	                     &reader, &srv.http_read) < 0) {
+		config_free(&cfg);
+		return 2;
 	}
 	if (cfg.server.auth_hosts_dir[0])
 		srv.auth_hosts_dir = cfg.server.auth_hosts_dir;
-	static struct auth_key admin;
-	if (cfg.server.http_admin_token_file[0]) {
-		char kerr[512];
-		if (auth_key_load(cfg.server.http_admin_token_file, &admin, kerr, sizeof kerr) <
-		    0) {
-			log_err("main", "server.http.admin_token_file: %s", kerr);
-			config_free(&cfg);
-			return 2;
-		}
-		srv.http_admin = &admin;
-	}
-	static struct auth_key reader;
-	if (cfg.server.http_read_token_file[0]) {
-		char kerr[512];
-		if (auth_key_load(cfg.server.http_read_token_file, &reader, kerr, sizeof kerr) <
-		    0) {
-			log_err("main", "server.http.read_token_file: %s", kerr);
-			config_free(&cfg);
-			return 2;
-		}
-		srv.http_read = &reader;
-	}
 	char terr[512];
 	if (cfg.server.tls_cert[0]) {
 		srv.tls_ctx = tls_server_ctx(cfg.server.tls_cert, cfg.server.tls_key,
