@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <libconfig.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +34,7 @@ enum key_type {
 	KEY_INT,    /* int */
 	KEY_FLOAT,  /* double; an integer literal is accepted too */
 	KEY_LIST,   /* char ** plus a size_t count; [] or () of strings */
+	KEY_GROUPS, /* array of structs plus a size_t count; () of groups */
 };
 
 /* Say why a string value is unacceptable, or NULL if it is fine. The caller
@@ -51,6 +53,16 @@ struct key {
 	const char *const *allowed; /* KEY_STRING, KEY_LIST items: one of these */
 	key_check_fn check;         /* KEY_STRING, KEY_LIST items: more rules */
 	const char *doc;            /* lines of the example file's comment */
+	/* KEY_GROUPS: each item is a group of the sub keys below, whose
+	 * offsets are into an item of item_size bytes. */
+	const struct key *sub;
+	size_t nsub;
+	size_t item_size;
+	const char *(*item_check)(void *item); /* rules between an item's keys */
+	const char *def_groups;                /* default, as libconfig text */
+	const char *example;                   /* commented-out lines shown too */
+	int required;                          /* a sub key every item must set (also: KEY_STRING
+	                                        * without def_str, KEY_LIST without def_list) */
 };
 
 static const char *check_hostport(const char *value);
@@ -58,6 +70,8 @@ static const char *check_hostport_or_empty(const char *value);
 static const char *check_path(const char *value);
 static const char *check_name_or_empty(const char *value);
 
+/* Table entries. FIELD is the struct the offsets are into: the whole
+ * configuration for top keys, one list item for the sub keys of a group. */
 #define FIELD(m) offsetof(struct pimon_config, m)
 #define KEY_STR(p, m, def, allow, chk, d)                                                          \
 	{                                                                                          \
@@ -79,6 +93,106 @@ static const char *check_name_or_empty(const char *value);
 		.path = (p), .type = KEY_LIST, .offset = FIELD(m), .count_offset = FIELD(n),       \
 		.def_list = (def), .allowed = (allow), .check = (chk), .doc = (d)                  \
 	}
+#define KEY_GRP(p, m, n, subkeys, itype, ichk, def, ex, d)                                         \
+	{                                                                                          \
+		.path = (p), .type = KEY_GROUPS, .offset = FIELD(m), .count_offset = FIELD(n),     \
+		.sub = (subkeys), .nsub = sizeof(subkeys) / sizeof(subkeys)[0],                    \
+		.item_size = sizeof(itype), .item_check = (ichk), .def_groups = (def),             \
+		.example = (ex), .doc = (d)                                                        \
+	}
+#define KEY_FLT_REQUIRED(p, m, lo, hi, d)                                                          \
+	{                                                                                          \
+		.path = (p), .type = KEY_FLOAT, .offset = FIELD(m), .min = (lo), .max = (hi),      \
+		.required = 1, .doc = (d)                                                          \
+	}
+
+static const char *const op_names[] = {">", ">=", "<", "<=", NULL};
+static const char *const level_names[] = {"warning", "critical", NULL};
+static const char *const no_names[] = {NULL};
+
+static const char *check_key(const char *value);
+static const char *check_check_name(const char *value);
+static const char *check_metric_path(const char *value);
+static const char *check_pattern(const char *value);
+static const char *check_program(const char *value);
+static const char *check_rule(void *item);
+static const char *check_check(void *item);
+
+#undef FIELD
+#define FIELD(m) offsetof(struct pimon_rule, m)
+/* The sub keys of one server.alarms rule. */
+static const struct key rule_keys[] = {
+    KEY_STR("name", name, NULL, NULL, check_key,
+            "Alarm name: 1..32 of a-z 0-9 _. Unique among the rules."),
+    KEY_STR("metric", metric, NULL, NULL, check_metric_path,
+            "What to watch, \"group.field\" as the agents report it, e.g.\n"
+            "\"disk.used_pct\" (one alarm per mount), \"temp.celsius\" (per zone)."),
+    KEY_STR("op", op, ">", op_names, NULL, "How the value compares with the threshold."),
+    KEY_FLT_REQUIRED("value", value, -1e300, 1e300, "The threshold."),
+    KEY_FLT("clear", clear, NAN, -1e300, 1e300,
+            "Resolve only once the value is at or past this (below it for > and\n"
+            ">=, above it for < and <=); unset, as soon as the comparison is false."),
+    KEY_FLT("for", for_s, 0, 0, 604800,
+            "Seconds the comparison must hold, sample after sample, before firing."),
+    KEY_STR("level", level, "warning", level_names, NULL, "Severity of the alarm."),
+    KEY_LST("hosts", hosts, nhosts, no_names, NULL, check_pattern,
+            "Host names it applies to, shell patterns (\"pi-*\"); unset: every host."),
+};
+
+#undef FIELD
+#define FIELD(m) offsetof(struct pimon_check, m)
+/* The sub keys of one agent.checks entry. */
+static const struct key check_keys[] = {
+    KEY_STR("name", name, NULL, NULL, check_check_name,
+            "Check name: 1..26 of a-z 0-9 _. Its perfdata is stored as the metric\n"
+            "check_<name>, its state changes are alarms of that name."),
+    KEY_LST("command", command, ncommand, NULL, NULL, check_program,
+            "The program (an absolute path) and its arguments, run as they are:\n"
+            "never through a shell."),
+    KEY_FLT("interval", interval, 60.0, 1, 86400, "Seconds between runs."),
+    KEY_FLT("timeout", timeout, 10.0, 0.1, 3600,
+            "Seconds before the check's process group is killed; it then counts\n"
+            "as UNKNOWN."),
+};
+
+#undef FIELD
+#define FIELD(m) offsetof(struct pimon_config, m)
+
+/* The rules the server ships with: the original project's levels. */
+static const char default_rules[] =
+    "{ name = \"disk_warning\"; metric = \"disk.used_pct\"; value = 80.0; clear = 75.0; },\n"
+    "{ name = \"disk_critical\"; metric = \"disk.used_pct\"; value = 90.0; clear = 85.0;\n"
+    "  level = \"critical\"; },\n"
+    "{ name = \"cpu_warning\"; metric = \"cpu.usage\"; value = 70.0; clear = 60.0; for = 60.0; },\n"
+    "{ name = \"cpu_critical\"; metric = \"cpu.usage\"; value = 80.0; clear = 70.0; for = 60.0;\n"
+    "  level = \"critical\"; },\n"
+    "{ name = \"mem_warning\"; metric = \"mem.used_pct\"; value = 70.0; clear = 65.0; for = 30.0; "
+    "},\n"
+    "{ name = \"mem_critical\"; metric = \"mem.used_pct\"; value = 80.0; clear = 75.0; for = "
+    "30.0;\n"
+    "  level = \"critical\"; },\n"
+    "{ name = \"temp_warning\"; metric = \"temp.celsius\"; value = 50.0; clear = 47.0; },\n"
+    "{ name = \"temp_critical\"; metric = \"temp.celsius\"; value = 70.0; clear = 67.0;\n"
+    "  level = \"critical\"; },\n"
+    "{ name = \"under_voltage\"; metric = \"pi.under_voltage\"; value = 0.0; level = \"critical\"; "
+    "},\n"
+    "{ name = \"throttled\"; metric = \"pi.throttled\"; value = 0.0; level = \"critical\"; }";
+
+static const char rules_example[] =
+    "{ name = \"net_errors\"; metric = \"net.rx_errors_s\"; op = \">=\"; value = 1.0;\n"
+    "  for = 120.0; hosts = [\"pi-rack1-*\", \"gateway\"]; },\n"
+    "{ name = \"mem_low\"; metric = \"mem.available_pct\"; op = \"<\"; value = 10.0;\n"
+    "  clear = 15.0; level = \"critical\"; }";
+
+static const char checks_example[] =
+    "{ name = \"root_disk\"; interval = 60.0; timeout = 10.0;\n"
+    "  command = [\"/usr/lib/nagios/plugins/check_disk\", \"-w\", \"20%\", \"-c\", \"10%\",\n"
+    "             \"-p\", \"/\"]; },\n"
+    "{ name = \"load\"; interval = 30.0;\n"
+    "  command = [\"/usr/lib/nagios/plugins/check_load\", \"-r\", \"-w\", \"2,1.5,1\",\n"
+    "             \"-c\", \"4,3,2\"]; },\n"
+    "{ name = \"sshd\"; interval = 60.0;\n"
+    "  command = [\"/usr/lib/nagios/plugins/check_procs\", \"-c\", \"1:\", \"-C\", \"sshd\"]; }";
 
 /* Keys of one group stay together: the example file is written in this order. */
 static const struct key keys[] = {
@@ -122,6 +236,25 @@ static const struct key keys[] = {
             "Largest request body the HTTP API reads."),
     KEY_FLT("server.http.timeout", server.http_timeout, 30.0, 1, 3600,
             "Seconds an HTTP connection may sit idle or be slow before it is closed."),
+    KEY_GRP("server.alarms", server.alarms, server.nalarms, rule_keys, struct pimon_rule,
+            check_rule, default_rules, rules_example,
+            "Threshold rules, checked on every sample as it arrives. A rule fires\n"
+            "once when its comparison has held for `for` seconds, and resolves once\n"
+            "when it stops (or the value passes `clear`), per host and instance.\n"
+            "A host whose heartbeats stop is a built-in critical alarm, host_down;\n"
+            "agent checks and `pimon-agent alarm` raise alarms of their own names.\n"
+            "Setting this list replaces the defaults below; () turns them off."),
+    KEY_LST("server.notify.command", server.notify_command, server.nnotify_command, no_names, NULL,
+            check_program,
+            "Program run for every fire and resolve, with its arguments, never\n"
+            "through a shell. It gets the alarm in its environment: PIMON_HOST,\n"
+            "PIMON_ALARM, PIMON_INSTANCE, PIMON_LEVEL, PIMON_STATE (firing or\n"
+            "resolved), PIMON_VALUE, PIMON_MESSAGE, PIMON_TIME (Unix ms),\n"
+            "PIMON_DURATION_S (of a resolved alarm). [] runs nothing."),
+    KEY_FLT("server.notify.timeout", server.notify_timeout, 10.0, 0.1, 3600,
+            "Seconds before a notify command is killed (logged)."),
+    KEY_INT("server.notify.max_running", server.notify_max_running, 4, 1, 256,
+            "Notify commands running at once; the others wait their turn, 1000 at most."),
     KEY_STR("server.sync", server.sync, "interval", sync_names, NULL,
             "When stored rows are forced to disk (fdatasync) before they are acked.\n"
             "none: never; the kernel writes them back within about 30 s. A killed\n"
@@ -182,6 +315,16 @@ static const struct key keys[] = {
     KEY_INT("agent.catchup_rate", agent.catchup_rate, 50, 1, 1000000,
             "Batches per second sent at most when catching up after an outage;\n"
             "new batches queue behind the backlog so rows stay in time order."),
+    KEY_GRP("agent.checks", agent.checks, agent.nchecks, check_keys, struct pimon_check,
+            check_check, "", checks_example,
+            "Checks in the Monitoring-Plugins (Nagios) way: exit 0/1/2/3 is\n"
+            "OK/WARNING/CRITICAL/UNKNOWN, the first output line the message, the\n"
+            "performance data after '|' metrics of this host. A change of state is\n"
+            "sent to the server at once as an alarm. Only this file names commands:\n"
+            "nothing the server sends is ever run."),
+    KEY_STR("agent.alarm_socket", agent.alarm_socket, "/run/pimon-agent/alarm.sock", NULL, NULL,
+            "Unix socket (owner-only) where `pimon-agent alarm` hands the running\n"
+            "agent an alarm to send; \"\" for none."),
     KEY_STR("agent.tls.ca", agent.tls_ca, "", NULL, NULL,
             "CA that signed the server's certificate: set it to speak TLS (1.2+)."),
     KEY_STR("agent.tls.cert", agent.tls_cert, "", NULL, NULL,
@@ -247,16 +390,16 @@ static void config_list_free(char **list, size_t n)
 	free(list);
 }
 
-/* Address of key k's value inside cfg. */
-static void *config_field(struct pimon_config *cfg, const struct key *k)
+/* Address of key k's value inside base (the configuration, or an item). */
+static void *config_field(void *base, const struct key *k)
 {
-	return (char *)cfg + k->offset;
+	return (char *)base + k->offset;
 }
 
-/* Address of list key k's item count inside cfg. */
-static size_t *config_count(struct pimon_config *cfg, const struct key *k)
+/* Address of list or groups key k's item count inside base. */
+static size_t *config_count(void *base, const struct key *k)
 {
-	return (size_t *)(void *)((char *)cfg + k->count_offset);
+	return (size_t *)(void *)((char *)base + k->count_offset);
 }
 
 /* Index of names[] equal to s, or -1. */
@@ -313,6 +456,63 @@ static const char *check_name_or_empty(const char *value)
 	return NULL;
 }
 
+/* Names that become file names and CSV headers. */
+static const char *check_key(const char *value)
+{
+	return util_valid_key(value) ? NULL : "is not 1..32 of a-z 0-9 _";
+}
+
+/* A check's name, with room for its metric's "check_" prefix. */
+static const char *check_check_name(const char *value)
+{
+	return util_valid_key(value) && strlen(value) <= 26 ? NULL : "is not 1..26 of a-z 0-9 _";
+}
+
+/* "group.field", both parts keys. */
+static const char *check_metric_path(const char *value)
+{
+	const char *dot = strchr(value, '.');
+	char group[64];
+	if (!dot || (size_t)(dot - value) >= sizeof group)
+		return "is not \"group.field\"";
+	snprintf(group, sizeof group, "%.*s", (int)(dot - value), value);
+	if (!util_valid_key(group) || !util_valid_key(dot + 1))
+		return "is not \"group.field\" of a-z 0-9 _";
+	return NULL;
+}
+
+/* A host name pattern. */
+static const char *check_pattern(const char *value)
+{
+	return value[0] ? NULL : "is an empty pattern";
+}
+
+/* A program is named by its absolute path: no search, no surprises. */
+static const char *check_program(const char *value)
+{
+	return value[0] ? NULL : "is empty";
+}
+
+/* Rules between a rule's keys: clear must lie on the resolving side. */
+static const char *check_rule(void *item)
+{
+	const struct pimon_rule *r = item;
+	if (isnan(r->clear))
+		return NULL;
+	int above = r->op[0] == '>';
+	if (above ? r->clear > r->value : r->clear < r->value)
+		return above ? "clear must be at most value for > and >="
+		             : "clear must be at least value for < and <=";
+	return NULL;
+}
+
+/* A check's program must be an absolute path. */
+static const char *check_check(void *item)
+{
+	const struct pimon_check *c = item;
+	return c->command[0][0] == '/' ? NULL : "command[0] must be an absolute path";
+}
+
 /* The table entry for a dotted path, or NULL. */
 static const struct key *config_key_find(const char *path)
 {
@@ -332,16 +532,19 @@ static int config_is_group(const char *path)
 	return 0;
 }
 
-/* Fill cfg with built-in defaults. */
-void config_defaults(struct pimon_config *cfg)
+static void config_defaults_keys(void *base, const struct key *table, size_t n);
+static void config_free_keys(void *base, const struct key *table, size_t n);
+static void config_default_groups(void *base, const struct key *k);
+
+/* Set every key of table to its default inside base. */
+static void config_defaults_keys(void *base, const struct key *table, size_t n)
 {
-	memset(cfg, 0, sizeof *cfg);
-	for (size_t i = 0; i < NKEYS; i++) {
-		const struct key *k = &keys[i];
-		void *field = config_field(cfg, k);
+	for (size_t i = 0; i < n; i++) {
+		const struct key *k = &table[i];
+		void *field = config_field(base, k);
 		switch (k->type) {
 		case KEY_STRING:
-			*(char **)field = config_strdup(k->def_str);
+			*(char **)field = k->def_str ? config_strdup(k->def_str) : NULL;
 			break;
 		case KEY_INT:
 			*(int *)field = (int)k->def_num;
@@ -350,30 +553,53 @@ void config_defaults(struct pimon_config *cfg)
 			*(double *)field = k->def_num;
 			break;
 		case KEY_LIST: {
-			size_t n = 0;
-			while (k->def_list[n])
-				n++;
-			char **list = config_list_alloc(n);
-			for (size_t j = 0; j < n; j++)
+			size_t len = 0;
+			while (k->def_list && k->def_list[len])
+				len++;
+			char **list = config_list_alloc(len);
+			for (size_t j = 0; j < len; j++)
 				list[j] = config_strdup(k->def_list[j]);
 			*(char ***)field = list;
-			*config_count(cfg, k) = n;
+			*config_count(base, k) = len;
 			break;
 		}
+		case KEY_GROUPS:
+			config_default_groups(base, k);
+			break;
 		}
 	}
+}
+
+/* Release the strings and items of table's keys inside base. */
+static void config_free_keys(void *base, const struct key *table, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		const struct key *k = &table[i];
+		void *field = config_field(base, k);
+		if (k->type == KEY_STRING) {
+			free(*(char **)field);
+		} else if (k->type == KEY_LIST) {
+			config_list_free(*(char ***)field, *config_count(base, k));
+		} else if (k->type == KEY_GROUPS) {
+			char *items = *(char **)field;
+			for (size_t j = 0; items && j < *config_count(base, k); j++)
+				config_free_keys(items + j * k->item_size, k->sub, k->nsub);
+			free(items);
+		}
+	}
+}
+
+/* Fill cfg with built-in defaults. */
+void config_defaults(struct pimon_config *cfg)
+{
+	memset(cfg, 0, sizeof *cfg);
+	config_defaults_keys(cfg, keys, NKEYS);
 }
 
 /* Release every string of cfg and zero it. */
 void config_free(struct pimon_config *cfg)
 {
-	for (size_t i = 0; i < NKEYS; i++) {
-		const struct key *k = &keys[i];
-		if (k->type == KEY_STRING)
-			free(*(char **)config_field(cfg, k));
-		else if (k->type == KEY_LIST)
-			config_list_free(*(char ***)config_field(cfg, k), *config_count(cfg, k));
-	}
+	config_free_keys(cfg, keys, NKEYS);
 	free(cfg->path);
 	memset(cfg, 0, sizeof *cfg);
 }
@@ -424,7 +650,7 @@ static int config_check_string(struct load *ld, const struct key *k, const confi
 }
 
 /* Load an integer key; floats are refused, and so are int64 values out of range. */
-static int config_load_int(struct load *ld, struct pimon_config *cfg, const struct key *k,
+static int config_load_int(struct load *ld, void *cfg, const struct key *k,
                            const config_setting_t *s)
 {
 	int type = config_setting_type(s);
@@ -441,7 +667,7 @@ static int config_load_int(struct load *ld, struct pimon_config *cfg, const stru
 }
 
 /* Load a float key; an integer value is accepted as well. */
-static int config_load_float(struct load *ld, struct pimon_config *cfg, const struct key *k,
+static int config_load_float(struct load *ld, void *cfg, const struct key *k,
                              const config_setting_t *s)
 {
 	double v;
@@ -466,7 +692,7 @@ static int config_load_float(struct load *ld, struct pimon_config *cfg, const st
 }
 
 /* Load a string key, copied out of libconfig's memory. */
-static int config_load_string(struct load *ld, struct pimon_config *cfg, const struct key *k,
+static int config_load_string(struct load *ld, void *cfg, const struct key *k,
                               const config_setting_t *s)
 {
 	if (config_setting_type(s) != CONFIG_TYPE_STRING)
@@ -482,7 +708,7 @@ static int config_load_string(struct load *ld, struct pimon_config *cfg, const s
 }
 
 /* Load a list key: an array or list of distinct, valid strings. */
-static int config_load_list(struct load *ld, struct pimon_config *cfg, const struct key *k,
+static int config_load_list(struct load *ld, void *cfg, const struct key *k,
                             const config_setting_t *s)
 {
 	int type = config_setting_type(s);
@@ -518,11 +744,16 @@ fail:
 	return -1;
 }
 
-/* Load one setting into cfg as table key k says. */
-static int config_load_key(struct load *ld, struct pimon_config *cfg, const struct key *k,
+static int config_load_groups(struct load *ld, void *cfg, const struct key *k,
+                              const config_setting_t *s);
+
+/* Load one setting into cfg (the configuration, or an item of a groups
+ * key) as table key k says. */
+static int config_load_key(struct load *ld, void *cfg, const struct key *k,
                            const config_setting_t *s)
 {
-	ld->seen[k - keys] = s;
+	if (k >= keys && k < keys + NKEYS)
+		ld->seen[k - keys] = s;
 	switch (k->type) {
 	case KEY_STRING:
 		return config_load_string(ld, cfg, k, s);
@@ -532,8 +763,121 @@ static int config_load_key(struct load *ld, struct pimon_config *cfg, const stru
 		return config_load_float(ld, cfg, k, s);
 	case KEY_LIST:
 		return config_load_list(ld, cfg, k, s);
+	case KEY_GROUPS:
+		return config_load_groups(ld, cfg, k, s);
 	}
 	return config_fail(ld, s, "%s: unsupported key type", k->path);
+}
+
+/* Load one item of groups key k from group s into item, which holds the
+ * sub keys' defaults; path names it in messages ("server.alarms[2]"). */
+static int config_load_item(struct load *ld, void *item, const struct key *k,
+                            const config_setting_t *s, const char *path)
+{
+	if (!config_setting_is_group(s))
+		return config_fail(ld, s, "%s: expected a group { ... }", path);
+	int set[64] = {0};
+	int n = config_setting_length(s);
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+		const struct key *sub = NULL;
+		for (size_t j = 0; j < k->nsub; j++)
+			if (strcmp(k->sub[j].path, config_setting_name(e)) == 0)
+				sub = &k->sub[j];
+		if (!sub)
+			return config_fail(ld, e, "%s: unknown key '%s'", path,
+			                   config_setting_name(e));
+		struct key named = *sub;
+		char full[256];
+		snprintf(full, sizeof full, "%s.%s", path, sub->path);
+		named.path = full;
+		if (config_load_key(ld, item, &named, e) < 0)
+			return -1;
+		set[sub - k->sub] = 1;
+	}
+	for (size_t j = 0; j < k->nsub; j++) {
+		const struct key *sub = &k->sub[j];
+		int required = sub->required || (sub->type == KEY_STRING && !sub->def_str) ||
+		               (sub->type == KEY_LIST && !sub->def_list);
+		if (required && !set[j])
+			return config_fail(ld, s, "%s: '%s' is required", path, sub->path);
+		if (sub->type == KEY_LIST && !sub->def_list && *config_count(item, sub) == 0)
+			return config_fail(ld, s, "%s: '%s' must not be empty", path, sub->path);
+	}
+	const char *why = k->item_check ? k->item_check(item) : NULL;
+	if (why)
+		return config_fail(ld, s, "%s: %s", path, why);
+	return 0;
+}
+
+/* Load a groups key: a list () of groups, each an item of k's sub keys,
+ * the first sub key (the name) unique among them. */
+static int config_load_groups(struct load *ld, void *cfg, const struct key *k,
+                              const config_setting_t *s)
+{
+	int type = config_setting_type(s);
+	if (type != CONFIG_TYPE_LIST && type != CONFIG_TYPE_ARRAY)
+		return config_fail(ld, s, "%s: expected a list ( { ... }, ... )", k->path);
+	size_t n = (size_t)config_setting_length(s);
+	char *items = calloc(n ? n : 1, k->item_size);
+	if (!items)
+		log_fatal("config", "out of memory");
+	size_t loaded = 0;
+	for (size_t i = 0; i < n; i++, loaded++) {
+		void *item = items + i * k->item_size;
+		const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+		char path[160];
+		snprintf(path, sizeof path, "%s[%zu]", k->path, i + 1);
+		config_defaults_keys(item, k->sub, k->nsub);
+		if (config_load_item(ld, item, k, e, path) < 0)
+			goto fail;
+		const char *name = *(char **)config_field(item, &k->sub[0]);
+		for (size_t j = 0; j < i; j++) {
+			void *other = items + j * k->item_size;
+			if (strcmp(*(char **)config_field(other, &k->sub[0]), name) == 0) {
+				config_fail(ld, e, "%s: %s '%s' is used twice", path,
+				            k->sub[0].path, name);
+				goto fail;
+			}
+		}
+	}
+	char **field = config_field(cfg, k);
+	char *old = *field;
+	for (size_t j = 0; old && j < *config_count(cfg, k); j++)
+		config_free_keys(old + j * k->item_size, k->sub, k->nsub);
+	free(old);
+	*field = items;
+	*config_count(cfg, k) = n;
+	return 0;
+fail:
+	for (size_t j = 0; j <= loaded && j < n; j++)
+		config_free_keys(items + j * k->item_size, k->sub, k->nsub);
+	free(items);
+	return -1;
+}
+
+/* Set groups key k inside base to its default items, parsed from the
+ * table's libconfig text; a default that does not load is a bug. */
+static void config_default_groups(void *base, const struct key *k)
+{
+	*(char **)config_field(base, k) = NULL;
+	*config_count(base, k) = 0;
+	size_t len = strlen(k->def_groups) + 16;
+	char *text = malloc(len);
+	if (!text)
+		log_fatal("config", "out of memory");
+	snprintf(text, len, "x = (%s);", k->def_groups);
+	config_t lc;
+	config_init(&lc);
+	char err[256] = "";
+	struct load ld = {.path = "built-in default", .errbuf = err, .errlen = sizeof err};
+	if (!config_read_string(&lc, text))
+		log_fatal("config", "%s: default does not parse: line %d: %s", k->path,
+		          config_error_line(&lc), config_error_text(&lc));
+	if (config_load_groups(&ld, base, k, config_lookup(&lc, "x")) < 0)
+		log_fatal("config", "%s: default does not load: %s", k->path, err);
+	config_destroy(&lc);
+	free(text);
 }
 
 /* Walk group (dotted path prefix, "" for the root) in file order, loading
@@ -607,6 +951,12 @@ static int config_parse(struct load *ld, struct pimon_config *next, FILE *fp)
 		goto out;
 	if (config_check_orders(ld, next) < 0)
 		goto out;
+	if (next->server.nnotify_command && next->server.notify_command[0][0] != '/') {
+		const struct key *k = config_key_find("server.notify.command");
+		config_fail(ld, ld->seen[k - keys], "%s: '%s' must be an absolute path", k->path,
+		            next->server.notify_command[0]);
+		goto out;
+	}
 	rc = 0;
 out:
 	config_destroy(&lc);
@@ -691,6 +1041,58 @@ static int config_write_number(FILE *out, const struct key *k, double v)
 	return fprintf(out, "%s%s", buf, strpbrk(buf, ".e") ? "" : ".0");
 }
 
+static const char tabs[] = "\t\t\t\t\t\t\t\t";
+
+/* Write text's lines, each indented by depth tabs after prefix; text that
+ * is not empty starts on a new line. */
+static void config_write_lines(FILE *out, const char *text, int depth, const char *prefix)
+{
+	if (text[0] && !prefix[0])
+		fputs("\n", out);
+	while (*text) {
+		size_t len = strcspn(text, "\n");
+		fprintf(out, "%.*s%s%.*s\n", depth, tabs, prefix, (int)len, text);
+		text += len + (text[len] == '\n');
+	}
+}
+
+/* Describe one sub key of a groups key in the comment above it: its
+ * meaning, allowed values and default. */
+static void config_write_sub(FILE *out, const struct key *k, int depth)
+{
+	char names[256];
+	const char *doc = k->doc;
+	const char *lead = "";
+	fprintf(out, "%.*s#   %s:", depth, tabs, k->path);
+	while (*doc) {
+		size_t len = strcspn(doc, "\n");
+		fprintf(out, "%s %.*s\n", lead, (int)len, doc);
+		lead = "";
+		doc += len + (doc[len] == '\n');
+		if (*doc)
+			fprintf(out, "%.*s#    ", depth, tabs);
+	}
+	fprintf(out, "%.*s#     ", depth, tabs);
+	int required = k->required || (k->type == KEY_STRING && !k->def_str) ||
+	               (k->type == KEY_LIST && !k->def_list);
+	if (k->allowed)
+		fprintf(out, "One of %s. ", config_name_join(k->allowed, names, sizeof names));
+	if (required) {
+		fputs("Required.\n", out);
+		return;
+	}
+	fputs("Default: ", out);
+	if (k->type == KEY_STRING)
+		fprintf(out, "\"%s\"", k->def_str);
+	else if (k->type == KEY_LIST)
+		fputs("[]", out);
+	else if (isnan(k->def_num))
+		fputs("unset", out);
+	else
+		config_write_number(out, k, k->def_num);
+	fputs(".\n", out);
+}
+
 /* Write one key: its comment lines, then "name = default;". */
 static void config_write_key(FILE *out, const struct key *k, int depth)
 {
@@ -712,6 +1114,8 @@ static void config_write_key(FILE *out, const struct key *k, int depth)
 		config_write_number(out, k, k->max);
 		fputs(".\n", out);
 	}
+	for (size_t i = 0; k->type == KEY_GROUPS && i < k->nsub; i++)
+		config_write_sub(out, &k->sub[i], depth);
 	fprintf(out, "%.*s%s = ", depth, "\t\t\t\t\t\t\t\t", strrchr(k->path, '.') + 1);
 	switch (k->type) {
 	case KEY_STRING:
@@ -727,8 +1131,24 @@ static void config_write_key(FILE *out, const struct key *k, int depth)
 			fprintf(out, "%s\"%s\"", i ? ", " : " ", k->def_list[i]);
 		fputs(" ]", out);
 		break;
+	case KEY_GROUPS:
+		/* With no default items the example goes inside the list, ready
+		 * to be uncommented; otherwise after it. */
+		fputs("(", out);
+		if (k->def_groups[0])
+			config_write_lines(out, k->def_groups, depth + 1, "");
+		else if (k->example) {
+			fputs("\n", out);
+			config_write_lines(out, k->example, depth + 1, "# ");
+		}
+		fprintf(out, "%.*s)", k->def_groups[0] || k->example ? depth : 0, tabs);
+		break;
 	}
 	fputs(";\n", out);
+	if (k->type == KEY_GROUPS && k->def_groups[0] && k->example) {
+		fprintf(out, "%.*s# More examples:\n", depth, tabs);
+		config_write_lines(out, k->example, depth, "# ");
+	}
 }
 
 /* Number of dot-separated parts in the first len bytes of a path. */

@@ -8,6 +8,31 @@
 
 #define CONFIG_DEFAULT_PATH "/etc/pimon.cfg"
 
+/* One alarm rule (server.alarms): fires when metric compares true against
+ * value for for_s seconds, resolves when it no longer does (or, with a
+ * clear threshold, once it is past clear). */
+struct pimon_rule {
+	char *name;   /* alarm name, a key: [a-z0-9_]{1,32} */
+	char *metric; /* "group.field", e.g. "disk.used_pct" */
+	char *op;     /* ">", ">=", "<" or "<=" */
+	double value;
+	double clear; /* NAN: resolves as soon as the comparison is false */
+	double for_s; /* seconds the comparison must hold before firing */
+	char *level;  /* "warning" or "critical" */
+	char **hosts; /* fnmatch patterns of host names; none: every host */
+	size_t nhosts;
+};
+
+/* One agent check (agent.checks): a Monitoring-Plugins style command run
+ * every interval seconds, killed after timeout seconds. */
+struct pimon_check {
+	char *name;     /* a key: [a-z0-9_]{1,32} */
+	char **command; /* argv; command[0] is the program, never a shell */
+	size_t ncommand;
+	double interval;
+	double timeout;
+};
+
 struct pimon_config {
 	char *path; /* file that was loaded, NULL for built-in defaults */
 	struct {
@@ -36,8 +61,14 @@ struct pimon_config {
 		int http_max_header;         /* bytes */
 		int http_max_body;           /* bytes */
 		double http_timeout;         /* s */
-		char *sync;                  /* "none", "batch" or "interval" */
-		double sync_interval;        /* s between syncs under "interval" */
+		struct pimon_rule *alarms;   /* threshold rules */
+		size_t nalarms;
+		char **notify_command; /* argv run for each fire and resolve; none: off */
+		size_t nnotify_command;
+		double notify_timeout;  /* s before a notify command is killed */
+		int notify_max_running; /* notify commands at once; more wait */
+		char *sync;             /* "none", "batch" or "interval" */
+		double sync_interval;   /* s between syncs under "interval" */
 		char *log_level;
 	} server;
 	struct {
@@ -57,6 +88,9 @@ struct pimon_config {
 		char *tls_key;
 		char *tls_server_name; /* "" means agent.server's host */
 		int catchup_rate;      /* batches/s when catching up */
+		struct pimon_check *checks;
+		size_t nchecks;
+		char *alarm_socket; /* Unix socket for `pimon-agent alarm`; "" for none */
 		char *log_level;
 	} agent;
 };

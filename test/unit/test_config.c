@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -223,6 +224,56 @@ static void test_custom_file(void)
 	config_free(&cfg);
 }
 
+/* Rules, notify settings and checks load item by item; unset sub keys
+ * take their defaults. The built-in rules are the original levels. */
+static void test_alarms_file(void)
+{
+	struct pimon_config cfg;
+	char path[1024], err[512];
+	config_defaults(&cfg);
+	CHECK(cfg.server.nalarms == 10);
+	if (cfg.server.nalarms == 10) {
+		CHECK_STR(cfg.server.alarms[0].name, "disk_warning");
+		CHECK(cfg.server.alarms[0].value == 80.0);
+		CHECK_STR(cfg.server.alarms[1].level, "critical");
+		CHECK(cfg.server.alarms[1].value == 90.0);
+		CHECK(cfg.server.alarms[2].for_s == 60.0);
+		CHECK(isnan(cfg.server.alarms[8].clear));
+	}
+	CHECK(cfg.agent.nchecks == 0);
+	fixture(path, sizeof path, "good_alarms.cfg");
+	int rc = config_load(&cfg, path, err, sizeof err);
+	CHECK(rc == 0);
+	if (rc)
+		fprintf(stderr, "unexpected error: %s\n", err);
+	CHECK(cfg.server.nalarms == 2);
+	if (cfg.server.nalarms == 2) {
+		const struct pimon_rule *r = &cfg.server.alarms[0];
+		CHECK_STR(r->name, "hot");
+		CHECK_STR(r->metric, "temp.celsius");
+		CHECK_STR(r->op, ">=");
+		CHECK(r->value == 60.5 && r->clear == 55.0 && r->for_s == 30.0);
+		CHECK_STR(r->level, "critical");
+		CHECK(r->nhosts == 2 && strcmp(r->hosts[1], "gw") == 0);
+		r = &cfg.server.alarms[1];
+		CHECK_STR(r->op, "<");
+		CHECK(r->value == 10.0 && isnan(r->clear) && r->for_s == 0.0);
+		CHECK_STR(r->level, "warning");
+		CHECK(r->nhosts == 0);
+	}
+	CHECK(cfg.server.nnotify_command == 3);
+	CHECK(cfg.server.notify_timeout == 3.5 && cfg.server.notify_max_running == 2);
+	CHECK(cfg.agent.nchecks == 2);
+	if (cfg.agent.nchecks == 2) {
+		CHECK_STR(cfg.agent.checks[0].name, "root_disk");
+		CHECK(cfg.agent.checks[0].ncommand == 3);
+		CHECK(cfg.agent.checks[0].interval == 30.0 && cfg.agent.checks[0].timeout == 5.0);
+		CHECK(cfg.agent.checks[1].interval == 60.0 && cfg.agent.checks[1].timeout == 10.0);
+	}
+	CHECK_STR(cfg.agent.alarm_socket, "/tmp/pimon-alarm.sock");
+	config_free(&cfg);
+}
+
 /* A file with only comments gives the defaults and records its path. */
 static void test_empty_file(void)
 {
@@ -289,6 +340,18 @@ static const struct bad_case {
      "agent.name: '../etc' is not a valid host name (1..64 of A-Z a-z 0-9 . _ -, not "
      "starting with . or -)"},
     {"bad_data_dir_empty.cfg", 4, "server.data_dir: '' is not a path"},
+    {"bad_rule_clear.cfg", 4, "server.alarms[1]: clear must be at most value for > and >="},
+    {"bad_rule_duplicate.cfg", 5, "server.alarms[2]: name 'a' is used twice"},
+    {"bad_rule_metric.cfg", 4, "server.alarms[1].metric: 'CPU usage' is not \"group.field\""},
+    {"bad_rule_missing_metric.cfg", 5, "server.alarms[2]: 'metric' is required"},
+    {"bad_rule_not_group.cfg", 3, "server.alarms[1]: expected a group { ... }"},
+    {"bad_rule_op.cfg", 5, "server.alarms[1].op: '==' is not one of >, >=, <, <="},
+    {"bad_rule_unknown_key.cfg", 4, "server.alarms[1]: unknown key 'treshold'"},
+    {"bad_check_empty_command.cfg", 4, "agent.checks[1]: 'command' must not be empty"},
+    {"bad_check_name.cfg", 4,
+     "agent.checks[1].name: 'a_name_that_is_far_too_long' is not 1..26 of a-z 0-9 _"},
+    {"bad_check_relative.cfg", 4, "agent.checks[1]: command[0] must be an absolute path"},
+    {"bad_notify_relative.cfg", 5, "server.notify.command: 'mail' must be an absolute path"},
 };
 
 /* Each bad file fails with its file, line and message, and leaves the
@@ -398,6 +461,7 @@ int main(int argc, char **argv)
 	test_metric_names();
 	test_example_file();
 	test_custom_file();
+	test_alarms_file();
 	test_empty_file();
 	test_bad_files();
 	test_missing_file();
