@@ -118,7 +118,7 @@ static size_t str_len_max(const char *s, size_t max)
 /* Whether type is one of enum proto_type. */
 static bool type_known(unsigned type)
 {
-	return type >= PROTO_HELLO && type <= PROTO_CHALLENGE;
+	return type >= PROTO_HELLO && type <= PROTO_ALARM_ACK;
 }
 
 /* Why a parsed header is unacceptable, or NULL if it is fine. */
@@ -450,6 +450,21 @@ static void dec_metrics(struct dec *d, struct proto_metrics *m)
 	m->groups = groups;
 }
 
+/* ALARM: an agent alarm's new state. */
+static void dec_alarm(struct dec *d, struct proto_alarm *a)
+{
+	a->seq = dec_u64(d);
+	a->time_ms = dec_u64(d);
+	a->level = dec_u8(d);
+	a->source = dec_u8(d);
+	if (!d->err && a->level > PROTO_LEVEL_UNKNOWN)
+		dec_fail(d, "alarm level %u is not 0..3", (unsigned)a->level);
+	if (!d->err && a->source > PROTO_ALARM_LOCAL)
+		dec_fail(d, "alarm source %u is not 0..1", (unsigned)a->source);
+	dec_str(d, 1, PROTO_KEY_MAX, "alarm name", &a->name);
+	dec_str(d, 0, PROTO_TEXT_MAX, "alarm message", &a->message);
+}
+
 /* Decode the payload of a msg->type message and insist it is used up exactly. */
 static void dec_payload(struct dec *d, struct proto_msg *msg)
 {
@@ -467,7 +482,11 @@ static void dec_payload(struct dec *d, struct proto_msg *msg)
 		dec_metrics(d, &msg->u.metrics);
 		break;
 	case PROTO_ACK:
+	case PROTO_ALARM_ACK:
 		msg->u.ack.seq = dec_u64(d);
+		break;
+	case PROTO_ALARM:
+		dec_alarm(d, &msg->u.alarm);
 		break;
 	case PROTO_POLL:
 		msg->u.poll.id = dec_u32(d);
@@ -801,6 +820,21 @@ static void enc_metrics(struct enc *e, const struct proto_metrics *m)
 		enc_group(e, &m->groups[i]);
 }
 
+/* ALARM: seq, time, level, source, name, message. */
+static void enc_alarm(struct enc *e, const struct proto_alarm *a)
+{
+	if (a->level > PROTO_LEVEL_UNKNOWN || a->source > PROTO_ALARM_LOCAL) {
+		enc_fail(e, "alarm level or source out of range");
+		return;
+	}
+	enc_u64(e, a->seq);
+	enc_u64(e, a->time_ms);
+	enc_u8(e, a->level);
+	enc_u8(e, a->source);
+	enc_str(e, a->name, 1, PROTO_KEY_MAX, "alarm name");
+	enc_str(e, a->message, 0, PROTO_TEXT_MAX, "alarm message");
+}
+
 /* Append the payload of msg. */
 static void enc_payload(struct enc *e, const struct proto_msg *msg)
 {
@@ -818,7 +852,11 @@ static void enc_payload(struct enc *e, const struct proto_msg *msg)
 		enc_metrics(e, &msg->u.metrics);
 		break;
 	case PROTO_ACK:
+	case PROTO_ALARM_ACK:
 		enc_u64(e, msg->u.ack.seq);
+		break;
+	case PROTO_ALARM:
+		enc_alarm(e, &msg->u.alarm);
 		break;
 	case PROTO_POLL:
 		enc_u32(e, msg->u.poll.id);
@@ -897,6 +935,10 @@ const char *proto_type_name(unsigned type)
 		return "BYE";
 	case PROTO_CHALLENGE:
 		return "CHALLENGE";
+	case PROTO_ALARM:
+		return "ALARM";
+	case PROTO_ALARM_ACK:
+		return "ALARM_ACK";
 	default:
 		return "unknown";
 	}

@@ -29,6 +29,8 @@ enum proto_type {
 	PROTO_POLL = 6,
 	PROTO_BYE = 7,
 	PROTO_CHALLENGE = 8,
+	PROTO_ALARM = 9,
+	PROTO_ALARM_ACK = 10,
 };
 
 /* Result of a decode attempt. */
@@ -102,6 +104,31 @@ struct proto_ack {
 	uint64_t seq; /* highest sequence stored */
 };
 
+/* Alarm levels; a check's exit status is its level. */
+enum proto_level {
+	PROTO_LEVEL_OK = 0, /* resolves the alarm */
+	PROTO_LEVEL_WARNING = 1,
+	PROTO_LEVEL_CRITICAL = 2,
+	PROTO_LEVEL_UNKNOWN = 3,
+};
+
+/* Where an agent's alarm comes from. */
+enum proto_alarm_source {
+	PROTO_ALARM_CHECK = 0, /* a check of agent.checks */
+	PROTO_ALARM_LOCAL = 1, /* `pimon-agent alarm` on the host */
+};
+
+/* The state of one of the agent's alarms: sent when it changes, ahead of
+ * queued batches, and acked by ALARM_ACK. */
+struct proto_alarm {
+	uint64_t seq;     /* per agent run, from 1; apart from METRICS' seqs */
+	uint64_t time_ms; /* when the state was seen, Unix ms */
+	uint8_t level;    /* enum proto_level */
+	uint8_t source;   /* enum proto_alarm_source */
+	const char *name; /* 1..PROTO_KEY_MAX bytes */
+	const char *message;
+};
+
 struct proto_poll {
 	uint32_t id;
 };
@@ -125,7 +152,8 @@ struct proto_msg {
 		struct proto_welcome welcome;
 		struct proto_heartbeat heartbeat;
 		struct proto_metrics metrics;
-		struct proto_ack ack;
+		struct proto_ack ack; /* ACK and ALARM_ACK */
+		struct proto_alarm alarm;
 		struct proto_poll poll;
 		struct proto_bye bye;
 		struct proto_challenge challenge;

@@ -294,10 +294,31 @@ static void sample_challenge(struct proto_msg *m)
 		m->u.challenge.nonce[i] = (uint8_t)(i * 37 + 255);
 }
 
+/* An ALARM from a check. */
+static void sample_alarm(struct proto_msg *m)
+{
+	memset(m, 0, sizeof *m);
+	m->type = PROTO_ALARM;
+	m->u.alarm.seq = 7;
+	m->u.alarm.time_ms = 1700000000123ull;
+	m->u.alarm.level = PROTO_LEVEL_CRITICAL;
+	m->u.alarm.source = PROTO_ALARM_CHECK;
+	m->u.alarm.name = "root_disk";
+	m->u.alarm.message = "DISK CRITICAL - free space: / 10 MB (1% inode=2%);";
+}
+
+/* An ALARM_ACK. */
+static void sample_alarm_ack(struct proto_msg *m)
+{
+	memset(m, 0, sizeof *m);
+	m->type = PROTO_ALARM_ACK;
+	m->u.ack.seq = UINT64_MAX;
+}
+
 /* One valid message of every type. */
 static void (*const samples[])(struct proto_msg *) = {
-    sample_hello, sample_welcome, sample_heartbeat, sample_metrics,
-    sample_ack,   sample_poll,    sample_bye,       sample_challenge,
+    sample_hello, sample_welcome, sample_heartbeat, sample_metrics, sample_ack,
+    sample_poll,  sample_bye,     sample_challenge, sample_alarm,   sample_alarm_ack,
 };
 #define NSAMPLES (sizeof samples / sizeof samples[0])
 
@@ -383,7 +404,16 @@ static void check_msg_same(const struct proto_msg *a, const struct proto_msg *b)
 		check_metrics_same(&a->u.metrics, &b->u.metrics);
 		break;
 	case PROTO_ACK:
+	case PROTO_ALARM_ACK:
 		CHECK(a->u.ack.seq == b->u.ack.seq);
+		break;
+	case PROTO_ALARM:
+		CHECK(a->u.alarm.seq == b->u.alarm.seq);
+		CHECK(a->u.alarm.time_ms == b->u.alarm.time_ms);
+		CHECK(a->u.alarm.level == b->u.alarm.level);
+		CHECK(a->u.alarm.source == b->u.alarm.source);
+		CHECK_STR(a->u.alarm.name, b->u.alarm.name);
+		CHECK_STR(a->u.alarm.message, b->u.alarm.message);
 		break;
 	case PROTO_POLL:
 		CHECK(a->u.poll.id == b->u.poll.id);
@@ -726,7 +756,7 @@ static void test_bad_headers(void)
 	CHECK(decode_header_only(PROTO_MAGIC, 2, PROTO_POLL, 4, PROTO_MAX_PAYLOAD) == PROTO_BAD);
 	CHECK(decode_header_only(PROTO_MAGIC, 1, 0, 4, PROTO_MAX_PAYLOAD) == PROTO_BAD);
 	CHECK(err_has("unknown message type 0"));
-	CHECK(decode_header_only(PROTO_MAGIC, 1, 9, 4, PROTO_MAX_PAYLOAD) == PROTO_BAD);
+	CHECK(decode_header_only(PROTO_MAGIC, 1, 11, 4, PROTO_MAX_PAYLOAD) == PROTO_BAD);
 	CHECK(decode_header_only(PROTO_MAGIC, 1, 255, 4, PROTO_MAX_PAYLOAD) == PROTO_BAD);
 }
 
@@ -933,6 +963,50 @@ static void test_nul_in_string_is_bad(void)
 	raw_end(&r);
 	CHECK(decode_raw(&r) == PROTO_BAD);
 	CHECK(err_has("reason contains a NUL"));
+}
+
+/* An ALARM's level and source have fixed ranges and its name may not be
+ * empty; the encoder refuses what the decoder would. */
+static void test_alarm_ranges(void)
+{
+	struct raw r;
+	static const struct {
+		uint8_t level, source;
+		const char *name;
+		const char *err;
+	} cases[] = {
+	    {3, 1, "x", NULL},
+	    {4, 0, "x", "alarm level 4 is not 0..3"},
+	    {0, 2, "x", "alarm source 2 is not 0..1"},
+	    {0, 0, "", "alarm name is empty"},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		raw_begin(&r, PROTO_ALARM);
+		raw_u64(&r, 1);
+		raw_u64(&r, 2);
+		raw_u8(&r, cases[i].level);
+		raw_u8(&r, cases[i].source);
+		raw_u8(&r, (uint8_t)strlen(cases[i].name));
+		raw_bytes(&r, cases[i].name, strlen(cases[i].name));
+		raw_u8(&r, 0);
+		raw_end(&r);
+		if (!cases[i].err) {
+			CHECK(decode_raw(&r) == PROTO_OK);
+			continue;
+		}
+		CHECK(decode_raw(&r) == PROTO_BAD);
+		CHECK(err_has(cases[i].err));
+	}
+	struct proto_msg m;
+	struct proto_buf b = {0};
+	const char *err;
+	sample_alarm(&m);
+	m.u.alarm.level = 4;
+	CHECK(proto_encode(&m, &b, &err) < 0 && b.len == 0);
+	sample_alarm(&m);
+	m.u.alarm.name = "a_name_longer_than_thirty_two_bytes";
+	CHECK(proto_encode(&m, &b, &err) < 0 && b.len == 0);
+	proto_buf_free(&b);
 }
 
 /* WELCOME may name at most PROTO_MAX_METRICS collectors. */
@@ -1188,8 +1262,8 @@ static void test_encode_rejects_bad_fields(void)
 	sample_ack(&m);
 	m.type = (enum proto_type)0;
 	check_encode_rejects(&m, "unknown message type 0");
-	m.type = (enum proto_type)9;
-	check_encode_rejects(&m, "unknown message type 9");
+	m.type = (enum proto_type)11;
+	check_encode_rejects(&m, "unknown message type 11");
 }
 
 /* METRICS groups that break a rule are refused by the encoder. */
@@ -1310,7 +1384,9 @@ static void test_type_names(void)
 	CHECK_STR(proto_type_name(PROTO_BYE), "BYE");
 	CHECK_STR(proto_type_name(0), "unknown");
 	CHECK_STR(proto_type_name(8), "CHALLENGE");
-	CHECK_STR(proto_type_name(9), "unknown");
+	CHECK_STR(proto_type_name(9), "ALARM");
+	CHECK_STR(proto_type_name(10), "ALARM_ACK");
+	CHECK_STR(proto_type_name(11), "unknown");
 	CHECK_STR(proto_type_name(0x104), "unknown");
 }
 
@@ -1515,6 +1591,7 @@ int main(void)
 	test_instance_needs_key();
 	test_nul_in_string_is_bad();
 	test_welcome_metric_count();
+	test_alarm_ranges();
 	test_hostile_counts_are_bad();
 	test_largest_frame();
 	test_many_tiny_groups();
