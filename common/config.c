@@ -61,8 +61,9 @@ struct key {
 	const char *(*item_check)(void *item); /* rules between an item's keys */
 	const char *def_groups;                /* default, as libconfig text */
 	const char *example;                   /* commented-out lines shown too */
-	int required;                          /* a sub key every item must set (also: KEY_STRING
-	                                        * without def_str, KEY_LIST without def_list) */
+	int argv;     /* KEY_LIST: a command line, where items may repeat */
+	int required; /* a sub key every item must set (also: KEY_STRING
+	               * without def_str, KEY_LIST without def_list) */
 };
 
 static const char *check_hostport(const char *value);
@@ -92,6 +93,11 @@ static const char *check_name_or_empty(const char *value);
 	{                                                                                          \
 		.path = (p), .type = KEY_LIST, .offset = FIELD(m), .count_offset = FIELD(n),       \
 		.def_list = (def), .allowed = (allow), .check = (chk), .doc = (d)                  \
+	}
+#define KEY_ARGV(p, m, n, def, d)                                                                  \
+	{                                                                                          \
+		.path = (p), .type = KEY_LIST, .offset = FIELD(m), .count_offset = FIELD(n),       \
+		.def_list = (def), .check = check_program, .argv = 1, .doc = (d)                   \
 	}
 #define KEY_GRP(p, m, n, subkeys, itype, ichk, def, ex, d)                                         \
 	{                                                                                          \
@@ -146,9 +152,9 @@ static const struct key check_keys[] = {
     KEY_STR("name", name, NULL, NULL, check_check_name,
             "Check name: 1..26 of a-z 0-9 _. Its perfdata is stored as the metric\n"
             "check_<name>, its state changes are alarms of that name."),
-    KEY_LST("command", command, ncommand, NULL, NULL, check_program,
-            "The program (an absolute path) and its arguments, run as they are:\n"
-            "never through a shell."),
+    KEY_ARGV("command", command, ncommand, NULL,
+             "The program (an absolute path) and its arguments, run as they are:\n"
+             "never through a shell."),
     KEY_FLT("interval", interval, 60.0, 1, 86400, "Seconds between runs."),
     KEY_FLT("timeout", timeout, 10.0, 0.1, 3600,
             "Seconds before the check's process group is killed; it then counts\n"
@@ -727,7 +733,7 @@ static int config_load_list(struct load *ld, void *cfg, const struct key *k,
 		const char *value = config_setting_get_string(item);
 		if (config_check_string(ld, k, item, value) < 0)
 			goto fail;
-		for (size_t j = 0; j < i; j++) {
+		for (size_t j = 0; j < i && !k->argv; j++) {
 			if (strcmp(list[j], value) == 0) {
 				config_fail(ld, item, "%s: '%s' is listed twice", k->path, value);
 				goto fail;

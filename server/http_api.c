@@ -30,7 +30,7 @@
 /* Rows at the end of a metric file that name its current instances. */
 #define API_TAIL_ROWS 512
 
-/* Transitions listed as recent alarms. */
+/* Rows of alarms.csv listed as recent alarms. */
 #define API_RECENT 100
 
 /* One request being answered: the path's "*" segments and the query. */
@@ -467,33 +467,38 @@ static void api_poll(struct api_call *c)
 	http_reply_json(c->req, 202, json_pack("{s:s, s:b}", "host", c->arg[0], "polled", 1));
 }
 
-/* One line of events.csv (time,host,state,reason,addr,detail) as JSON;
- * NULL when it is not such a line. */
-static json_t *api_event_json(const char *line, size_t len)
+/* One row of alarms.csv as JSON; NULL when it is not such a row. */
+static json_t *api_alarm_row_json(const char *line, size_t len)
 {
 	char out[4096];
-	char *f[8];
+	char *f[12];
 	uint64_t t;
-	if (len >= sizeof out || csvread_split(line, len, out, f, 8) < 6 ||
+	if (len >= sizeof out || csvread_split(line, len, out, f, 12) != 10 ||
 	    csvread_time(f[0], strlen(f[0]), &t) < 0)
 		return NULL;
-	return json_pack("{s:I, s:s, s:s, s:s, s:s}", "time", (json_int_t)t, "host", f[1], "state",
-	                 f[2], "reason", f[3], "detail", f[5]);
+	json_t *o = json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "time", (json_int_t)t,
+	                      "host", f[1], "name", f[2], "instance", f[3], "level", f[4], "state",
+	                      f[5], "message", f[7], "origin", f[9]);
+	if (!o)
+		return NULL;
+	json_object_set_new(o, "value", f[6][0] ? json_real(strtod(f[6], NULL)) : json_null());
+	json_object_set_new(o, "duration_s", f[8][0] ? json_real(strtod(f[8], NULL)) : json_null());
+	return o;
 }
 
-/* The last n transitions of <data_dir>/events.csv, newest first. */
-static json_t *api_recent_events(struct api_call *c, size_t n)
+/* The last n rows of <data_dir>/alarms.csv, newest first. */
+static json_t *api_recent_alarms(struct api_call *c, size_t n)
 {
 	json_t *arr = json_array();
 	char path[4200];
-	snprintf(path, sizeof path, "%s/events.csv", c->h->srv->cfg->server.data_dir);
+	snprintf(path, sizeof path, "%s/alarms.csv", c->h->srv->cfg->server.data_dir);
 	struct csvread *r = csvread_open(path);
 	const char *line;
 	size_t len;
 	off_t next;
 	for (off_t off = r ? csvread_tail(r, n) : 0;
 	     r && csvread_line(r, off, &line, &len, &next) > 0; off = next) {
-		json_t *e = line ? api_event_json(line, len) : NULL;
+		json_t *e = line ? api_alarm_row_json(line, len) : NULL;
 		if (e)
 			json_array_insert_new(arr, 0, e);
 	}
@@ -501,28 +506,13 @@ static json_t *api_recent_events(struct api_call *c, size_t n)
 	return arr;
 }
 
-/* GET /api/v1/alarms: until the alarm engine exists, the active alarms
- * are the hosts that are down; recent ones are the last transitions. */
+/* GET /api/v1/alarms: every host's active alarms, and the last fires and
+ * resolves. */
 static void api_alarms(struct api_call *c)
 {
-	json_t *hosts = registry_hosts_json(c->h->srv->registry);
-	json_t *active = json_array();
-	size_t i;
-	json_t *h;
-	json_array_foreach(hosts, i, h)
-	{
-		if (strcmp(json_string_value(json_object_get(h, "state")), "down") != 0)
-			continue;
-		json_array_append_new(active, json_pack("{s:O, s:s, s:s, s:O, s:O}", "host",
-		                                        json_object_get(h, "name"), "name",
-		                                        "host_down", "level", "critical", "since",
-		                                        json_object_get(h, "since"), "reason",
-		                                        json_object_get(h, "reason")));
-	}
-	json_decref(hosts);
-	http_reply_json(
-	    c->req, 200,
-	    json_pack("{s:o, s:o}", "active", active, "recent", api_recent_events(c, API_RECENT)));
+	http_reply_json(c->req, 200,
+	                json_pack("{s:o, s:o}", "active", registry_alarms_json(c->h->srv->registry),
+	                          "recent", api_recent_alarms(c, API_RECENT)));
 }
 
 /* GET /api/v1/stats: the server's version, uptime, hosts and the sum of

@@ -14,6 +14,7 @@
 #include "http.h"
 #include "listener.h"
 #include "log.h"
+#include "notifier.h"
 #include "notify.h"
 #include "pimon_version.h"
 #include "registry.h"
@@ -44,10 +45,40 @@ static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
 	event_base_loopexit(arg, NULL);
 }
 
-/* SIGHUP: there is nothing to reload yet; say so rather than die. */
+/* The file the server was started with, read again on SIGHUP. */
+static const char *config_path;
+
+/* SIGHUP: load the configuration file again and put its alarm rules and
+ * notify settings in force. A bad file changes nothing; other settings
+ * need a restart. */
 static void on_hup_signal(evutil_socket_t sig, short what, void *arg)
 {
-	log_notice("main", "SIGHUP: configuration reload is not supported; restart to apply");
+	struct server *srv = arg;
+	struct pimon_config next;
+	char err[512];
+	config_defaults(&next);
+	if (config_load(&next, config_path, err, sizeof err) < 0) {
+		log_err("main", "SIGHUP: %s; the rules in force stay", err);
+		config_free(&next);
+		return;
+	}
+	struct ruleset *rs = ruleset_create(&next);
+	if (!rs || notifier_configure(srv->notifier, &next) < 0) {
+		log_err("main", "SIGHUP: out of memory; the rules in force stay");
+		ruleset_unref(rs);
+		config_free(&next);
+		return;
+	}
+	log_notice("main", "SIGHUP: %s: %zu alarm rules and the notify settings reloaded",
+	           next.path ? next.path : "built-in defaults", ruleset_count(rs));
+	rules_holder_set(srv->rules, rs);
+	config_free(&next);
+}
+
+/* Hand an alarm event to the notifier. */
+static void notify_alarm(void *arg, const struct alarm_event *ev)
+{
+	notifier_submit(arg, ev);
 }
 
 int main(int argc, char **argv)
@@ -109,6 +140,7 @@ int main(int argc, char **argv)
 	}
 
 	struct pimon_config cfg;
+	config_path = path;
 	int status = config_load_cli(&cfg, "pimon-server", path, check_only);
 	if (status >= 0)
 		return status;
@@ -177,6 +209,14 @@ int main(int argc, char **argv)
 	srv.registry = registry_create(cfg.server.data_dir, sync);
 	if (!srv.registry)
 		log_fatal("main", "cannot use data folder %s", cfg.server.data_dir);
+	struct ruleset *rules = ruleset_create(&cfg);
+	srv.rules = rules ? rules_holder_create(rules) : NULL;
+	srv.notifier = notifier_create(base, &cfg);
+	if (!srv.rules || !srv.notifier)
+		log_fatal("main", "cannot set up the alarm rules and notifier");
+	registry_set_notify(srv.registry, notify_alarm, srv.notifier);
+	log_info("main", "%zu alarm rules; notify command: %s", ruleset_count(rules),
+	         cfg.server.nnotify_command ? cfg.server.notify_command[0] : "none");
 	workers_start(&srv);
 	struct http *http = NULL;
 	if (cfg.server.http_listen[0]) {
@@ -191,7 +231,7 @@ int main(int argc, char **argv)
 
 	struct event *sigterm = evsignal_new(base, SIGTERM, on_stop_signal, base);
 	struct event *sigint = evsignal_new(base, SIGINT, on_stop_signal, base);
-	struct event *sighup = evsignal_new(base, SIGHUP, on_hup_signal, base);
+	struct event *sighup = evsignal_new(base, SIGHUP, on_hup_signal, &srv);
 	if (!sigterm || !sigint || !sighup || evsignal_add(sigterm, NULL) < 0 ||
 	    evsignal_add(sigint, NULL) < 0 || evsignal_add(sighup, NULL) < 0)
 		log_fatal("main", "cannot install signal handlers");
@@ -206,6 +246,8 @@ int main(int argc, char **argv)
 	/* The HTTP thread reads the workers: stop it before they go. */
 	http_stop(http);
 	workers_stop(&srv);
+	notifier_destroy(srv.notifier);
+	rules_holder_destroy(srv.rules);
 	registry_destroy(srv.registry);
 	event_free(sigterm);
 	event_free(sigint);

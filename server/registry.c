@@ -1,11 +1,15 @@
 /* The host registry: a hash table of hosts, each with its own lock. */
 #include "registry.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "metric_json.h"
@@ -35,6 +39,7 @@ struct host {
 	uint64_t last_seq;
 	json_t *latest;
 	struct store *store;
+	struct alarm_book *alarms; /* NULL until the first attach */
 };
 
 struct registry {
@@ -45,6 +50,16 @@ struct registry {
 	size_t nhosts;
 	char data_dir[4096];
 	struct store_log *events;
+	struct store_log *alarm_log; /* <data_dir>/alarms.csv */
+	alarm_emit_fn notify;        /* set before sessions start */
+	void *notify_arg;
+};
+
+/* What an alarm event is written for. */
+struct emit_ctx {
+	struct registry *r;
+	struct host *h;
+	int failed; /* the host's alarms.csv could not take a row */
 };
 
 /* FNV-1a over the name. */
@@ -76,6 +91,12 @@ struct registry *registry_create(const char *data_dir, enum registry_sync sync)
 	r->events = store_log_open(path, STORE_EVENT_HEADER);
 	if (!r->events)
 		goto fail;
+	snprintf(path, sizeof path, "%s/alarms.csv", data_dir);
+	r->alarm_log = store_log_open(path, ALARM_CSV_HEADER);
+	if (!r->alarm_log) {
+		store_log_close(r->events);
+		goto fail;
+	}
 	pthread_mutex_init(&r->lock, NULL);
 	return r;
 fail:
@@ -94,6 +115,7 @@ void registry_destroy(struct registry *r)
 		while (h) {
 			struct host *next = h->next;
 			store_close(h->store);
+			alarm_book_free(h->alarms);
 			json_decref(h->latest);
 			pthread_mutex_destroy(&h->lock);
 			free(h);
@@ -101,9 +123,68 @@ void registry_destroy(struct registry *r)
 		}
 	}
 	store_log_close(r->events);
+	store_log_close(r->alarm_log);
 	pthread_mutex_destroy(&r->lock);
 	free(r->buckets);
 	free(r);
+}
+
+/* Set the notifier; before any session. */
+void registry_set_notify(struct registry *r, alarm_emit_fn fn, void *arg)
+{
+	r->notify = fn;
+	r->notify_arg = arg;
+}
+
+/* Append one row to a host's alarms.csv, writing the header first into a
+ * new file. The file is open only for the write: alarms are rare, and a
+ * descriptor per host would cost the server sessions. 0 or -1 (logged). */
+static int host_alarm_append(struct registry *r, const struct host *h, const char *line)
+{
+	char path[4200], buf[2200];
+	snprintf(path, sizeof path, "%s/hosts/%s/alarms.csv", r->data_dir, h->name);
+	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+	struct stat st;
+	int rc = -1;
+	if (fd >= 0 && fstat(fd, &st) == 0) {
+		int n = snprintf(buf, sizeof buf, "%s%s%s\n", st.st_size ? "" : ALARM_CSV_HEADER,
+		                 st.st_size ? "" : "\n", line);
+		if (n > 0 && (size_t)n < sizeof buf && write(fd, buf, (size_t)n) == n)
+			rc = 0;
+		else if (ftruncate(fd, st.st_size) < 0) /* no partial row (a full disk) */
+			log_err("registry", "%s: cannot cut a partial row", path);
+	}
+	if (rc < 0)
+		log_err("registry", "%s: cannot write an alarm: %s", path, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	return rc;
+}
+
+/* Write a fire or resolve to the host's and the server's alarms.csv, log
+ * it, and hand it to the notifier. Runs under the host's lock. */
+static void registry_emit(void *arg, const struct alarm_event *ev)
+{
+	struct emit_ctx *ctx = arg;
+	char line[2048];
+	alarm_csv_line(ev, line, sizeof line);
+	if (host_alarm_append(ctx->r, ctx->h, line) < 0)
+		ctx->failed = 1;
+	store_log_append(ctx->r->alarm_log, line);
+	log_notice("alarm", "%s %s%s%s %s %s: %s", ev->host, ev->name, ev->instance[0] ? " " : "",
+	           ev->instance, alarm_level_name(ev->level), ev->firing ? "firing" : "resolved",
+	           ev->message);
+	if (ctx->r->notify)
+		ctx->r->notify(ctx->r->notify_arg, ev);
+}
+
+/* Open the host's alarm book and log, once. MUST hold h->lock. */
+static int host_open_alarms(struct registry *r, struct host *h)
+{
+	char path[4200];
+	snprintf(path, sizeof path, "%s/hosts/%s/alarms.csv", r->data_dir, h->name);
+	h->alarms = alarm_book_create();
+	return h->alarms ? alarm_book_load(h->alarms, path) : -1;
 }
 
 /* Double the table when it gets crowded. MUST hold r->lock. */
@@ -183,6 +264,13 @@ static void host_transition(struct registry *r, struct host *h, enum host_state 
 	store_log_append(r->events, line);
 	log_info("registry", "host %s (%s): %s, %s%s%s", h->name, h->addr, st, reason,
 	         detail ? ": " : "", detail ? detail : "");
+	if (!h->alarms)
+		return;
+	struct emit_ctx ctx = {r, h, 0};
+	if (state == HOST_UP)
+		alarm_host_up(h->alarms, h->name, now, registry_emit, &ctx);
+	else if (strcmp(reason, "shutdown") != 0)
+		alarm_host_down(h->alarms, h->name, now, reason, registry_emit, &ctx);
 }
 
 /* Attach a session that completed HELLO. */
@@ -203,6 +291,8 @@ struct host *registry_attach(struct registry *r, const struct proto_hello *hello
 		}
 		store_last(h->store, &h->run_id, &h->last_seq);
 	}
+	if (!h->alarms && host_open_alarms(r, h) < 0)
+		log_err("registry", "host %s: alarms cannot be recorded", h->name);
 	char detail[256];
 	if (h->session.id != 0) {
 		*old = h->session;
@@ -262,7 +352,8 @@ void registry_down(struct registry *r, struct host *h, uint64_t sid, const char 
 }
 
 /* Write a batch to the host's files and keep its latest values. */
-int registry_store(struct registry *r, struct host *h, uint64_t sid, const struct proto_metrics *m)
+int registry_store(struct registry *r, struct host *h, uint64_t sid, const struct proto_metrics *m,
+                   const struct ruleset *rs)
 {
 	int rc = 0;
 	pthread_mutex_lock(&h->lock);
@@ -281,12 +372,97 @@ int registry_store(struct registry *r, struct host *h, uint64_t sid, const struc
 		if (r->sync != SYNC_INTERVAL && store_persist(h->store, r->sync == SYNC_BATCH) < 0)
 			rc = -1;
 		h->last_seq = m->seq;
-		for (uint32_t i = 0; i < m->ngroups; i++)
+		struct emit_ctx ctx = {r, h, 0};
+		for (uint32_t i = 0; i < m->ngroups; i++) {
 			metric_json_set_group(h->latest, &m->groups[i]);
+			if (rs && h->alarms)
+				alarm_eval_group(h->alarms, rs, h->name, &m->groups[i],
+				                 registry_emit, &ctx);
+		}
 	}
 out:
 	pthread_mutex_unlock(&h->lock);
 	return rc;
+}
+
+/* Record an agent's alarm; on a failed write the book is put back so the
+ * resend the missing ACK brings records it again. */
+int registry_alarm(struct registry *r, struct host *h, uint64_t sid, const struct proto_alarm *a)
+{
+	int rc = -1;
+	pthread_mutex_lock(&h->lock);
+	if (h->session.id != sid || !h->alarms)
+		goto out;
+	struct alarm_book *saved = alarm_book_copy(h->alarms);
+	if (!saved)
+		goto out;
+	struct emit_ctx ctx = {r, h, 0};
+	alarm_agent(h->alarms, h->name, h->run_id, a, registry_emit, &ctx);
+	if (ctx.failed) {
+		alarm_book_restore(h->alarms, saved);
+		goto out;
+	}
+	alarm_book_free(saved);
+	rc = 0;
+out:
+	pthread_mutex_unlock(&h->lock);
+	return rc;
+}
+
+/* Every host pointer, taken under the registry lock; *n set. The caller
+ * frees the array. */
+static struct host **registry_all(struct registry *r, size_t *n)
+{
+	pthread_mutex_lock(&r->lock);
+	*n = 0;
+	struct host **hosts = malloc((r->nhosts ? r->nhosts : 1) * sizeof *hosts);
+	for (size_t i = 0; hosts && i < r->nbuckets; i++)
+		for (struct host *h = r->buckets[i]; h; h = h->next)
+			hosts[(*n)++] = h;
+	pthread_mutex_unlock(&r->lock);
+	return hosts;
+}
+
+/* Order alarms by host, then name, then instance. */
+static int cmp_alarm_json(const void *a, const void *b)
+{
+	json_t *x = *(json_t *const *)a, *y = *(json_t *const *)b;
+	static const char *const keys[] = {"host", "name", "instance"};
+	for (int i = 0; i < 3; i++) {
+		int c = strcmp(json_string_value(json_object_get(x, keys[i])),
+		               json_string_value(json_object_get(y, keys[i])));
+		if (c)
+			return c;
+	}
+	return 0;
+}
+
+/* Every active alarm of every host, each host read under its own lock. */
+json_t *registry_alarms_json(struct registry *r)
+{
+	size_t n;
+	struct host **hosts = registry_all(r, &n);
+	json_t *all = json_array();
+	for (size_t i = 0; hosts && i < n; i++) {
+		pthread_mutex_lock(&hosts[i]->lock);
+		if (hosts[i]->alarms)
+			alarm_book_json(hosts[i]->alarms, hosts[i]->name, all);
+		pthread_mutex_unlock(&hosts[i]->lock);
+	}
+	free(hosts);
+	size_t len = json_array_size(all);
+	json_t **items = malloc((len ? len : 1) * sizeof *items);
+	json_t *sorted = json_array();
+	if (items) {
+		for (size_t i = 0; i < len; i++)
+			items[i] = json_array_get(all, i);
+		qsort(items, len, sizeof *items, cmp_alarm_json);
+		for (size_t i = 0; i < len; i++)
+			json_array_append(sorted, items[i]);
+		free(items);
+	}
+	json_decref(all);
+	return sorted;
 }
 
 /* The host's name; immutable after creation. */

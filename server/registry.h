@@ -7,6 +7,7 @@
 #include <jansson.h>
 #include <stdint.h>
 
+#include "alarm.h"
 #include "proto.h"
 
 struct registry;
@@ -28,6 +29,10 @@ enum registry_sync {
 /* Create the registry writing under data_dir; NULL on error (logged). */
 struct registry *registry_create(const char *data_dir, enum registry_sync sync);
 
+/* Hand every fire and resolve to fn as well (the notifier), after it is
+ * written to alarms.csv. Set before any session starts. */
+void registry_set_notify(struct registry *r, alarm_emit_fn fn, void *arg);
+
 /* Close every host's files and free everything. No session may be live. */
 void registry_destroy(struct registry *r);
 
@@ -48,10 +53,20 @@ void registry_down(struct registry *r, struct host *h, uint64_t sid, const char 
 
 /* Store a METRICS batch from session sid: write each group whole or not at
  * all, commit it (and under SYNC_NONE/SYNC_BATCH persist the commit), update
- * the latest values. Batches at or below the last stored seq of the same
- * agent run are duplicates and are not written again. Returns 0 when the
- * batch is stored (or was already), -1 when it must not be acked. */
-int registry_store(struct registry *r, struct host *h, uint64_t sid, const struct proto_metrics *m);
+ * the latest values, check the rules rs (NULL: none) on its rows. Batches
+ * at or below the last stored seq of the same agent run are duplicates and
+ * are not written again. Returns 0 when the batch is stored (or was
+ * already), -1 when it must not be acked. */
+int registry_store(struct registry *r, struct host *h, uint64_t sid, const struct proto_metrics *m,
+                   const struct ruleset *rs);
+
+/* Record an ALARM from session sid in the host's and the server's
+ * alarms.csv (a resend, or a level the alarm has, records nothing).
+ * Returns 0 when it may be acked, -1 when it could not be written. */
+int registry_alarm(struct registry *r, struct host *h, uint64_t sid, const struct proto_alarm *a);
+
+/* JSON array of every host's active alarms, by host name. */
+json_t *registry_alarms_json(struct registry *r);
 
 /* Sync the host's files and write its commit record (SYNC_INTERVAL: acks
  * for what was stored may be sent once this returns 0). */

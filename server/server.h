@@ -10,6 +10,8 @@
 #include "registry.h"
 
 struct worker;
+struct rules_holder;
+struct notifier;
 
 struct server {
 	const struct pimon_config *cfg;
@@ -24,6 +26,8 @@ struct server {
 	const struct auth_key *http_read;  /* token reading needs, NULL: none */
 	uint64_t started_ms;               /* wall clock at start, Unix ms */
 	uint64_t started_mono_ms;          /* monotonic clock at start */
+	struct rules_holder *rules;        /* alarm rules in force */
+	struct notifier *notifier;         /* runs server.notify.command */
 };
 
 #endif

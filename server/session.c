@@ -32,6 +32,7 @@ struct session {
 	int blocked;                     /* a batch failed to store: later ones wait for a resend */
 	uint64_t max_seen;               /* highest METRICS seq received on this session */
 	uint64_t ack_due;                /* stored, to be acked after the next sync (0: none) */
+	uint64_t alarm_blocked;          /* an ALARM failed to record: later ones wait (0: none) */
 	uint8_t nonce[PROTO_NONCE_SIZE]; /* this connection's CHALLENGE */
 	struct event *penalty;           /* delays the answer to a failed proof */
 	struct event *deadline;          /* a closing session is freed by then */
@@ -54,6 +55,8 @@ struct session_set {
 	uint8_t nmetrics;
 	int sync_interval; /* ACKs wait for the sync timer */
 	struct event *sync_timer;
+	struct ruleset *rules; /* the alarm rules in force, as this worker last saw them */
+	uint64_t rules_gen;
 };
 
 static atomic_uint_fast64_t next_session_id = 1;
@@ -148,6 +151,7 @@ void session_set_destroy(struct session_set *set)
 	}
 	if (set->sync_timer)
 		event_free(set->sync_timer);
+	ruleset_unref(set->rules);
 	proto_buf_free(&set->out);
 	free(set);
 }
@@ -402,7 +406,10 @@ static void handle_metrics(struct session *s, const struct proto_metrics *m)
 	if (s->blocked && !resend)
 		return;
 	s->blocked = 0;
-	if (registry_store(s->set->srv->registry, s->host, s->id, m) < 0) {
+	struct ruleset *rules = NULL;
+	if (s->set->srv->rules)
+		rules = rules_holder_get(s->set->srv->rules, &s->set->rules, &s->set->rules_gen);
+	if (registry_store(s->set->srv->registry, s->host, s->id, m, rules) < 0) {
 		worker_count(w, WC_store_errors, 1);
 		s->blocked = 1;
 		return;
@@ -417,6 +424,29 @@ static void handle_metrics(struct session *s, const struct proto_metrics *m)
 		return;
 	}
 	session_ack(s, m->seq);
+}
+
+/* ALARM: record it and ack it. After one fails to record, later ones are
+ * neither recorded nor acked until the agent sends it again, so the
+ * cumulative ALARM_ACK never skips one that is not on disk. */
+static void handle_alarm(struct session *s, const struct proto_alarm *a)
+{
+	struct worker *w = s->set->w;
+	if (!util_valid_key(a->name)) {
+		session_fail(s, "alarm name outside [a-z0-9_]{1,32}");
+		return;
+	}
+	worker_count(w, WC_alarms_in, 1);
+	if (s->alarm_blocked && a->seq > s->alarm_blocked)
+		return;
+	s->alarm_blocked = 0;
+	if (registry_alarm(s->set->srv->registry, s->host, s->id, a) < 0) {
+		worker_count(w, WC_store_errors, 1);
+		s->alarm_blocked = a->seq;
+		return;
+	}
+	struct proto_msg ack = {.type = PROTO_ALARM_ACK, .u.ack.seq = a->seq};
+	session_send(s, &ack);
 }
 
 /* HEARTBEAT: answer with ours so the agent knows we are alive. */
@@ -444,6 +474,9 @@ static void session_dispatch(struct session *s, const struct proto_msg *msg)
 		break;
 	case PROTO_METRICS:
 		handle_metrics(s, &msg->u.metrics);
+		break;
+	case PROTO_ALARM:
+		handle_alarm(s, &msg->u.alarm);
 		break;
 	case PROTO_BYE:
 		log_info("session", "%s host %s: goodbye: %s", s->addr, host_name(s->host),

@@ -15,6 +15,7 @@
 	X(frames_in, "frames received")                                                            \
 	X(bytes_in, "bytes received")                                                              \
 	X(batches_in, "METRICS batches received")                                                  \
+	X(alarms_in, "ALARM frames received")                                                      \
 	X(rows_stored, "rows written to CSV files")                                                \
 	X(acks_out, "ACKs sent")                                                                   \
 	X(bad_frames, "sessions closed for a bad frame")                                           \

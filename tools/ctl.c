@@ -30,7 +30,7 @@ static void usage(FILE *out)
 	             "  show HOST            one host: details and latest values\n"
 	             "  workers              every worker: sessions and counters\n"
 	             "  stats                the server: version, uptime, hosts, summed counters\n"
-	             "  alarms               active alarms, then recent transitions\n"
+	             "  alarms               active alarms, then recent fires and resolves\n"
 	             "  series HOST METRIC   one field over time, in buckets (avg, min, max):\n"
 	             "      --field F        the field (default: the metric's first)\n"
 	             "      --instance I     the mount, interface or zone (needed when several)\n"
@@ -443,32 +443,46 @@ static void print_stats(json_t *s, const struct ctl *c)
 	table_print(&t, 0);
 }
 
-/* alarms: active ones, then recent transitions, each an aligned table. */
+/* An alarm's name with its instance, "disk_warning /boot". */
+static const char *alarm_name(char *buf, size_t size, json_t *a)
+{
+	const char *inst = str(a, "instance");
+	if (strcmp(inst, "-") == 0 || !inst[0])
+		return str(a, "name");
+	snprintf(buf, size, "%s %s", str(a, "name"), inst);
+	return buf;
+}
+
+/* alarms: active ones, then recent fires and resolves, each an aligned table. */
 static void print_alarms(json_t *doc, const struct ctl *c)
 {
 	struct table t = {.ncols = 5};
-	const char *head[5] = {"HOST", "ALARM", "LEVEL", "SINCE", "REASON"};
-	char when[128];
+	const char *head[5] = {"HOST", "ALARM", "LEVEL", "SINCE", "MESSAGE"};
+	char when[128], name[256];
 	size_t i;
 	json_t *a;
 	printf("ACTIVE\n");
 	table_row(&t, head);
 	json_array_foreach(json_object_get(doc, "active"), i, a)
 	{
-		const char *row[5] = {str(a, "host"), str(a, "name"), str(a, "level"),
-		                      fmt_when(when, sizeof when, num(a, "since")),
-		                      str(a, "reason")};
+		const char *row[5] = {str(a, "host"), alarm_name(name, sizeof name, a),
+		                      str(a, "level"), fmt_when(when, sizeof when, num(a, "since")),
+		                      str(a, "message")};
 		table_row(&t, row);
 	}
 	table_print(&t, 0);
 	printf("\nRECENT\n");
-	t.ncols = 4;
-	const char *head2[4] = {"TIME", "HOST", "STATE", "REASON"};
+	t.ncols = 6;
+	const char *head2[6] = {"TIME", "HOST", "ALARM", "LEVEL", "STATE", "MESSAGE"};
 	table_row(&t, head2);
 	json_array_foreach(json_object_get(doc, "recent"), i, a)
 	{
-		const char *row[4] = {fmt_time(when, sizeof when, num(a, "time")), str(a, "host"),
-		                      str(a, "state"), str(a, "reason")};
+		const char *row[6] = {fmt_time(when, sizeof when, num(a, "time")),
+		                      str(a, "host"),
+		                      alarm_name(name, sizeof name, a),
+		                      str(a, "level"),
+		                      str(a, "state"),
+		                      str(a, "message")};
 		table_row(&t, row);
 	}
 	table_print(&t, 0);

@@ -78,8 +78,13 @@ def cfg_value(v):
         return repr(v)
     if isinstance(v, int):
         return str(v)
-    if isinstance(v, (list, tuple)):
+    if isinstance(v, tuple) or (isinstance(v, list) and v and isinstance(v[0], dict)):
+        # A list () of groups, or of anything else given as a tuple.
+        return "(" + ", ".join(cfg_value(x) for x in v) + ")"
+    if isinstance(v, list):
         return "[" + ", ".join(cfg_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{ " + cfg_group(v).replace("\n", " ") + "}"
     return json.dumps(v)
 
 
@@ -188,6 +193,9 @@ class Env:
             "heartbeat": {"timeout": float(timeout), "interval": float(hb_interval)},
             "collect": {"interval": float(interval)},
             "http": {"listen": "127.0.0.1:%d" % self.http_port},
+            # No rules unless a test brings its own: a busy machine would
+            # fire the default ones at random.
+            "alarms": (),
             "log_level": "debug",
         }
         for k, v in (extra or {}).items():
@@ -213,6 +221,7 @@ class Env:
             "reconnect": {"min": 0.2, "max": 1.0},
             "spool_dir": os.path.join(self.dir, "spool"),
             "spool_flush": 0.5,
+            "alarm_socket": self.alarm_socket(name),
             "log_level": "debug",
         }
         if proc_root:
@@ -224,6 +233,9 @@ class Env:
         p = Proc("agent-" + name, WRAPPER + [AGENT_BIN, "-c", path], self.dir)
         self.procs.append(p)
         return p
+
+    def alarm_socket(self, name):
+        return os.path.join(self.dir, "alarm-%s.sock" % name)
 
     def url(self, path):
         return "%s://127.0.0.1:%d%s" % ("https" if self.https else "http", self.http_port, path)

@@ -328,57 +328,71 @@ def test_bad_paths_methods_and_parameters(env):
     check(status == 200, "HEAD stats: %d" % status)
 
 
-def write_events(env, n):
-    """n old transitions in <data_dir>/events.csv, one with a quoted detail."""
+def write_alarms(env, n):
+    """n old fires and resolves in <data_dir>/alarms.csv, one with a quoted message."""
     os.makedirs(env.data_dir, exist_ok=True)
     t0 = int(time.time() * 1000) - DAY
-    with open(os.path.join(env.data_dir, "events.csv"), "w") as f:
-        f.write("time,host,state,reason,addr,detail\n")
+    with open(os.path.join(env.data_dir, "alarms.csv"), "w") as f:
+        f.write("time,host,name,instance,level,state,value,message,duration_s,origin\n")
         for i in range(n):
-            state, reason = ("down", "timeout") if i % 2 else ("up", "connected")
-            detail = '"boot id a -> b, ""quoted"""' if i == n - 1 else ""
-            f.write("%d,old-%d,%s,%s,127.0.0.1:1,%s\n" % (t0 + i * 1000, i, state, reason,
-                                                         detail))
+            state, duration = ("resolved", "12.500") if i % 2 else ("firing", "")
+            msg = '"disk, ""full"""' if i == n - 1 else "disk.used_pct [/] is 91 (> 90)"
+            f.write("%d,old-%d,disk_critical,/,critical,%s,91.5,%s,%s,rule:disk.used_pct\n"
+                    % (t0 + i * 1000, i, state, msg, duration))
     return t0
 
 
-def test_alarms_down_hosts_and_recent_transitions(env):
-    t0 = write_events(env, 150)
-    env.start_server()
+def test_alarms_active_and_recent_rows(env):
+    t0 = write_alarms(env, 150)
+    env.start_server(extra={"alarms": [{"name": "load_any", "metric": "load.load1",
+                                        "op": ">=", "value": 0.0, "level": "critical"}]})
     doc = get(env, "/api/v1/alarms")
     check(doc["active"] == [], "active with no host: %r" % doc["active"])
     recent = doc["recent"]
     check(len(recent) == 100, "%d recent" % len(recent))
     check(recent[0]["host"] == "old-149" and recent[-1]["host"] == "old-50",
           "order %r .. %r" % (recent[0], recent[-1]))
-    check(recent[0]["detail"] == 'boot id a -> b, "quoted"', "detail %r" % recent[0]["detail"])
-    check(recent[1] == {"time": t0 + 148 * 1000, "host": "old-148", "state": "up",
-                        "reason": "connected", "detail": ""}, "event %r" % recent[1])
+    check(recent[0]["message"] == 'disk, "full"', "message %r" % recent[0]["message"])
+    check(recent[1] == {"time": t0 + 148 * 1000, "host": "old-148", "name": "disk_critical",
+                        "instance": "/", "level": "critical", "state": "firing", "value": 91.5,
+                        "message": "disk.used_pct [/] is 91 (> 90)", "duration_s": None,
+                        "origin": "rule:disk.used_pct"}, "row %r" % recent[1])
+    check(recent[0]["duration_s"] == 12.5, "duration %r" % recent[0])
     a = env.start_agent("alarm-a")
     env.start_agent("alarm-b")
     env.wait_hosts_up(["alarm-a", "alarm-b"])
+    wait_for(lambda: len(get(env, "/api/v1/alarms")["active"]) == 2, 15, "two load alarms",
+             [env.server])
     a.stop()
-    wait_for(lambda: get(env, "/api/v1/alarms")["active"], 10, "an active alarm",
+    wait_for(lambda: len(get(env, "/api/v1/alarms")["active"]) == 3, 10, "host_down",
              [env.server])
     doc = get(env, "/api/v1/alarms")
     host = env.hosts()["alarm-a"]
-    check(doc["active"] == [{"host": "alarm-a", "name": "host_down", "level": "critical",
-                             "since": host["since"], "reason": "goodbye"}],
-          "active %r" % doc["active"])
+    down = doc["active"][0]
+    check(down == {"host": "alarm-a", "name": "host_down", "instance": "", "level": "critical",
+                   "state": "firing", "since": host["since"], "value": None,
+                   "message": "session ended: goodbye", "origin": "server"},
+          "active %r" % down)
+    check([(x["host"], x["name"]) for x in doc["active"][1:]]
+          == [("alarm-a", "load_any"), ("alarm-b", "load_any")], "active %r" % doc["active"])
+    check(all(x["value"] >= 0 and x["level"] == "critical" for x in doc["active"][1:]),
+          "load alarms %r" % doc["active"][1:])
     recent = doc["recent"]
     check(len(recent) == 100, "%d recent" % len(recent))
-    check((recent[0]["host"], recent[0]["state"], recent[0]["reason"])
-          == ("alarm-a", "down", "goodbye"), "newest %r" % recent[0])
-    check({(e["host"], e["state"]) for e in recent[1:3]} == {("alarm-a", "up"),
-                                                            ("alarm-b", "up")},
-          "the ups %r" % recent[1:3])
-    # Newest first is the file's order reversed (two hosts' transitions may
-    # reach the file in the other order than their clocks say).
-    with open(os.path.join(env.data_dir, "events.csv"), newline="") as f:
+    check((recent[0]["host"], recent[0]["name"], recent[0]["state"])
+          == ("alarm-a", "host_down", "firing"), "newest %r" % recent[0])
+    # Newest first is the file's order reversed.
+    with open(os.path.join(env.data_dir, "alarms.csv"), newline="") as f:
         lines = list(csv.reader(f))[1:]
-    want = [{"time": int(r[0]), "host": r[1], "state": r[2], "reason": r[3], "detail": r[5]}
-            for r in reversed(lines[-100:])]
-    check(recent == want, "recent is not events.csv's last 100 rows, newest first")
+    want = [(int(r[0]), r[1], r[2], r[5]) for r in reversed(lines[-100:])]
+    check([(x["time"], x["host"], x["name"], x["state"]) for x in recent] == want,
+          "recent is not alarms.csv's last 100 rows, newest first")
+    # Each host's own file holds its rows.
+    with open(os.path.join(env.host_dir("alarm-a"), "alarms.csv"), newline="") as f:
+        own = list(csv.reader(f))
+    check(own[0] == ["time", "host", "name", "instance", "level", "state", "value", "message",
+                     "duration_s", "origin"], "header %r" % own[0])
+    check([r[2] for r in own[1:]] == ["load_any", "host_down"], "alarm-a rows %r" % own)
 
 
 def test_stats_sums_worker_counters(env):

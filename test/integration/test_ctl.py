@@ -145,36 +145,39 @@ def test_stats_and_workers(env):
 
 
 def test_alarms_active_then_recent(env):
-    env.start_server()
+    env.start_server(extra={"alarms": [{"name": "load_any", "metric": "load.load1",
+                                        "op": ">=", "value": 0.0}]})
     env.start_agent("ctl-up")
     b = env.start_agent("ctl-down")
     env.wait_hosts_up(["ctl-up", "ctl-down"])
+    wait_for(lambda: len(env.api("/api/v1/alarms")["active"]) == 2, 15, "two load alarms",
+             [env.server])
     out = ok(env, "alarms").splitlines()
-    check(out[0] == "ACTIVE" and out[1].split() == ["HOST", "ALARM", "LEVEL", "SINCE", "REASON"],
-          "no alarm: %r" % out)
-    check(out[2] == "" and out[3] == "RECENT", "empty active table: %r" % out)
+    check(out[0] == "ACTIVE" and out[1].split() == ["HOST", "ALARM", "LEVEL", "SINCE", "MESSAGE"],
+          "header: %r" % out)
     b.stop()
     wait_for(lambda: env.hosts()["ctl-down"]["state"] == "down", 10, "ctl-down down",
+             [env.server])
+    wait_for(lambda: len(env.api("/api/v1/alarms")["active"]) == 3, 10, "host_down",
              [env.server])
     out = ok(env, "alarms").splitlines()
     gap = out.index("")
     active = table(out[1:gap])
-    check(len(active) == 1, "active %r" % active)
-    a = active[0]
-    check((a["HOST"], a["ALARM"], a["LEVEL"], a["REASON"]) == ("ctl-down", "host_down",
-                                                               "critical", "goodbye"),
-          "alarm %r" % a)
-    check(a["SINCE"].endswith(" ago)"), "since %r" % a["SINCE"])
-    iso_utc(a["SINCE"].split()[0])
+    check([(a["HOST"], a["ALARM"], a["LEVEL"]) for a in active]
+          == [("ctl-down", "host_down", "critical"), ("ctl-down", "load_any", "warning"),
+              ("ctl-up", "load_any", "warning")], "active %r" % active)
+    check(active[0]["MESSAGE"] == "session ended: goodbye", "message %r" % active[0])
+    check(active[0]["SINCE"].endswith(" ago)"), "since %r" % active[0]["SINCE"])
+    iso_utc(active[0]["SINCE"].split()[0])
     check(out[gap + 1] == "RECENT", "sections %r" % out)
     recent = table(out[gap + 2:])
     check(len(recent) == 3, "recent %r" % recent)
-    check((recent[0]["HOST"], recent[0]["STATE"], recent[0]["REASON"])
-          == ("ctl-down", "down", "goodbye"), "newest %r" % recent[0])
+    check((recent[0]["HOST"], recent[0]["ALARM"], recent[0]["STATE"])
+          == ("ctl-down", "host_down", "firing"), "newest %r" % recent[0])
     doc = json.loads(ok(env, "alarms", "--json"))
     check(doc["active"][0]["host"] == "ctl-down" and len(doc["recent"]) == 3, "json %r" % doc)
-    check([(r["HOST"], r["STATE"], r["REASON"], iso_utc(r["TIME"])) for r in recent]
-          == [(e["host"], e["state"], e["reason"], e["time"] // 1000 * 1000)
+    check([(r["HOST"], r["ALARM"], r["STATE"], iso_utc(r["TIME"])) for r in recent]
+          == [(e["host"], e["name"], e["state"], e["time"] // 1000 * 1000)
               for e in doc["recent"]], "table %r vs json %r" % (recent, doc["recent"]))
 
 
