@@ -23,6 +23,8 @@
 #define LINK_WINDOW 64
 /* No ACK progress for this long (or 3 intervals) and the unacked are resent. */
 #define LINK_ACK_TIMEOUT_MS 5000
+/* Unacked alarms kept, at most; past this the oldest go (logged). */
+#define LINK_ALARMS_MAX 1024
 
 enum link_state {
 	LINK_IDLE,
@@ -46,8 +48,9 @@ struct link {
 	const struct pimon_config *cfg;
 	struct collect *col;
 	char name[PROTO_NAME_MAX + 1];
-	char host[256];
+	char host[256]; /* the server in use: agent.server[cur] */
 	int port;
+	size_t cur;
 	struct bufferevent *bev;
 	enum link_state state;
 	struct event *retry_timer, *collect_timer, *heartbeat_timer, *stop_timer;
@@ -66,6 +69,11 @@ struct link {
 	uint64_t dropped; /* batches lost to the bounds, this run */
 	double tokens;    /* catch-up rate limiter */
 	uint64_t tokens_ms;
+	struct pending *alarms; /* unacked ALARM frames, oldest first */
+	size_t nalarms;
+	size_t asent;       /* of those, sent on this connection */
+	uint64_t next_aseq; /* ALARM seqs, apart from the batches' */
+	uint64_t dropped_alarms;
 	struct spool *spool;        /* NULL: memory only */
 	int spool_stale;            /* the file holds entries no longer queued */
 	const struct auth_key *key; /* NULL: no proof */
@@ -100,13 +108,23 @@ static struct timeval ms_tv(uint64_t ms)
 	return tv;
 }
 
+static int link_select(struct link *l, size_t i);
 static void link_enqueue(struct link *l, uint64_t seq, const uint8_t *data, size_t len,
                          int spooled);
+static void link_alarm_enqueue(struct link *l, uint64_t seq, const uint8_t *data, size_t len,
+                               int spooled);
 
-/* One batch from the spool of an earlier run goes back in the queue. */
+/* One batch or alarm from the spool of an earlier run goes back in its
+ * queue; the frame's type byte tells which. */
 static int link_spool_record(void *arg, uint64_t seq, const uint8_t *data, size_t len)
 {
 	struct link *l = arg;
+	if (len > 3 && data[3] == PROTO_ALARM) {
+		link_alarm_enqueue(l, seq, data, len, 1);
+		if (seq >= l->next_aseq)
+			l->next_aseq = seq + 1;
+		return 0;
+	}
 	link_enqueue(l, seq, data, len, 1);
 	if (seq >= l->next_seq)
 		l->next_seq = seq + 1;
@@ -123,9 +141,22 @@ static void link_spool_load(struct link *l)
 		l->run_id = run_id;
 		l->dropped += dropped;
 		log_notice("link",
-		           "%d unacked batches from the spool will be sent (%llu lost before)", n,
-		           (unsigned long long)dropped);
+		           "%zu unacked batches and %zu alarms from the spool will be sent (%llu "
+		           "batches lost before)",
+		           l->qlen, l->nalarms, (unsigned long long)dropped);
 	}
+}
+
+/* Use agent.server[i] from the next connection on. */
+static int link_select(struct link *l, size_t i)
+{
+	const char *addr = l->cfg->agent.server[i];
+	if (util_split_hostport(addr, l->host, sizeof l->host, &l->port) < 0)
+		return -1;
+	l->cur = i;
+	snprintf(l->tls_name, sizeof l->tls_name, "%s",
+	         l->cfg->agent.tls_server_name[0] ? l->cfg->agent.tls_server_name : l->host);
+	return 0;
 }
 
 /* Create the link; nothing happens until link_start. */
@@ -142,21 +173,28 @@ struct link *link_create(struct event_base *base, const struct pimon_config *cfg
 	l->cfg = cfg;
 	l->col = col;
 	snprintf(l->name, sizeof l->name, "%s", name);
-	if (util_split_hostport(cfg->agent.server, l->host, sizeof l->host, &l->port) < 0) {
-		log_err("link", "agent.server '%s': expected host:port", cfg->agent.server);
-		free(l);
-		return NULL;
+	for (size_t i = cfg->agent.nserver; i-- > 0;) {
+		if (link_select(l, i) < 0) {
+			log_err("link", "agent.server '%s': expected host:port", cfg->agent.server[i]);
+			free(l);
+			return NULL;
+		}
 	}
-	snprintf(l->tls_name, sizeof l->tls_name, "%s",
-	         cfg->agent.tls_server_name[0] ? cfg->agent.tls_server_name : l->host);
 	l->qcap = (size_t)cfg->agent.queue_max;
 	l->queue = calloc(l->qcap, sizeof *l->queue);
 	if (!l->queue) {
 		free(l);
 		return NULL;
 	}
+	l->alarms = calloc(LINK_ALARMS_MAX, sizeof *l->alarms);
+	if (!l->alarms) {
+		free(l->queue);
+		free(l);
+		return NULL;
+	}
 	l->run_id = random_u64();
 	l->next_seq = 1;
+	l->next_aseq = 1;
 	l->tokens = cfg->agent.catchup_rate;
 	/* One folder per host name, so agents of several names share a machine. */
 	char dir[4096];
@@ -183,6 +221,7 @@ static void link_drop(struct link *l)
 	if (l->ack_timer)
 		evtimer_del(l->ack_timer);
 	l->qsent = 0;
+	l->asent = 0;
 }
 
 /* Free everything. */
@@ -202,16 +241,20 @@ void link_destroy(struct link *l)
 	while (l->qlen)
 		link_pop(l);
 	free(l->queue);
+	for (size_t i = 0; i < l->nalarms; i++)
+		free(l->alarms[i].data);
+	free(l->alarms);
 	proto_buf_free(&l->scratch);
 	free(l);
 }
 
-/* Capped exponential backoff with equal jitter: half fixed, half random. */
+/* Capped exponential backoff with equal jitter: half fixed, half random.
+ * It grows with every round through all the servers. */
 static uint64_t backoff_ms(struct link *l)
 {
 	double d = l->cfg->agent.reconnect_min * 1000.0;
 	double cap = l->cfg->agent.reconnect_max * 1000.0;
-	for (unsigned i = 0; i < l->attempt && d < cap; i++)
+	for (unsigned i = 0; i < l->attempt / l->cfg->agent.nserver && d < cap; i++)
 		d *= 2;
 	if (d > cap)
 		d = cap;
@@ -242,8 +285,14 @@ static void link_lost(struct link *l, const char *why)
 		evtimer_add(l->spool_timer, &sf);
 	uint64_t ms = backoff_ms(l);
 	l->attempt++;
-	log_warn("link", "%s:%d: %s; reconnecting in %.1f s (%zu batches queued)", l->host, l->port,
-	         why, (double)ms / 1000.0, l->qlen);
+	char was[300];
+	snprintf(was, sizeof was, "%s:%d", l->host, l->port);
+	/* Fail over: the next server of the list, the first again after the last. */
+	if (l->cfg->agent.nserver > 1)
+		link_select(l, (l->cur + 1) % l->cfg->agent.nserver);
+	log_warn("link", "%s: %s; %s in %.1f s (%zu batches queued)", was, why,
+	         l->cfg->agent.nserver > 1 ? "trying the next server" : "reconnecting",
+	         (double)ms / 1000.0, l->qlen);
 	struct timeval tv = ms_tv(ms);
 	evtimer_add(l->retry_timer, &tv);
 }
@@ -369,22 +418,70 @@ static void link_enqueue(struct link *l, uint64_t seq, const uint8_t *data, size
 	l->qbytes += len;
 }
 
-/* Write what the spool lacks: the whole queue when entries left it,
- * otherwise only the batches not yet in it, with one write. */
+/* Queue an encoded ALARM; past LINK_ALARMS_MAX the oldest goes. */
+static void link_alarm_enqueue(struct link *l, uint64_t seq, const uint8_t *data, size_t len,
+                               int spooled)
+{
+	uint8_t *copy = malloc(len);
+	if (!copy) {
+		log_err("link", "out of memory: alarm %llu lost", (unsigned long long)seq);
+		return;
+	}
+	if (l->nalarms == LINK_ALARMS_MAX) {
+		if (l->alarms[0].spooled)
+			l->spool_stale = 1;
+		free(l->alarms[0].data);
+		memmove(l->alarms, l->alarms + 1, (l->nalarms - 1) * sizeof *l->alarms);
+		l->nalarms--;
+		if (l->asent)
+			l->asent--;
+		if (l->dropped_alarms++ % 100 == 0)
+			log_warn("link", "%d unacked alarms: dropping the oldest (%llu so far)",
+			         LINK_ALARMS_MAX, (unsigned long long)l->dropped_alarms);
+	}
+	memcpy(copy, data, len);
+	l->alarms[l->nalarms++] = (struct pending){seq, copy, len, spooled};
+}
+
+/* Forget the alarms up to seq (acked). */
+static int link_alarm_acked(struct link *l, uint64_t seq)
+{
+	size_t n = 0;
+	while (n < l->nalarms && l->alarms[n].seq <= seq) {
+		if (l->alarms[n].spooled)
+			l->spool_stale = 1;
+		free(l->alarms[n].data);
+		n++;
+	}
+	if (n == 0)
+		return 0;
+	memmove(l->alarms, l->alarms + n, (l->nalarms - n) * sizeof *l->alarms);
+	l->nalarms -= n;
+	l->asent = l->asent > n ? l->asent - n : 0;
+	return 1;
+}
+
+/* Write what the spool lacks: everything when entries left it, otherwise
+ * only the alarms and batches not yet in it, with one write. */
 static void link_spool_flush(struct link *l)
 {
 	if (!l->spool)
 		return;
-	if (l->qlen == 0) {
+	if (l->qlen == 0 && l->nalarms == 0) {
 		if (l->spool_stale || spool_bytes(l->spool))
 			spool_clear(l->spool);
 		l->spool_stale = 0;
 		return;
 	}
-	struct spool_record *recs = calloc(l->qlen, sizeof *recs);
+	struct spool_record *recs = calloc(l->qlen + l->nalarms, sizeof *recs);
 	if (!recs)
 		return;
 	size_t n = 0, first = l->spool_stale ? 0 : l->qlen;
+	for (size_t i = 0; i < l->nalarms; i++) {
+		struct pending *p = &l->alarms[i];
+		if (l->spool_stale || !p->spooled)
+			recs[n++] = (struct spool_record){p->seq, p->data, p->len};
+	}
 	for (size_t i = 0; i < l->qlen; i++) {
 		struct pending *p = &l->queue[(l->qhead + i) % l->qcap];
 		if (!p->spooled && i < first)
@@ -405,6 +502,8 @@ static void link_spool_flush(struct link *l)
 	l->spool_stale = 0;
 	for (size_t i = first; i < l->qlen; i++)
 		l->queue[(l->qhead + i) % l->qcap].spooled = 1;
+	for (size_t i = 0; i < l->nalarms; i++)
+		l->alarms[i].spooled = 1;
 }
 
 /* While the server is away, batches reach the spool this often. */
@@ -432,7 +531,7 @@ static void link_refill(struct link *l)
 /* (Re)arm the ACK timer while batches are in flight. */
 static void link_arm_ack_timer(struct link *l)
 {
-	if (l->qsent == 0) {
+	if (l->qsent == 0 && l->asent == 0) {
 		evtimer_del(l->ack_timer);
 		return;
 	}
@@ -448,6 +547,12 @@ static void link_pump(struct link *l)
 {
 	if (l->state != LINK_READY)
 		return;
+	/* Alarms first, all of them: they jump the queue of batches. */
+	size_t abefore = l->asent;
+	for (; l->asent < l->nalarms; l->asent++)
+		bufferevent_write(l->bev, l->alarms[l->asent].data, l->alarms[l->asent].len);
+	if (abefore == 0 && l->asent > 0 && l->qsent == 0)
+		link_arm_ack_timer(l);
 	link_refill(l);
 	size_t before = l->qsent;
 	while (l->qsent < l->qlen && l->qsent < LINK_WINDOW && l->tokens >= 1.0) {
@@ -456,7 +561,7 @@ static void link_pump(struct link *l)
 		l->qsent++;
 		l->tokens -= 1.0;
 	}
-	if (before == 0 && l->qsent > 0)
+	if (before == 0 && l->qsent > 0 && l->asent == 0)
 		link_arm_ack_timer(l);
 	if (l->qsent < l->qlen && l->qsent < LINK_WINDOW) {
 		double rate = l->cfg->agent.catchup_rate;
@@ -477,11 +582,56 @@ static void link_pump_cb(evutil_socket_t fd, short what, void *arg)
 static void link_ack_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct link *l = arg;
-	if (l->state != LINK_READY || l->qsent == 0)
+	if (l->state != LINK_READY || (l->qsent == 0 && l->asent == 0))
 		return;
-	log_warn("link", "no ACK for %zu batches; sending them again", l->qsent);
+	log_warn("link", "no ACK for %zu batches and %zu alarms; sending them again", l->qsent,
+	         l->asent);
 	l->qsent = 0;
+	l->asent = 0;
 	link_pump(l);
+}
+
+/* Encode groups as the next batch, queue it and send it in turn. */
+static int link_queue_batch(struct link *l, const struct proto_group *groups, size_t n)
+{
+	struct proto_msg m = {.type = PROTO_METRICS};
+	m.u.metrics.seq = l->next_seq;
+	m.u.metrics.ngroups = (uint32_t)n;
+	m.u.metrics.groups = groups;
+	const char *err;
+	proto_buf_reset(&l->scratch);
+	if (proto_encode(&m, &l->scratch, &err) < 0) {
+		log_err("link", "cannot encode a batch: %s", err);
+		return -1;
+	}
+	l->next_seq++;
+	link_enqueue(l, m.u.metrics.seq, l->scratch.data, l->scratch.len, 0);
+	link_pump(l);
+	return 0;
+}
+
+/* A batch of its own for groups from outside the collectors (checks). */
+int link_send_groups(struct link *l, const struct proto_group *groups, size_t n)
+{
+	return link_queue_batch(l, groups, n);
+}
+
+/* An alarm's new state: queued ahead of the batches, sent now if we can. */
+int link_alarm(struct link *l, uint8_t source, const char *name, uint8_t level, const char *message,
+               uint64_t time_ms)
+{
+	struct proto_msg m = {.type = PROTO_ALARM};
+	m.u.alarm = (struct proto_alarm){l->next_aseq, time_ms, level, source, name, message};
+	const char *err;
+	proto_buf_reset(&l->scratch);
+	if (proto_encode(&m, &l->scratch, &err) < 0) {
+		log_err("link", "cannot encode alarm %s: %s", name, err);
+		return -1;
+	}
+	l->next_aseq++;
+	link_alarm_enqueue(l, m.u.alarm.seq, l->scratch.data, l->scratch.len, 0);
+	link_pump(l);
+	return 0;
 }
 
 /* Collect a sample now, with the agent's own delivery figures; queue it
@@ -501,19 +651,7 @@ static void link_collect_now(struct link *l)
 	                    l->spool ? (double)spool_bytes(l->spool) : 0.0};
 	struct proto_row row = {groups[0].rows[0].time_ms, "", values};
 	all[n] = (struct proto_group){"agent", "", 3, fields, 1, &row};
-	struct proto_msg m = {.type = PROTO_METRICS};
-	m.u.metrics.seq = l->next_seq;
-	m.u.metrics.ngroups = (uint32_t)n + 1;
-	m.u.metrics.groups = all;
-	const char *err;
-	proto_buf_reset(&l->scratch);
-	if (proto_encode(&m, &l->scratch, &err) < 0) {
-		log_err("link", "cannot encode a batch: %s", err);
-		return;
-	}
-	l->next_seq++;
-	link_enqueue(l, m.u.metrics.seq, l->scratch.data, l->scratch.len, 0);
-	link_pump(l);
+	link_queue_batch(l, all, n + 1);
 }
 
 /* The collect timer fired. */
@@ -568,6 +706,19 @@ static void handle_welcome(struct link *l, const struct proto_welcome *w)
 	link_pump(l);
 }
 
+/* Something was acked: clear the spool once nothing is left, restart the
+ * ACK timer, send on. */
+static void link_acked(struct link *l)
+{
+	if (l->qlen == 0 && l->nalarms == 0 && l->spool &&
+	    (l->spool_stale || spool_bytes(l->spool))) {
+		spool_clear(l->spool);
+		l->spool_stale = 0;
+	}
+	link_arm_ack_timer(l);
+	link_pump(l);
+}
+
 /* ACK: forget every batch up to seq; the window moves on. */
 static void handle_ack(struct link *l, uint64_t seq)
 {
@@ -578,12 +729,14 @@ static void handle_ack(struct link *l, uint64_t seq)
 	}
 	if (!moved)
 		return;
-	if (l->qlen == 0 && l->spool && (l->spool_stale || spool_bytes(l->spool))) {
-		spool_clear(l->spool);
-		l->spool_stale = 0;
-	}
-	link_arm_ack_timer(l);
-	link_pump(l);
+	link_acked(l);
+}
+
+/* ALARM_ACK: forget every alarm up to seq. */
+static void handle_alarm_ack(struct link *l, uint64_t seq)
+{
+	if (link_alarm_acked(l, seq))
+		link_acked(l);
 }
 
 /* Act on one frame from the server; -1 when the link was dropped. */
@@ -607,6 +760,9 @@ static int link_dispatch(struct link *l, const struct proto_msg *msg)
 		break;
 	case PROTO_ACK:
 		handle_ack(l, msg->u.ack.seq);
+		break;
+	case PROTO_ALARM_ACK:
+		handle_alarm_ack(l, msg->u.ack.seq);
 		break;
 	case PROTO_HEARTBEAT:
 		break;

@@ -23,6 +23,16 @@ struct link *link_create(struct event_base *base, const struct pimon_config *cfg
 /* Start connecting. */
 void link_start(struct link *l);
 
+/* Send groups (a check's perfdata) as a batch of their own, delivered like
+ * every batch. 0, or -1 if they cannot be encoded (logged). */
+int link_send_groups(struct link *l, const struct proto_group *groups, size_t n);
+
+/* Send an alarm's new state (source and level as in proto.h): ahead of
+ * queued batches, kept until acked, spooled while the server is away.
+ * 0, or -1 if it cannot be encoded (logged). */
+int link_alarm(struct link *l, uint8_t source, const char *name, uint8_t level, const char *message,
+               uint64_t time_ms);
+
 /* Say BYE if connected, then leave the base's loop once it is sent (or
  * after a short deadline). */
 void link_shutdown(struct link *l);

@@ -25,6 +25,8 @@ const char *const config_metric_names[] = {"cpu", "mem",   "disk",  "load", "tem
 static const char *const default_metrics[] = {"cpu", "mem",   "disk", "load", "temp",
                                               "net", "users", "pi",   NULL};
 
+static const char *const default_servers[] = {"127.0.0.1:8080", NULL};
+
 static const char *const log_level_names[] = {"err", "warn", "notice", "info", "debug", NULL};
 static const char *const sync_names[] = {"none", "batch", "interval", NULL};
 static const int log_level_values[] = {LOG_ERR, LOG_WARN, LOG_NOTICE, LOG_INFO, LOG_DEBUG};
@@ -62,6 +64,7 @@ struct key {
 	const char *def_groups;                /* default, as libconfig text */
 	const char *example;                   /* commented-out lines shown too */
 	int argv;     /* KEY_LIST: a command line, where items may repeat */
+	int one_plus; /* KEY_LIST: one string alone is a list of one; [] is refused */
 	int required; /* a sub key every item must set (also: KEY_STRING
 	               * without def_str, KEY_LIST without def_list) */
 };
@@ -294,8 +297,16 @@ static const struct key keys[] = {
             "host's secret instead of the shared one (remove it to revoke one Pi)."),
     KEY_STR("server.log_level", server.log_level, "info", log_level_names, NULL,
             "Most verbose level logged."),
-    KEY_STR("agent.server", agent.server, "127.0.0.1:8080", NULL, check_hostport,
-            "Address of pimon-server, \"host:port\" or \"[v6]:port\"."),
+    {.path = "agent.server",
+     .type = KEY_LIST,
+     .offset = FIELD(agent.server),
+     .count_offset = FIELD(agent.nserver),
+     .def_list = default_servers,
+     .check = check_hostport,
+     .one_plus = 1,
+     .doc = "Address of pimon-server, \"host:port\" or \"[v6]:port\"; or a list of them.\n"
+            "The agent sticks to the first that answers and, when it goes silent,\n"
+            "fails over to the next, taking its unacknowledged batches along."},
     KEY_STR("agent.name", agent.name, "", NULL, check_name_or_empty,
             "Name this host reports; \"\" means the machine's host name.\n"
             "Otherwise 1..64 of A-Z a-z 0-9 . _ -, not starting with . or -."),
@@ -718,9 +729,22 @@ static int config_load_list(struct load *ld, void *cfg, const struct key *k,
                             const config_setting_t *s)
 {
 	int type = config_setting_type(s);
+	if (k->one_plus && type == CONFIG_TYPE_STRING) {
+		const char *value = config_setting_get_string(s);
+		if (config_check_string(ld, k, s, value) < 0)
+			return -1;
+		config_list_free(*(char ***)config_field(cfg, k), *config_count(cfg, k));
+		char **one = config_list_alloc(1);
+		one[0] = config_strdup(value);
+		*(char ***)config_field(cfg, k) = one;
+		*config_count(cfg, k) = 1;
+		return 0;
+	}
 	if (type != CONFIG_TYPE_ARRAY && type != CONFIG_TYPE_LIST)
 		return config_fail(ld, s, "%s: expected a list of strings", k->path);
 	size_t n = (size_t)config_setting_length(s);
+	if (k->one_plus && n == 0)
+		return config_fail(ld, s, "%s: expected at least one", k->path);
 	char **list = config_list_alloc(n);
 	for (size_t i = 0; i < n; i++) {
 		const config_setting_t *item = config_setting_get_elem(s, (unsigned)i);
@@ -1217,6 +1241,215 @@ int config_write_example(FILE *out)
 	return fflush(out) == 0 && !ferror(out) ? 0 : -1;
 }
 
+/* Write len bytes of s as scdoc text: markup characters escaped, a first
+ * character that would start a list, table or heading escaped, and
+ * `quoted` words in bold. */
+static void config_man_text(FILE *out, const char *s, size_t len)
+{
+	int bold = 0;
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] == '`' && (bold || memchr(s + i + 1, '`', len - i - 1))) {
+			fputc('*', out);
+			bold = !bold;
+			continue;
+		}
+		if (s[i] == '\\' || s[i] == '*' || s[i] == '_' ||
+		    (i == 0 && strchr("-[]|;#", s[i])))
+			fputc('\\', out);
+		fputc(s[i], out);
+	}
+}
+
+/* Write doc's lines as scdoc indented by depth tabs, leading spaces
+ * dropped. A line followed by an indented one (the example file's way of
+ * listing choices) starts a paragraph; a line starting with '.' joins the
+ * one before, as roff would take it for a request. -1 if doc is empty or
+ * starts with '.'. */
+static int config_man_doc(FILE *out, const char *doc, int depth)
+{
+	if (!doc || !doc[strspn(doc, " \n")] || doc[strspn(doc, " ")] == '.')
+		return -1;
+	for (int first = 1; *doc; first = 0) {
+		size_t lead = strspn(doc, " ");
+		size_t len = strcspn(doc, "\n");
+		const char *next = doc + len + (doc[len] == '\n');
+		if (first)
+			fprintf(out, "%.*s", depth, tabs);
+		else if (doc[lead] == '.')
+			fputc(' ', out);
+		else
+			fprintf(out, "\n%s%.*s", lead == 0 && next[0] == ' ' ? "\n" : "", depth,
+			        tabs);
+		config_man_text(out, doc + lead, len - lead);
+		doc = next;
+	}
+	fputc('\n', out);
+	return 0;
+}
+
+/* Write one line of libconfig text, pad spaces in, at depth tabs in a
+ * scdoc literal block, so that the page fits 80 columns: where it is wider
+ * than 64 it is broken after a "; ", or else after a ", " with the rest
+ * under the first item of the array it is in. */
+static void config_man_code(FILE *out, const char *line, size_t len, size_t pad, int depth)
+{
+	size_t more = pad + strspn(line, " ") + 2; /* after a "; " */
+	while (pad + len > 64) {
+		size_t semi = 0, comma = 0;
+		for (size_t i = 0; i + 1 < len && pad + i < 64; i++) {
+			if (line[i] == ';' && line[i + 1] == ' ')
+				semi = i + 1;
+			if (line[i] == ',' && line[i + 1] == ' ')
+				comma = i + 1;
+		}
+		size_t cut = semi ? semi : comma;
+		if (!cut)
+			break;
+		const char *open = memrchr(line, '[', cut);
+		size_t next = semi ? more : open ? pad + (size_t)(open - line) + 1 : pad;
+		fprintf(out, "%.*s%*s%.*s\n", depth, tabs, (int)pad, "", (int)cut, line);
+		line += cut + 1;
+		len -= cut + 1;
+		pad = next;
+	}
+	fprintf(out, "%.*s%*s%.*s\n", depth, tabs, (int)pad, "", (int)len, line);
+}
+
+/* Write "name = ( items );" as a scdoc literal block at depth tabs. */
+static void config_man_groups(FILE *out, const char *name, const char *items, int depth)
+{
+	fprintf(out, "\n%.*s```\n%.*s%s = (\n", depth, tabs, depth, tabs, name);
+	while (*items) {
+		size_t len = strcspn(items, "\n");
+		config_man_code(out, items, len, 2, depth);
+		items += len + (items[len] == '\n');
+	}
+	fprintf(out, "%.*s);\n%.*s```\n", depth, tabs, depth, tabs);
+}
+
+/* Write the values key k takes and its default as a scdoc paragraph at
+ * depth tabs; a groups key's default items follow as a literal block. */
+static void config_man_values(FILE *out, const struct key *k, int depth)
+{
+	char names[256];
+	int required = k->required || (k->type == KEY_STRING && !k->def_str) ||
+	               (k->type == KEY_LIST && !k->def_list);
+	fprintf(out, "\n%.*s", depth, tabs);
+	if (k->allowed) {
+		config_name_join(k->allowed, names, sizeof names);
+		fputs(k->type == KEY_LIST ? "Each at most once, from: " : "One of: ", out);
+		config_man_text(out, names, strlen(names));
+		fputs(". ", out);
+	}
+	if ((k->type == KEY_INT || k->type == KEY_FLOAT) && (k->min > -1e300 || k->max < 1e300)) {
+		fputs("Range: ", out);
+		config_write_number(out, k, k->min);
+		fputs(" .. ", out);
+		config_write_number(out, k, k->max);
+		fputs(". ", out);
+	}
+	if (k->one_plus)
+		fputs("At least one. ", out);
+	if (required) {
+		fputs("Required.\n", out);
+		return;
+	}
+	fputs("Default: ", out);
+	switch (k->type) {
+	case KEY_STRING:
+		fputs("\"", out);
+		config_man_text(out, k->def_str, strlen(k->def_str));
+		fputs("\"", out);
+		break;
+	case KEY_INT:
+	case KEY_FLOAT:
+		if (isnan(k->def_num))
+			fputs("unset", out);
+		else
+			config_write_number(out, k, k->def_num);
+		break;
+	case KEY_LIST:
+		fputs("[", out);
+		for (size_t i = 0; k->def_list[i]; i++) {
+			fputs(i ? ", \"" : " \"", out);
+			config_man_text(out, k->def_list[i], strlen(k->def_list[i]));
+			fputs("\"", out);
+		}
+		fputs(k->def_list[0] ? " ]" : "]", out);
+		break;
+	case KEY_GROUPS:
+		fputs(k->def_groups[0] ? "the items below" : "()", out);
+		break;
+	}
+	fputs(".\n", out);
+	if (k->type == KEY_GROUPS && k->def_groups[0])
+		config_man_groups(out, strrchr(k->path, '.') + 1, k->def_groups, depth);
+}
+
+/* Write key k (at depth 1: a sub key of a groups key) as scdoc: its name
+ * and type, its doc, the values it takes and its default, and for a groups
+ * key its sub keys and example. -1 for a key (or sub key) without doc. */
+static int config_man_key(FILE *out, const struct key *k, int depth)
+{
+	static const char *const type_names[] = {
+	    [KEY_STRING] = "string",        [KEY_INT] = "integer",           [KEY_FLOAT] = "number",
+	    [KEY_LIST] = "list of strings", [KEY_GROUPS] = "list of groups",
+	};
+	int rc = 0;
+	fprintf(out, "%.*s*", depth, tabs);
+	config_man_text(out, k->path, strlen(k->path));
+	fprintf(out, "* (%s)\n", k->one_plus ? "string or list of strings" : type_names[k->type]);
+	if (config_man_doc(out, k->doc, depth + 1) < 0) {
+		fprintf(stderr, "config_write_man: %s: no doc, or it starts with '.'\n", k->path);
+		rc = -1;
+	}
+	config_man_values(out, k, depth + 1);
+	if (k->type != KEY_GROUPS)
+		return rc;
+	fprintf(out, "\n%.*sEach item is a group of these keys:\n", depth + 1, tabs);
+	for (size_t i = 0; i < k->nsub; i++) {
+		fputs("\n", out);
+		if (config_man_key(out, &k->sub[i], depth + 1) < 0) {
+			fprintf(stderr, "config_write_man: in %s\n", k->path);
+			rc = -1;
+		}
+	}
+	if (k->example) {
+		fprintf(out, "\n%.*s%s:\n", depth + 1, tabs,
+		        k->def_groups[0] ? "More examples" : "Example");
+		config_man_groups(out, strrchr(k->path, '.') + 1, k->example, depth + 1);
+	}
+	return rc;
+}
+
+/* Write the key reference of pimon.cfg(5) as scdoc: every key of the table,
+ * under a heading per top group, with its type, meaning, allowed values and
+ * default, and the sub keys of the group lists. Returns 0, or -1 on a write
+ * error or for a key without doc (named on stderr). */
+int config_write_man(FILE *out)
+{
+	const char *group = "";
+	size_t glen = 0;
+	int rc = 0;
+
+	fputs("; Generated from the key table in common/config.c; edit that, then\n"
+	      "; regenerate with: test-config --print-man > docs/man/pimon.cfg.5.keys.scd\n",
+	      out);
+	for (size_t i = 0; i < NKEYS; i++) {
+		const char *path = keys[i].path;
+		size_t len = strcspn(path, ".");
+		if (len != glen || strncmp(path, group, len) != 0) {
+			fprintf(out, "\n## %.*s\n", (int)len, path);
+			group = path;
+			glen = len;
+		}
+		fputs("\n", out);
+		if (config_man_key(out, &keys[i], 0) < 0)
+			rc = -1;
+	}
+	return fflush(out) == 0 && !ferror(out) ? rc : -1;
+}
+
 /* Load for a command line: report, check-only, or go on. */
 int config_load_cli(struct pimon_config *cfg, const char *prog, const char *path, int check_only)
 {
@@ -1233,6 +1466,15 @@ int config_load_cli(struct pimon_config *cfg, const char *prog, const char *path
 		return 0;
 	}
 	return -1;
+}
+
+/* A list of one copy of value. */
+void config_set_list(char ***list, size_t *n, const char *value)
+{
+	config_list_free(*list, *n);
+	*list = config_list_alloc(1);
+	(*list)[0] = config_strdup(value);
+	*n = 1;
 }
 
 /* Swap in a copy of value; running out of memory here is fatal. */

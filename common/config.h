@@ -72,7 +72,8 @@ struct pimon_config {
 		char *log_level;
 	} server;
 	struct {
-		char *server; /* "host:port" of the server */
+		char **server; /* "host:port" of each server, in the order tried */
+		size_t nserver;
 		char *name;   /* "" means the machine's host name */
 		char *proc_root;
 		char *sys_root;
@@ -86,7 +87,7 @@ struct pimon_config {
 		char *tls_ca;          /* "" for plain TCP */
 		char *tls_cert;
 		char *tls_key;
-		char *tls_server_name; /* "" means agent.server's host */
+		char *tls_server_name; /* "" means the host of each agent.server */
 		int catchup_rate;      /* batches/s when catching up */
 		struct pimon_check *checks;
 		size_t nchecks;
@@ -117,6 +118,9 @@ int config_load_cli(struct pimon_config *cfg, const char *prog, const char *path
 /* Replace a string value with a copy of value (a command-line override). */
 void config_set_str(char **slot, const char *value);
 
+/* Replace a list with the one item value (a command-line override). */
+void config_set_list(char ***list, size_t *n, const char *value);
+
 /* Release every string of cfg. */
 void config_free(struct pimon_config *cfg);
 
@@ -130,5 +134,10 @@ extern const char *const config_metric_names[];
 /* Write the documented example file (etc/pimon.cfg): every key with its
  * meaning, allowed values and default. 0, or -1 on a write error. */
 int config_write_example(FILE *out);
+
+/* Write the key reference of pimon.cfg(5) in scdoc (docs/man): every key
+ * with its type, meaning, allowed values and default. 0, or -1 on a write
+ * error or for a key without documentation (named on stderr). */
+int config_write_man(FILE *out);
 
 #endif

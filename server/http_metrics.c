@@ -41,6 +41,7 @@ enum {
 	FAM_HOST_UP,
 	FAM_HOST_LAST_SEEN,
 	FAM_HOSTS,
+	FAM_ALARM_FIRING,
 	FAM_WORKER_SESSIONS,
 	FAM_WORKER_COUNTER0,
 };
@@ -198,6 +199,22 @@ static void family_sample(struct family *f, const char *l1, const char *v1, cons
 	text_add_str(t, "\n");
 }
 
+/* One sample with the labels of labels[] (name, value pairs, NULL ended). */
+static void family_sample_labels(struct family *f, const char *const *labels, const char *value)
+{
+	struct text *t = &f->samples;
+	text_add_str(t, f->name);
+	for (size_t i = 0; labels[i]; i += 2) {
+		text_add_str(t, i ? "\"," : "{");
+		text_add_str(t, labels[i]);
+		text_add_str(t, "=\"");
+		text_add_escaped(t, labels[i + 1], 1);
+	}
+	text_add_str(t, "\"} ");
+	text_add_str(t, value);
+	text_add_str(t, "\n");
+}
+
 /* Make room for one more family. */
 static int page_reserve(struct page *p)
 {
@@ -251,6 +268,8 @@ static int page_add_server_families(struct page *p)
 	    [FAM_HOST_LAST_SEEN] = {"pimon_host_last_seen_seconds", "gauge",
 	                            "When the server last heard from the host, in Unix seconds."},
 	    [FAM_HOSTS] = {"pimon_hosts", "gauge", "Hosts the server knows, by state."},
+	    [FAM_ALARM_FIRING] = {"pimon_alarm_firing", "gauge",
+	                          "1 for each alarm firing now, by host, alarm, instance and level."},
 	    [FAM_WORKER_SESSIONS] = {"pimon_worker_sessions", "gauge",
 	                             "Agent sessions the worker owns now."},
 	};
@@ -418,6 +437,27 @@ static void page_add_hosts(struct page *p, json_t *hosts)
 	family_sample(&p->fams[FAM_HOSTS], "state", "down", NULL, NULL, num);
 }
 
+/* Every active alarm, as pimon_alarm_firing 1. */
+static void page_add_alarms(struct page *p, json_t *alarms)
+{
+	size_t i;
+	json_t *a;
+	json_array_foreach(alarms, i, a)
+	{
+		const char *labels[] = {"host",
+		                        json_string_value(json_object_get(a, "host")),
+		                        "alarm",
+		                        json_string_value(json_object_get(a, "name")),
+		                        "instance",
+		                        json_string_value(json_object_get(a, "instance")),
+		                        "level",
+		                        json_string_value(json_object_get(a, "level")),
+		                        NULL};
+		if (labels[1] && labels[3] && labels[5] && labels[7])
+			family_sample_labels(&p->fams[FAM_ALARM_FIRING], labels, "1");
+	}
+}
+
 /* Each worker's session count and counters, labelled by its index. */
 static void page_add_workers(struct page *p, const struct server *srv)
 {
@@ -473,6 +513,10 @@ static int metrics_render(struct server *srv, struct text *out)
 	else
 		p.failed = 1;
 	json_decref(hosts);
+	json_t *alarms = registry_alarms_json(srv->registry);
+	if (alarms)
+		page_add_alarms(&p, alarms);
+	json_decref(alarms);
 	page_add_workers(&p, srv);
 	int rc = page_assemble(&p, out);
 	if (rc < 0)

@@ -420,7 +420,9 @@ def test_stats_sums_worker_counters(env):
               % (k, stats["counters"][k], lo, hi))
     check(stats["counters"]["sessions_opened"] >= 2, "opened %r" % stats["counters"])
     env.procs[-1].stop()
-    wait_for(lambda: get(env, "/api/v1/stats")["hosts"]["down"] == 1, 10, "one host down",
+    # The host is down as its session closes; the session is freed just after.
+    wait_for(lambda: get(env, "/api/v1/stats")["hosts"]["down"] == 1 and
+             get(env, "/api/v1/stats")["sessions"] == 1, 10, "one host down, its session gone",
              [env.server])
     stats = get(env, "/api/v1/stats")
     check(stats["hosts"] == {"total": 2, "up": 1, "down": 1} and stats["sessions"] == 1,

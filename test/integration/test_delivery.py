@@ -9,8 +9,8 @@ import subprocess
 import threading
 import time
 
-from harness import (SLOW, T_WELCOME, TestSkip, check, frame, hello, read_csv, read_frame,
-                     run_tests, wait_for)
+from harness import (SERVER_BIN, SLOW, T_WELCOME, WRAPPER, Proc, TestSkip, can_connect, check,
+                     frame, free_port, hello, read_csv, read_frame, run_tests, wait_for)
 
 INTERVAL = 1.0
 # Memory figures mean something only without sanitizers or valgrind.
@@ -96,6 +96,53 @@ def test_server_killed_three_times_every_sample_once(env):
     span = (times[-1] - times[0]) / 1000.0
     check(len(times) >= span / INTERVAL - 1, "%d rows over %.1f s" % (len(times), span))
     check(span >= 20, "only %.1f s of rows" % span)
+
+
+def test_failover_to_the_next_server_loses_nothing(env):
+    # A second server, with its own ports and data folder.
+    port2, http2 = free_port(), free_port()
+    data2 = os.path.join(env.dir, "data2")
+    path = env.write_cfg("second.cfg", {"server": {
+        "listen": "127.0.0.1:%d" % port2, "workers": 2, "data_dir": data2,
+        "heartbeat": {"timeout": 3.0, "interval": 0.5}, "collect": {"interval": INTERVAL},
+        "http": {"listen": "127.0.0.1:%d" % http2}, "alarms": (), "log_level": "debug"}})
+    second = Proc("second", WRAPPER + [SERVER_BIN, "-c", path], env.dir)
+    env.procs.append(second)
+    wait_for(lambda: can_connect(port2), 15, "the second server", [second])
+    env.start_server(interval=INTERVAL, hb_interval=0.5, timeout=3.0)
+    agent = env.start_agent("roamer", extra={"server": ["127.0.0.1:%d" % env.port,
+                                                        "127.0.0.1:%d" % port2]})
+    env.wait_hosts_up(["roamer"])
+    time.sleep(4.0)
+    env.server.kill()
+    first_dir = env.host_dir("roamer")
+    second_dir = os.path.join(data2, "hosts", "roamer")
+    wait_for(lambda: os.path.exists(os.path.join(second_dir, "load.csv")), 15,
+             "rows on the second server", [second, agent])
+    time.sleep(4.0)
+    check("trying the next server" in agent.log_text(), "no failover in the agent's log")
+    # Once the second server has everything, stop the agent (BYE).
+    def second_drained():
+        h, d = read_csv(os.path.join(second_dir, "agent.csv"))
+        return d and float(d[-1][h.index("queued_batches")]) <= 1
+    wait_for(second_drained, 30, "the backlog on the second server", [second, agent])
+    check(agent.stop() == 0, "agent exit status")
+    second.check_alive()
+    times = {}
+    for d in (first_dir, second_dir):
+        header, data = read_csv(os.path.join(d, "load.csv"))
+        times[d] = [int(r[0]) for r in data]
+        check(times[d] == sorted(times[d]) and len(times[d]) == len(set(times[d])),
+              "%s: rows out of order or doubled" % d)
+    check(times[first_dir] and times[second_dir], "rows on both servers")
+    # Between them the two servers hold every sample: no gap.
+    union = sorted(set(times[first_dir]) | set(times[second_dir]))
+    limit = (INTERVAL + 0.6 * SLOW) * 1000
+    for a, b in zip(union, union[1:]):
+        check(b - a <= limit, "gap of %d ms at %d across the two servers" % (b - a, a))
+    span = (union[-1] - union[0]) / 1000.0
+    check(span >= 6, "only %.1f s of rows" % span)
+    check(max(times[first_dir]) < max(times[second_dir]), "the second server did not go on")
 
 
 def test_server_killed_before_first_sync_rows_not_doubled(env):

@@ -142,7 +142,7 @@ def test_invalid_host_names_refused(env):
     check(set(os.listdir(outside)) - parent_before <= {n for n in os.listdir(outside)
                                                        if n.startswith("pimon-")},
           "something appeared beside the test folder")
-    check(os.listdir(env.data_dir) and set(os.listdir(env.data_dir)) == {"hosts", "events.csv"},
+    check(set(os.listdir(env.data_dir)) == {"hosts", "events.csv", "alarms.csv"},
           "data folder: %r" % os.listdir(env.data_dir))
     still_fine(env, witness)
 

@@ -181,7 +181,9 @@ def check_workers(fams, before, after):
 # --- tests ---
 
 def test_metrics_two_agents_checked_by_promtool(env):
-    env.start_server(workers=2)
+    # The Pi fixture is at 48.686 °C: over this rule, so its alarm is on the page.
+    env.start_server(workers=2, extra={"alarms": [{"name": "warm", "metric": "temp.celsius",
+                                                   "value": 40.0}]})
     a = env.start_agent("prom-a")
     pi4 = os.path.join(FIXTURES, "pi4")
     b = env.start_agent("prom-b", proc_root=os.path.join(pi4, "proc"),
@@ -213,6 +215,9 @@ def test_metrics_two_agents_checked_by_promtool(env):
     check_workers(fams, before, after)
     check(sample(fams, "pimon_hosts", state="up") == 2, "hosts up")
     check(sample(fams, "pimon_hosts", state="down") == 0, "hosts down")
+    check(samples_of(fams, "pimon_alarm_firing")
+          == [({"host": "prom-b", "alarm": "warm", "instance": "cpu-thermal",
+                "level": "warning"}, 1)], "alarms %r" % samples_of(fams, "pimon_alarm_firing"))
     # A clean stop: the host goes down, its last values stay.
     check(b.stop() == 0, "prom-b exit status")
     wait_for(lambda: env.hosts()["prom-b"]["state"] == "down", 10, "prom-b down", [env.server])
@@ -221,6 +226,8 @@ def test_metrics_two_agents_checked_by_promtool(env):
     check(sample(fams, "pimon_host_up", host="prom-a") == 1, "prom-a went down too")
     check(sample(fams, "pimon_hosts", state="up") == 1, "hosts up after the stop")
     check(sample(fams, "pimon_hosts", state="down") == 1, "hosts down after the stop")
+    check(sample(fams, "pimon_alarm_firing", host="prom-b", alarm="host_down", instance="",
+                 level="critical") == 1, "host_down %r" % samples_of(fams, "pimon_alarm_firing"))
 
 
 def test_metrics_takes_only_get(env):

@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <libconfig.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,7 +47,7 @@ static int config_equal(const struct pimon_config *a, const struct pimon_config 
 	                  b->server.collect_metrics, b->server.ncollect_metrics) &&
 	       strcmp(a->server.http_listen, b->server.http_listen) == 0 &&
 	       strcmp(a->server.log_level, b->server.log_level) == 0 &&
-	       strcmp(a->agent.server, b->agent.server) == 0 &&
+	       list_equal(a->agent.server, a->agent.nserver, b->agent.server, b->agent.nserver) &&
 	       strcmp(a->agent.name, b->agent.name) == 0 &&
 	       strcmp(a->agent.proc_root, b->agent.proc_root) == 0 &&
 	       strcmp(a->agent.sys_root, b->agent.sys_root) == 0 &&
@@ -76,7 +77,8 @@ static void test_defaults(void)
 		CHECK_STR(cfg.server.collect_metrics[i], metrics[i]);
 	CHECK_STR(cfg.server.http_listen, "127.0.0.1:8081");
 	CHECK_STR(cfg.server.log_level, "info");
-	CHECK_STR(cfg.agent.server, "127.0.0.1:8080");
+	CHECK(cfg.agent.nserver == 1);
+	CHECK_STR(cfg.agent.server[0], "127.0.0.1:8080");
 	CHECK_STR(cfg.agent.name, "");
 	CHECK_STR(cfg.agent.proc_root, "/proc");
 	CHECK_STR(cfg.agent.sys_root, "/sys");
@@ -178,6 +180,100 @@ static void test_example_file(void)
 	config_free(&def);
 }
 
+/* lead, then key path as pimon.cfg(5) heads its entry: "*path* (" with
+ * the underscores escaped the scdoc way. */
+static const char *man_heading(char *buf, size_t size, const char *lead, const char *path)
+{
+	size_t used = (size_t)snprintf(buf, size, "%s*", lead);
+	for (; *path && used + 6 < size; path++) {
+		if (*path == '_')
+			buf[used++] = '\\';
+		buf[used++] = *path;
+	}
+	snprintf(buf + used, size - used, "* (");
+	return buf;
+}
+
+/* Every key inside the items of list s, the example file's list of groups
+ * path, has an entry in entry, the part of man from path's own on. */
+static void check_man_items(const char *entry, const config_setting_t *s, const char *path)
+{
+	char heading[320];
+	for (int i = 0; config_setting_is_list(s) && i < config_setting_length(s); i++) {
+		const config_setting_t *item = config_setting_get_elem(s, (unsigned)i);
+		for (int j = 0; config_setting_is_group(item) && j < config_setting_length(item);
+		     j++) {
+			const char *name =
+			    config_setting_name(config_setting_get_elem(item, (unsigned)j));
+			int found = strstr(entry, man_heading(heading, sizeof heading, "\n\t",
+			                                      name)) != NULL;
+			if (!found)
+				fprintf(stderr, "pimon.cfg(5) has no entry for %s: %s\n", path,
+				        name);
+			CHECK(found);
+		}
+	}
+}
+
+/* Every key the example file's group sets (prefix: the group's dotted
+ * path), and every key inside the items of its lists of groups, has an
+ * entry in man, the scdoc text of pimon.cfg(5)'s key reference. */
+static void check_man_covers(const char *man, const config_setting_t *group, const char *prefix)
+{
+	for (int i = 0; i < config_setting_length(group); i++) {
+		const config_setting_t *s = config_setting_get_elem(group, (unsigned)i);
+		char path[256], heading[320];
+		snprintf(path, sizeof path, "%s%s%s", prefix, prefix[0] ? "." : "",
+		         config_setting_name(s));
+		if (config_setting_is_group(s)) {
+			check_man_covers(man, s, path);
+			continue;
+		}
+		const char *entry = strstr(man, man_heading(heading, sizeof heading, "\n", path));
+		if (!entry)
+			fprintf(stderr, "pimon.cfg(5) has no entry for %s\n", path);
+		CHECK(entry != NULL);
+		if (entry)
+			check_man_items(entry, s, path);
+	}
+}
+
+/* docs/man/pimon.cfg.5.keys.scd, the key reference of pimon.cfg(5), is
+ * exactly what the key table writes, every key has documentation, and
+ * every key the example file sets has its entry: the manual cannot drift
+ * from the code. */
+static void test_man_page(void)
+{
+	char path[1024];
+	snprintf(path, sizeof path, "%s/../../docs/man/pimon.cfg.5.keys.scd", fixtures_dir);
+
+	char *want = NULL;
+	size_t wantlen = 0;
+	FILE *mem = open_memstream(&want, &wantlen);
+	CHECK(config_write_man(mem) == 0); /* fails for a key without doc */
+	fclose(mem);
+	char *have = read_all(path);
+	CHECK(have != NULL);
+	if (have && want && strcmp(have, want) != 0)
+		fprintf(stderr,
+		        "%s is out of date with the key table in common/config.c;\n"
+		        "regenerate it with: test-config --print-man > "
+		        "docs/man/pimon.cfg.5.keys.scd\n",
+		        path);
+	CHECK(have && want && strcmp(have, want) == 0);
+
+	config_t lc;
+	char example[1024];
+	snprintf(example, sizeof example, "%s/../../etc/pimon.cfg", fixtures_dir);
+	config_init(&lc);
+	CHECK(config_read_file(&lc, example) == CONFIG_TRUE);
+	if (want)
+		check_man_covers(want, config_root_setting(&lc), "");
+	config_destroy(&lc);
+	free(have);
+	free(want);
+}
+
 /* A file changing every key loads every value. */
 static void test_custom_file(void)
 {
@@ -204,7 +300,8 @@ static void test_custom_file(void)
 	}
 	CHECK_STR(cfg.server.http_listen, "");
 	CHECK_STR(cfg.server.log_level, "debug");
-	CHECK_STR(cfg.agent.server, "[::1]:9000");
+	CHECK(cfg.agent.nserver == 1); /* a string alone is a list of one */
+	CHECK_STR(cfg.agent.server[0], "[::1]:9000");
 	CHECK_STR(cfg.agent.name, "web-01.example");
 	CHECK_STR(cfg.agent.proc_root, "/host/proc");
 	CHECK_STR(cfg.agent.sys_root, "/host/sys");
@@ -272,6 +369,11 @@ static void test_alarms_file(void)
 		CHECK(cfg.agent.checks[1].interval == 60.0 && cfg.agent.checks[1].timeout == 10.0);
 	}
 	CHECK_STR(cfg.agent.alarm_socket, "/tmp/pimon-alarm.sock");
+	CHECK(cfg.agent.nserver == 2);
+	if (cfg.agent.nserver == 2) {
+		CHECK_STR(cfg.agent.server[0], "10.0.0.1:8080");
+		CHECK_STR(cfg.agent.server[1], "[fd00::2]:8080");
+	}
 	config_free(&cfg);
 }
 
@@ -353,6 +455,8 @@ static const struct bad_case {
      "agent.checks[1].name: 'a_name_that_is_far_too_long' is not 1..26 of a-z 0-9 _"},
     {"bad_check_relative.cfg", 4, "agent.checks[1]: command[0] must be an absolute path"},
     {"bad_notify_relative.cfg", 5, "server.notify.command: 'mail' must be an absolute path"},
+    {"bad_agent_server_empty.cfg", 3, "agent.server: expected at least one"},
+    {"bad_agent_server_item.cfg", 3, "agent.server: 'b' is not host:port or [v6]:port"},
 };
 
 /* Each bad file fails with its file, line and message, and leaves the
@@ -453,6 +557,8 @@ int main(int argc, char **argv)
 {
 	if (argc > 1 && strcmp(argv[1], "--print-example") == 0)
 		return config_write_example(stdout) == 0 ? 0 : 1;
+	if (argc > 1 && strcmp(argv[1], "--print-man") == 0)
+		return config_write_man(stdout) == 0 ? 0 : 1;
 	fixtures_dir = getenv("FIXTURES");
 	if (!fixtures_dir)
 		fixtures_dir = "test/fixtures";
@@ -461,6 +567,7 @@ int main(int argc, char **argv)
 	test_log_level();
 	test_metric_names();
 	test_example_file();
+	test_man_page();
 	test_custom_file();
 	test_alarms_file();
 	test_empty_file();
