@@ -12,7 +12,7 @@ from harness import AGENT_BIN, BUILD, CTL_BIN, SERVER_BIN, SLOW, check, run_test
 MAN_DIR = os.environ.get("PIMON_MAN", os.path.join(BUILD, "docs", "man"))
 SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 PAGES = {"pimon-server.8": SERVER_BIN, "pimon-agent.8": AGENT_BIN, "pimon-ctl.1": CTL_BIN,
-         "pimon.cfg.5": None}
+         "pimon-ca.1": None, "pimon.cfg.5": None}
 
 
 def page(name):
