@@ -297,9 +297,11 @@ static void book_remove(struct alarm_book *b, struct entry *e)
 	b->e[i] = b->e[--b->n];
 }
 
-/* Hand a fire (or change of level) of e to emit. */
-static void emit_fire(const struct entry *e, const char *host, uint64_t t, alarm_emit_fn emit,
-                      void *arg)
+/* Hand a fire (or change of level) of e to emit, or its resolve with the
+ * value, message and origin of what resolved it. */
+static void emit_event(const struct entry *e, const char *host, uint64_t t, int firing,
+                       double value, const char *message, const char *origin, alarm_emit_fn emit,
+                       void *arg)
 {
 	struct alarm_event ev = {
 	    .time_ms = t,
@@ -307,31 +309,27 @@ static void emit_fire(const struct entry *e, const char *host, uint64_t t, alarm
 	    .name = e->name,
 	    .instance = e->instance,
 	    .level = e->level,
-	    .firing = 1,
-	    .value = e->value,
-	    .message = e->message,
-	    .origin = e->origin,
+	    .firing = firing,
+	    .value = value,
+	    .message = message,
+	    .duration_s = !firing && t > e->since_ms ? (double)(t - e->since_ms) / 1000.0 : 0.0,
+	    .origin = origin,
 	};
 	emit(arg, &ev);
+}
+
+/* Hand a fire (or change of level) of e to emit. */
+static void emit_fire(const struct entry *e, const char *host, uint64_t t, alarm_emit_fn emit,
+                      void *arg)
+{
+	emit_event(e, host, t, 1, e->value, e->message, e->origin, emit, arg);
 }
 
 /* Hand the resolve of e to emit. */
 static void emit_resolve(const struct entry *e, const char *host, uint64_t t, double value,
                          const char *message, const char *origin, alarm_emit_fn emit, void *arg)
 {
-	struct alarm_event ev = {
-	    .time_ms = t,
-	    .host = host,
-	    .name = e->name,
-	    .instance = e->instance,
-	    .level = e->level,
-	    .firing = 0,
-	    .value = value,
-	    .message = message,
-	    .duration_s = t > e->since_ms ? (double)(t - e->since_ms) / 1000.0 : 0.0,
-	    .origin = origin,
-	};
-	emit(arg, &ev);
+	emit_event(e, host, t, 0, value, message, origin, emit, arg);
 }
 
 /* Does v compare true against the rule's threshold? */
