@@ -84,6 +84,9 @@ def test_ctl_hosts_table_and_json(env):
 
 def test_balance_twelve_agents_four_workers(env):
     env.start_server(workers=4)
+    # start_server's probe of the agent port is a session too until the
+    # server sees it closed; it would take worker 0 from the first agent.
+    wait_for(lambda: sum(env.workers()) == 0, 10, "the port probe's session gone", [env.server])
     agents = {}
     # One at a time first: ties go to the lowest index, so 0, 1, 2, 3.
     for i in range(4):
