@@ -1,7 +1,13 @@
 /* Per-host CSV files: one per metric, header first, rows appended, and a
  * commit record (state.c) saying which batch the files hold completely.
  * Rows past the record are from a batch never acked: store_open cuts them
- * off, and the agent sends that batch again. */
+ * off, and the agent sends that batch again.
+ *
+ * A host costs no descriptor between batches once the server's stores hold
+ * more than a share of its descriptor limit (the rest is for sessions): a
+ * store over that share closes its files after each commit and opens them
+ * again at the next batch. Rows are formatted in a buffer that lives only
+ * for the write, so an idle host costs a few hundred bytes here. */
 #include "store.h"
 
 #include <dirent.h>
@@ -10,9 +16,11 @@
 #include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -23,41 +31,99 @@
 /* How often a failure still going on is logged again, per host. */
 #define STORE_FAIL_LOG_MS 60000
 
+/* Share of RLIMIT_NOFILE the stores keep open between batches, at least
+ * STORE_FDS_MIN. */
+#define STORE_FDS_SHARE 32
+#define STORE_FDS_MIN   16
+
 struct store_file {
 	char metric[PROTO_KEY_MAX + 1];
-	int fd;      /* O_APPEND */
-	int checked; /* header verified in this run */
-	int dirty;   /* written since the last sync */
+	int fd;          /* O_APPEND; -1 while released */
+	int checked;     /* header verified in this run */
+	int dirty;       /* written since the last sync */
+	off_t size;      /* where the file ends (only this store writes it) */
+	uint64_t commit; /* its length in the commit record */
 };
 
 /* Where a file ended before the batch in progress wrote to it. */
 struct store_undo {
-	int fd;
+	size_t file;
 	off_t size;
 };
 
+/* One group's rows, formatted before a single write. */
+struct rowbuf {
+	char *data;
+	size_t len, cap;
+};
+
 struct store {
-	char dir[4096];
+	char *dir;
 	char name[PROTO_NAME_MAX + 1];
 	struct store_file *files;
 	size_t nfiles;
-	char *buf; /* one group's rows, formatted before a single write */
-	size_t buflen, bufcap;
 	struct store_undo *undo; /* files written by the batch in progress */
 	size_t nundo, undocap;
-	int state_fd;
-	struct state committed; /* the last whole batch */
-	int persisted;          /* committed is on disk */
-	FILE *events;
+	int state_fd;        /* -1 while released */
+	uint64_t gen;        /* of the commit record last read or written */
+	uint64_t run_id;     /* the last whole batch: run and seq */
+	uint64_t last_seq;
+	int persisted;        /* the record is on disk */
 	int failing;          /* a write failed; cleared by the next success */
 	uint64_t fail_log_ms; /* when the failure was last logged */
 };
+
+/* Descriptors every store holds, and how many they may keep between
+ * batches. */
+static atomic_int store_fds;
+static int store_fds_budget;
+static pthread_once_t store_budget_once = PTHREAD_ONCE_INIT;
 
 struct store_log {
 	pthread_mutex_t lock;
 	FILE *fp;
 	char path[4096];
 };
+
+/* The budget: a share of the descriptor limit. */
+static void store_budget_init(void)
+{
+	struct rlimit rl;
+	rlim_t n = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? rl.rlim_cur / STORE_FDS_SHARE : 0;
+	if (n > 1000000)
+		n = 1000000;
+	store_fds_budget = n < STORE_FDS_MIN ? STORE_FDS_MIN : (int)n;
+}
+
+/* Open a file the store keeps, counted. */
+static int store_fd_open(const char *path, int flags)
+{
+	int fd = open(path, flags | O_CLOEXEC, 0644);
+	if (fd >= 0)
+		atomic_fetch_add(&store_fds, 1);
+	return fd;
+}
+
+/* Close a kept descriptor, counted. */
+static void store_fd_close(int *fd)
+{
+	if (*fd < 0)
+		return;
+	close(*fd);
+	*fd = -1;
+	atomic_fetch_sub(&store_fds, 1);
+}
+
+/* Over the budget, give back this store's descriptors until its next
+ * batch. */
+static void store_release(struct store *st)
+{
+	if (atomic_load(&store_fds) <= store_fds_budget)
+		return;
+	for (size_t i = 0; i < st->nfiles; i++)
+		store_fd_close(&st->files[i].fd);
+	store_fd_close(&st->state_fd);
+}
 
 /* Quote a CSV field when it holds a comma, quote or line break. */
 void store_csv_field(char *out, size_t size, const char *s)
@@ -156,7 +222,7 @@ static off_t first_line_len(int fd)
 	return nl ? (off_t)(nl - buf + 1) : 0;
 }
 
-/* Open an existing metric file for appending and add it to the table. */
+/* Add a metric file, open as fd (counted), to the table. */
 static struct store_file *store_add_file(struct store *st, const char *metric, int fd)
 {
 	struct store_file *nf = realloc(st->files, (st->nfiles + 1) * sizeof *nf);
@@ -167,6 +233,9 @@ static struct store_file *store_add_file(struct store *st, const char *metric, i
 	memset(f, 0, sizeof *f);
 	snprintf(f->metric, sizeof f->metric, "%s", metric);
 	f->fd = fd;
+	off_t end = lseek(fd, 0, SEEK_END);
+	f->size = end > 0 ? end : 0;
+	f->commit = (uint64_t)f->size;
 	return f;
 }
 
@@ -193,20 +262,20 @@ static void store_cut(struct store *st, const char *path, int fd, off_t size)
 
 /* Bring the files back to the commit record: open every file it names at
  * its committed length; cut files it does not name to their header. */
-static void store_recover(struct store *st)
+static void store_recover(struct store *st, const struct state *committed)
 {
 	char path[4200];
-	for (uint32_t i = 0; i < st->committed.nfiles; i++) {
-		const struct state_file *sf = &st->committed.files[i];
+	for (uint32_t i = 0; i < committed->nfiles; i++) {
+		const struct state_file *sf = &committed->files[i];
 		if (!util_valid_key(sf->metric))
 			continue;
 		snprintf(path, sizeof path, "%s/%s.csv", st->dir, sf->metric);
-		int fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
+		int fd = store_fd_open(path, O_WRONLY | O_APPEND);
 		if (fd < 0)
 			continue;
 		store_cut(st, path, fd, (off_t)sf->size);
 		if (!store_add_file(st, sf->metric, fd))
-			close(fd);
+			store_fd_close(&fd);
 	}
 	DIR *d = opendir(st->dir);
 	struct dirent *de;
@@ -236,13 +305,20 @@ static void store_recover(struct store *st)
 /* Create the host's folder, read its commit record and repair the files. */
 struct store *store_open(const char *data_dir, const char *name)
 {
+	pthread_once(&store_budget_once, store_budget_init);
 	struct store *st = calloc(1, sizeof *st);
 	if (!st)
 		return NULL;
 	st->state_fd = -1;
-	int n = snprintf(st->dir, sizeof st->dir, "%s/hosts/%s", data_dir, name);
-	if (n < 0 || (size_t)n >= sizeof st->dir) {
+	char dir[4096];
+	int n = snprintf(dir, sizeof dir, "%s/hosts/%s", data_dir, name);
+	if (n < 0 || (size_t)n >= sizeof dir) {
 		log_err("store", "host %s: data path too long", name);
+		goto fail;
+	}
+	st->dir = strdup(dir);
+	if (!st->dir) {
+		log_err("store", "host %s: out of memory", name);
 		goto fail;
 	}
 	snprintf(st->name, sizeof st->name, "%s", name);
@@ -255,7 +331,7 @@ struct store *store_open(const char *data_dir, const char *name)
 	/* A record file, valid or not, is made before any row is written: with
 	 * one, rows it does not cover were never acked. */
 	int existed = access(path, F_OK) == 0;
-	st->state_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	st->state_fd = store_fd_open(path, O_RDWR | O_CREAT);
 	if (st->state_fd < 0) {
 		log_err("store", "host %s: cannot open %s: %s", name, path, strerror(errno));
 		goto fail;
@@ -267,20 +343,25 @@ struct store *store_open(const char *data_dir, const char *name)
 		log_err("store", "host %s: cannot allocate %s: %s", name, path, strerror(errno));
 		goto fail;
 	}
-	int rc = state_read(st->state_fd, &st->committed);
+	struct state committed;
+	int rc = state_read(st->state_fd, &committed);
 	if (rc < 0) {
 		log_err("store", "host %s: cannot read %s: %s", name, path, strerror(errno));
 		goto fail;
 	}
 	if (rc == 1)
-		memset(&st->committed, 0, sizeof st->committed);
+		memset(&committed, 0, sizeof committed);
 	if (rc == 0 || existed)
-		store_recover(st);
+		store_recover(st, &committed);
+	st->gen = committed.gen;
+	st->run_id = committed.run_id;
+	st->last_seq = committed.last_seq;
 	st->persisted = 1;
+	store_release(st);
 	return st;
 fail:
-	if (st->state_fd >= 0)
-		close(st->state_fd);
+	store_fd_close(&st->state_fd);
+	free(st->dir);
 	free(st);
 	return NULL;
 }
@@ -292,88 +373,99 @@ void store_close(struct store *st)
 		return;
 	store_persist(st, 1);
 	for (size_t i = 0; i < st->nfiles; i++)
-		close(st->files[i].fd);
-	if (st->events)
-		fclose(st->events);
-	close(st->state_fd);
+		store_fd_close(&st->files[i].fd);
+	store_fd_close(&st->state_fd);
 	free(st->files);
-	free(st->buf);
 	free(st->undo);
+	free(st->dir);
 	free(st);
 }
 
 /* The agent run and last sequence of the last whole batch. */
 void store_last(const struct store *st, uint64_t *run_id, uint64_t *last_seq)
 {
-	*run_id = st->committed.run_id;
-	*last_seq = st->committed.last_seq;
+	*run_id = st->run_id;
+	*last_seq = st->last_seq;
 }
 
 /* The file for a metric, opened (and its header checked) the first time
- * in this run; -1 on error. */
-static int store_file_for(struct store *st, const struct proto_group *g)
+ * in this run, and opened again after a release; NULL on error. */
+static struct store_file *store_file_for(struct store *st, const struct proto_group *g)
 {
 	struct store_file *f = NULL;
 	for (size_t i = 0; i < st->nfiles && !f; i++)
 		if (strcmp(st->files[i].metric, g->metric) == 0)
 			f = &st->files[i];
-	if (f && f->checked)
-		return f->fd;
+	if (f && f->checked && f->fd >= 0)
+		return f;
 	char path[4200], header[2048];
 	snprintf(path, sizeof path, "%s/%s.csv", st->dir, g->metric);
+	if (f && f->checked) {
+		/* Released after an earlier batch: open it again. */
+		f->fd = store_fd_open(path, O_WRONLY | O_APPEND);
+		if (f->fd >= 0)
+			return f;
+		if (errno != ENOENT)
+			return NULL;
+		f->checked = 0;
+	}
 	group_header(g, header, sizeof header);
 	int fd = csv_prepare(path, header);
 	if (fd < 0)
-		return -1;
+		return NULL;
+	atomic_fetch_add(&store_fds, 1);
 	if (!f && st->nfiles >= STATE_FILES_MAX) {
-		close(fd);
+		store_fd_close(&fd);
 		errno = EMFILE;
-		return -1;
+		return NULL;
 	}
-	if (!f && !(f = store_add_file(st, g->metric, fd))) {
-		close(fd);
-		return -1;
-	}
-	if (f->fd != fd) {
-		close(f->fd);
+	if (!f) {
+		if (!(f = store_add_file(st, g->metric, fd))) {
+			store_fd_close(&fd);
+			return NULL;
+		}
+	} else {
+		store_fd_close(&f->fd);
 		f->fd = fd;
+		off_t end = lseek(fd, 0, SEEK_END);
+		f->size = end > 0 ? end : 0;
 	}
 	f->checked = 1;
 	f->dirty = 1;
-	return fd;
+	return f;
 }
 
 /* Append printf-style text to the row buffer; -1 when out of memory. */
-__attribute__((format(printf, 2, 3))) static int buf_printf(struct store *st, const char *fmt, ...)
+__attribute__((format(printf, 2, 3))) static int buf_printf(struct rowbuf *b, const char *fmt, ...)
 {
 	for (;;) {
-		size_t room = st->bufcap - st->buflen;
+		size_t room = b->cap - b->len;
 		va_list ap;
 		va_start(ap, fmt);
-		int n = vsnprintf(st->buf ? st->buf + st->buflen : NULL, room, fmt, ap);
+		int n = vsnprintf(b->data ? b->data + b->len : NULL, room, fmt, ap);
 		va_end(ap);
 		if (n < 0)
 			return -1;
 		if ((size_t)n < room) {
-			st->buflen += (size_t)n;
+			b->len += (size_t)n;
 			return 0;
 		}
-		size_t cap = st->bufcap ? st->bufcap * 2 : 16384;
-		while (cap - st->buflen <= (size_t)n)
+		size_t cap = b->cap ? b->cap * 2 : 4096;
+		while (cap - b->len <= (size_t)n)
 			cap *= 2;
-		char *nb = realloc(st->buf, cap);
+		char *nb = realloc(b->data, cap);
 		if (!nb)
 			return -1;
-		st->buf = nb;
-		st->bufcap = cap;
+		b->data = nb;
+		b->cap = cap;
 	}
 }
 
-/* Remember where fd ends, once per batch, so the batch can be undone. */
-static int store_note_undo(struct store *st, int fd)
+/* Remember where file i ends, once per batch, so the batch can be undone. */
+static int store_note_undo(struct store *st, size_t file)
 {
 	for (size_t i = 0; i < st->nundo; i++)
-		if (st->undo[i].fd == fd)
+		if (st->undo[i].file == file)
 			return 0;
 	if (st->nundo == st->undocap) {
 		size_t cap = st->undocap ? st->undocap * 2 : 8;
@@ -383,11 +475,8 @@ static int store_note_undo(struct store *st, int fd)
 		st->undo = nu;
 		st->undocap = cap;
 	}
-	off_t size = lseek(fd, 0, SEEK_END);
-	if (size < 0)
-		return -1;
-	st->undo[st->nundo].fd = fd;
-	st->undo[st->nundo].size = size;
+	st->undo[st->nundo].file = file;
+	st->undo[st->nundo].size = st->files[file].size;
 	st->nundo++;
 	return 0;
 }
@@ -416,10 +505,13 @@ static int write_all(int fd, const char *data, size_t len)
 void store_batch_abort(struct store *st)
 {
 	int saved = errno;
-	for (size_t i = 0; i < st->nundo; i++)
-		if (ftruncate(st->undo[i].fd, st->undo[i].size) < 0)
+	for (size_t i = 0; i < st->nundo; i++) {
+		struct store_file *f = &st->files[st->undo[i].file];
+		if (ftruncate(f->fd, st->undo[i].size) < 0)
 			log_err("store", "host %s: cannot undo a partial batch: %s", st->name,
 			        strerror(errno));
+		f->size = st->undo[i].size;
+	}
 	st->nundo = 0;
 	errno = saved;
 }
@@ -427,78 +519,97 @@ void store_batch_abort(struct store *st)
 /* Append the group's rows with one write. */
 int store_write_group(struct store *st, const struct proto_group *g)
 {
-	int fd = store_file_for(st, g);
-	if (fd < 0)
+	struct store_file *f = store_file_for(st, g);
+	if (!f)
 		return store_fail(st, g->metric);
 	char inst[PROTO_INST_MAX * 2 + 3];
-	st->buflen = 0;
+	struct rowbuf b = {0};
 	int rc = 0;
 	for (uint32_t r = 0; r < g->nrows && rc == 0; r++) {
 		const struct proto_row *row = &g->rows[r];
-		rc = buf_printf(st, "%llu", (unsigned long long)row->time_ms);
+		rc = buf_printf(&b, "%llu", (unsigned long long)row->time_ms);
 		if (g->inst_key[0]) {
 			store_csv_field(inst, sizeof inst, row->instance);
-			rc |= buf_printf(st, ",%s", inst);
+			rc |= buf_printf(&b, ",%s", inst);
 		}
 		for (unsigned i = 0; i < g->nfields && rc == 0; i++) {
 			if (isfinite(row->values[i]))
-				rc = buf_printf(st, ",%.15g", row->values[i]);
+				rc = buf_printf(&b, ",%.15g", row->values[i]);
 			else
-				rc = buf_printf(st, ",");
+				rc = buf_printf(&b, ",");
 		}
-		rc |= buf_printf(st, "\n");
+		rc |= buf_printf(&b, "\n");
 	}
 	if (rc < 0) {
+		free(b.data);
 		errno = ENOMEM;
 		return store_fail(st, g->metric);
 	}
-	if (store_note_undo(st, fd) < 0 || write_all(fd, st->buf, st->buflen) < 0)
+	if (store_note_undo(st, (size_t)(f - st->files)) < 0 ||
+	    write_all(f->fd, b.data, b.len) < 0) {
+		free(b.data);
 		return store_fail(st, g->metric);
-	for (size_t i = 0; i < st->nfiles; i++)
-		if (st->files[i].fd == fd)
-			st->files[i].dirty = 1;
+	}
+	free(b.data);
+	f->size += (off_t)b.len;
+	f->dirty = 1;
 	return 0;
 }
 
 /* Append one event line to the host's events.csv. */
 int store_write_event(struct store *st, const char *line)
 {
-	if (!st->events) {
-		char path[4200];
-		snprintf(path, sizeof path, "%s/events.csv", st->dir);
-		int fd = csv_prepare(path, STORE_HOST_EVENT_HEADER);
-		st->events = fd >= 0 ? fdopen(fd, "a") : NULL;
-		if (!st->events) {
-			if (fd >= 0)
-				close(fd);
-			return store_fail(st, "events.csv");
-		}
-	}
-	if (fprintf(st->events, "%s\n", line) < 0 || fflush(st->events) != 0) {
-		clearerr(st->events);
+	/* Events are rare: the file is opened for each, not kept. */
+	char path[4200];
+	snprintf(path, sizeof path, "%s/events.csv", st->dir);
+	int fd = csv_prepare(path, STORE_HOST_EVENT_HEADER);
+	if (fd < 0)
 		return store_fail(st, "events.csv");
+	size_t len = strlen(line);
+	char *buf = malloc(len + 1);
+	int rc = -1;
+	if (buf) {
+		memcpy(buf, line, len);
+		buf[len] = '\n';
+		rc = write_all(fd, buf, len + 1);
+		free(buf);
 	}
-	return 0;
+	close(fd);
+	return rc < 0 ? store_fail(st, "events.csv") : 0;
 }
 
 /* The batch (run_id, seq) is whole in the files: it becomes the commit
  * record, kept in memory until store_persist writes it. */
 void store_batch_done(struct store *st, uint64_t run_id, uint64_t seq)
 {
-	struct state *c = &st->committed;
-	c->run_id = run_id;
-	c->last_seq = seq;
-	c->nfiles = 0;
-	for (size_t i = 0; i < st->nfiles && c->nfiles < STATE_FILES_MAX; i++) {
-		off_t size = lseek(st->files[i].fd, 0, SEEK_END);
-		if (size < 0)
-			continue;
-		struct state_file *sf = &c->files[c->nfiles++];
-		snprintf(sf->metric, sizeof sf->metric, "%s", st->files[i].metric);
-		sf->size = (uint64_t)size;
-	}
+	st->run_id = run_id;
+	st->last_seq = seq;
+	for (size_t i = 0; i < st->nfiles; i++)
+		st->files[i].commit = (uint64_t)st->files[i].size;
 	st->nundo = 0;
 	st->persisted = 0;
+}
+
+/* Write the commit record into the slot after the last one. */
+static int store_write_state(struct store *st)
+{
+	if (st->state_fd < 0) {
+		char path[4200];
+		snprintf(path, sizeof path, "%s/%s", st->dir, STATE_FILE_NAME);
+		st->state_fd = store_fd_open(path, O_RDWR);
+		if (st->state_fd < 0)
+			return -1;
+	}
+	struct state c = {.gen = st->gen, .run_id = st->run_id, .last_seq = st->last_seq};
+	for (size_t i = 0; i < st->nfiles && c.nfiles < STATE_FILES_MAX; i++) {
+		struct state_file *sf = &c.files[c.nfiles++];
+		snprintf(sf->metric, sizeof sf->metric, "%s", st->files[i].metric);
+		sf->size = st->files[i].commit;
+	}
+	if (state_write(st->state_fd, &c) < 0)
+		return -1;
+	st->gen = c.gen;
+	return 0;
 }
 
 /* Write the commit record; with sync, the data reaches the disk before the
@@ -507,15 +618,21 @@ int store_persist(struct store *st, int sync)
 {
 	if (sync) {
 		for (size_t i = 0; i < st->nfiles; i++) {
-			if (!st->files[i].dirty)
+			struct store_file *f = &st->files[i];
+			if (!f->dirty)
 				continue;
-			if (fdatasync(st->files[i].fd) < 0)
-				return store_fail(st, st->files[i].metric);
-			st->files[i].dirty = 0;
+			if (f->fd < 0) {
+				char path[4200];
+				snprintf(path, sizeof path, "%s/%s.csv", st->dir, f->metric);
+				f->fd = store_fd_open(path, O_WRONLY | O_APPEND);
+			}
+			if (f->fd < 0 || fdatasync(f->fd) < 0)
+				return store_fail(st, f->metric);
+			f->dirty = 0;
 		}
 	}
 	if (!st->persisted) {
-		if (state_write(st->state_fd, &st->committed) < 0)
+		if (store_write_state(st) < 0)
 			return store_fail(st, STATE_FILE_NAME);
 		st->persisted = 1;
 		if (sync && fdatasync(st->state_fd) < 0)
@@ -525,6 +642,7 @@ int store_persist(struct store *st, int sync)
 		log_notice("store", "host %s: storing again", st->name);
 		st->failing = 0;
 	}
+	store_release(st);
 	return 0;
 }
 

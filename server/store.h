@@ -1,6 +1,8 @@
 /* Per-host CSV files under <data_dir>/hosts/<name>/: one file per metric,
- * opened once and kept, and a commit record of the last whole batch. A
- * store is used by one thread at a time; the host's lock serialises it. */
+ * kept open while descriptors are plenty (closed between batches once the
+ * stores hold a share of the limit), and a commit record of the last whole
+ * batch. A store is used by one thread at a time; the host's lock
+ * serialises it. */
 #ifndef PIMON_STORE_H
 #define PIMON_STORE_H
 
