@@ -184,7 +184,8 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	static struct floor f;
 	f.base = event_base_new();
-	struct timeval tv = {(time_t)timeout, (suseconds_t)((timeout - (double)(time_t)timeout) * 1e6)};
+	struct timeval tv = {(time_t)timeout,
+	                     (suseconds_t)((timeout - (double)(time_t)timeout) * 1e6)};
 	f.timeout = event_base_init_common_timeout(f.base, &tv);
 	const char *err;
 	struct proto_msg ch = {.type = PROTO_CHALLENGE};
@@ -219,8 +220,8 @@ int main(int argc, char **argv)
 	fprintf(stderr, "pimon-floor: listening on %s\n", listen);
 	event_base_dispatch(f.base);
 	printf("pimon-floor: peak %llu sessions, %llu frames, %llu acks, %llu timeouts\n",
-	       (unsigned long long)f.peak, (unsigned long long)f.frames,
-	       (unsigned long long)f.acks, (unsigned long long)f.timeouts);
+	       (unsigned long long)f.peak, (unsigned long long)f.frames, (unsigned long long)f.acks,
+	       (unsigned long long)f.timeouts);
 	evconnlistener_free(lev);
 	event_free(sigterm);
 	event_free(sigint);

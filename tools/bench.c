@@ -34,8 +34,8 @@
 /* Batches in flight per agent at most (as the real agent's window). */
 #define BENCH_RING 64
 /* Processes at most, and agents per process at most. */
-#define BENCH_MAX_PROCS  64
-#define BENCH_PER_PROC   19000
+#define BENCH_MAX_PROCS 64
+#define BENCH_PER_PROC  19000
 /* Latency histogram: 64 sub-buckets per power of two (1.6 % resolution). */
 #define HIST_SUB_BITS 6
 #define HIST_SUB      (1u << HIST_SUB_BITS)
@@ -75,10 +75,10 @@ struct tally {
 
 /* What a child sends its parent at the end. */
 struct report {
-	struct tally w0, w1; /* at the window's start and end */
-	uint64_t live;       /* sessions ready at the end */
-	uint64_t unacked;    /* batches sent and not acked at the end */
-	struct hist lat;     /* ACKs received in the window */
+	struct tally w0, w1;  /* at the window's start and end */
+	uint64_t live;        /* sessions ready at the end */
+	uint64_t unacked;     /* batches sent and not acked at the end */
+	struct hist lat;      /* ACKs received in the window */
 	struct hist lat_live; /* live sessions' ACKs from the freeze to the end */
 };
 
@@ -226,8 +226,8 @@ static void child_build_template(struct child *c)
 	}
 	struct proto_group *groups = calloc((size_t)o->groups, sizeof *groups);
 	struct proto_row *rows = calloc((size_t)o->groups * (size_t)o->rows, sizeof *rows);
-	double *values = calloc((size_t)o->groups * (size_t)o->rows * (size_t)o->fields,
-	                        sizeof *values);
+	double *values =
+	    calloc((size_t)o->groups * (size_t)o->rows * (size_t)o->fields, sizeof *values);
 	c->nrow_off = (size_t)o->groups * (size_t)o->rows;
 	c->row_off = calloc(c->nrow_off, sizeof *c->row_off);
 	if (!groups || !rows || !values || !c->row_off) {
@@ -242,14 +242,15 @@ static void child_build_template(struct child *c)
 		for (int f = 0; f < o->fields; f++)
 			off += 1 + strlen(fields[f]);
 		for (int r = 0; r < o->rows; r++) {
-			double *v = values + ((size_t)g * (size_t)o->rows + (size_t)r) * (size_t)o->fields;
+			double *v =
+			    values + ((size_t)g * (size_t)o->rows + (size_t)r) * (size_t)o->fields;
 			for (int f = 0; f < o->fields; f++)
 				v[f] = sample_value((unsigned)g, (unsigned)r, (unsigned)f);
 			gr[r] = (struct proto_row){0, "", v};
 			c->row_off[k++] = off;
 			off += 8 + 1 + 8 * (size_t)o->fields;
 		}
-		groups[g] = (struct proto_group){metrics[g], "", (uint8_t)o->fields, fields,
+		groups[g] = (struct proto_group){metrics[g],        "", (uint8_t)o->fields, fields,
 		                                 (uint32_t)o->rows, gr};
 	}
 	struct proto_msg m = {.type = PROTO_METRICS};
@@ -263,7 +264,8 @@ static void child_build_template(struct child *c)
 		exit(2);
 	}
 	if (b.len != off) {
-		fprintf(stderr, "pimon-bench: batch layout is %zu bytes, expected %zu\n", b.len, off);
+		fprintf(stderr, "pimon-bench: batch layout is %zu bytes, expected %zu\n", b.len,
+		        off);
 		exit(1);
 	}
 	c->tmpl = b.data;
@@ -532,8 +534,8 @@ static void agent_open(struct agent *a)
 	}
 	bufferevent_setcb(a->bev, agent_read_cb, NULL, agent_event_cb, a);
 	bufferevent_enable(a->bev, EV_READ | EV_WRITE);
-	struct sockaddr_in dst = {.sin_family = AF_INET, .sin_port = htons((uint16_t)o->port),
-	                          .sin_addr = o->dst};
+	struct sockaddr_in dst = {
+	    .sin_family = AF_INET, .sin_port = htons((uint16_t)o->port), .sin_addr = o->dst};
 	if (bufferevent_socket_connect(a->bev, (struct sockaddr *)&dst, sizeof dst) < 0) {
 		bufferevent_free(a->bev);
 		a->bev = NULL;
@@ -776,14 +778,12 @@ static json_t *api_get(const struct opts *o, const char *path)
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)o->api_port)};
 	char req[512];
-	int n = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: %s\r\n\r\n", path,
-	                 o->api_host);
+	int n = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: %s\r\n\r\n", path, o->api_host);
 	size_t len = 0, cap = 65536;
 	char *buf = malloc(cap);
 	json_t *j = NULL;
 	if (!buf || inet_pton(AF_INET, o->api_host, &sa.sin_addr) != 1 ||
-	    connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0 ||
-	    write_all(fd, req, (size_t)n) < 0)
+	    connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || write_all(fd, req, (size_t)n) < 0)
 		goto out;
 	for (;;) {
 		if (len + 1 >= cap) {
@@ -827,8 +827,8 @@ static long api_hosts_down(const struct opts *o)
 /* What the parent learns about detection. */
 struct detect {
 	int polled;
-	uint64_t freeze_ms;    /* wall clock of the freeze */
-	long seen_down;        /* frozen hosts down by timeout */
+	uint64_t freeze_ms;     /* wall clock of the freeze */
+	long seen_down;         /* frozen hosts down by timeout */
 	double first_s, last_s; /* from the freeze to the first and last "down" */
 };
 
@@ -868,32 +868,33 @@ static void detect_collect(const struct opts *o, struct detect *d)
 
 static void usage(FILE *out)
 {
-	fprintf(out,
-	        "usage: pimon-bench [options]\n"
-	        "  -s, --server ADDR       server to load, IPv4 host:port (default 127.0.0.1:8080)\n"
-	        "  -n, --agents N          simulated agents (default 100)\n"
-	        "  -P, --procs P           processes sharing them (default: %d agents each)\n"
-	        "      --heartbeat S       seconds between HEARTBEATs, 0 for none (default 1)\n"
-	        "      --interval S        seconds between METRICS batches; 0 sends as fast as\n"
-	        "                          they are acked, --window at a time (default 5)\n"
-	        "      --window W          batches in flight with --interval 0 (default 4)\n"
-	        "      --groups G          metrics per batch (default 1)\n"
-	        "      --rows R            rows per metric (default 1)\n"
-	        "      --fields F          values per row (default 10)\n"
-	        "      --ramp S            seconds over which sessions are opened (default 5)\n"
-	        "      --duration S        seconds measured after the ramp (default 10)\n"
-	        "      --freeze-after S    S seconds into the measurement, stop sending on the\n"
-	        "                          frozen sessions without closing them\n"
-	        "      --freeze-count K    freeze agents 0..K-1 only (default: all)\n"
-	        "      --api ADDR          the server's HTTP API, to time host-down detection\n"
-	        "      --secret FILE       prove this secret in HELLO\n"
-	        "      --prefix NAME       host names are NAME0, NAME1, ... (default bench-)\n"
-	        "      --source ADDR       first loopback source address (default 127.1.0.1)\n"
-	        "      --per-source N      sessions per source address (default 1000)\n"
-	        "      --pid PID           report this process's CPU and memory (the server)\n"
-	        "      --json              print the figures as JSON\n"
-	        "  -h, --help              show this help\n",
-	        BENCH_PER_PROC);
+	fprintf(
+	    out,
+	    "usage: pimon-bench [options]\n"
+	    "  -s, --server ADDR       server to load, IPv4 host:port (default 127.0.0.1:8080)\n"
+	    "  -n, --agents N          simulated agents (default 100)\n"
+	    "  -P, --procs P           processes sharing them (default: %d agents each)\n"
+	    "      --heartbeat S       seconds between HEARTBEATs, 0 for none (default 1)\n"
+	    "      --interval S        seconds between METRICS batches; 0 sends as fast as\n"
+	    "                          they are acked, --window at a time (default 5)\n"
+	    "      --window W          batches in flight with --interval 0 (default 4)\n"
+	    "      --groups G          metrics per batch (default 1)\n"
+	    "      --rows R            rows per metric (default 1)\n"
+	    "      --fields F          values per row (default 10)\n"
+	    "      --ramp S            seconds over which sessions are opened (default 5)\n"
+	    "      --duration S        seconds measured after the ramp (default 10)\n"
+	    "      --freeze-after S    S seconds into the measurement, stop sending on the\n"
+	    "                          frozen sessions without closing them\n"
+	    "      --freeze-count K    freeze agents 0..K-1 only (default: all)\n"
+	    "      --api ADDR          the server's HTTP API, to time host-down detection\n"
+	    "      --secret FILE       prove this secret in HELLO\n"
+	    "      --prefix NAME       host names are NAME0, NAME1, ... (default bench-)\n"
+	    "      --source ADDR       first loopback source address (default 127.1.0.1)\n"
+	    "      --per-source N      sessions per source address (default 1000)\n"
+	    "      --pid PID           report this process's CPU and memory (the server)\n"
+	    "      --json              print the figures as JSON\n"
+	    "  -h, --help              show this help\n",
+	    BENCH_PER_PROC);
 }
 
 /* Parse a number within [lo, hi] or exit with a message. */
@@ -1138,8 +1139,8 @@ static void print_results(const struct opts *o, const struct report *all, int nr
 		    " s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:I, s:f, s:f, s:f, s:I, s:f}",
 		    "agents", o->agents, "procs", o->procs, "heartbeat_s", o->heartbeat,
 		    "interval_s", o->interval, "groups", o->groups, "rows", o->rows, "fields",
-		    o->fields, "samples_per_batch", (int)samples, "ramp_s", o->ramp, "duration_s", T,
-		    "established", (json_int_t)w1.established, "established_at_start",
+		    o->fields, "samples_per_batch", (int)samples, "ramp_s", o->ramp, "duration_s",
+		    T, "established", (json_int_t)w1.established, "established_at_start",
 		    (json_int_t)w0.established, "live_at_end", (json_int_t)alive, "connect_failed",
 		    (json_int_t)w1.connect_failed, "refused", (json_int_t)w1.refused, "closed",
 		    (json_int_t)w1.closed, "bad_frames", (json_int_t)w1.bad_frames,
@@ -1175,15 +1176,17 @@ static void print_results(const struct opts *o, const struct report *all, int nr
 		printf("pimon-bench: %d agents in %d processes to %s:%d\n", o->agents, o->procs,
 		       o->host, o->port);
 		if (o->interval > 0)
-			printf("load: heartbeat every %g s, a batch every %g s of %d x %d x %d = %llu "
-			       "values\n",
-			       o->heartbeat, o->interval, o->groups, o->rows, o->fields,
-			       (unsigned long long)samples);
+			printf(
+			    "load: heartbeat every %g s, a batch every %g s of %d x %d x %d = %llu "
+			    "values\n",
+			    o->heartbeat, o->interval, o->groups, o->rows, o->fields,
+			    (unsigned long long)samples);
 		else
-			printf("load: heartbeat every %g s, batches as fast as acked (%d in flight) "
-			       "of %d x %d x %d = %llu values\n",
-			       o->heartbeat, o->window, o->groups, o->rows, o->fields,
-			       (unsigned long long)samples);
+			printf(
+			    "load: heartbeat every %g s, batches as fast as acked (%d in flight) "
+			    "of %d x %d x %d = %llu values\n",
+			    o->heartbeat, o->window, o->groups, o->rows, o->fields,
+			    (unsigned long long)samples);
 		printf("sessions: %llu established (%llu by the end of the %g s ramp), %llu live "
 		       "at the end\n",
 		       (unsigned long long)w1.established, (unsigned long long)w0.established,
@@ -1199,27 +1202,30 @@ static void print_results(const struct opts *o, const struct report *all, int nr
 		printf("ack latency: p50 %.2f ms, p99 %.2f ms, max %.2f ms (%llu acks)\n",
 		       hist_quantile_ms(lat, 0.5), hist_quantile_ms(lat, 0.99),
 		       (double)lat->max_us / 1000.0, (unsigned long long)lat->count);
-		printf("errors: %llu could not connect, %llu refused, %llu closed, %llu bad frames; "
-		       "%llu batches unacked at the end, %.0f sends skipped (%d unacked)\n",
-		       (unsigned long long)w1.connect_failed, (unsigned long long)w1.refused,
-		       (unsigned long long)w1.closed, (unsigned long long)w1.bad_frames,
-		       (unsigned long long)unacked, DELTA(window_full), BENCH_RING);
+		printf(
+		    "errors: %llu could not connect, %llu refused, %llu closed, %llu bad frames; "
+		    "%llu batches unacked at the end, %.0f sends skipped (%d unacked)\n",
+		    (unsigned long long)w1.connect_failed, (unsigned long long)w1.refused,
+		    (unsigned long long)w1.closed, (unsigned long long)w1.bad_frames,
+		    (unsigned long long)unacked, DELTA(window_full), BENCH_RING);
 		printf("bench CPU: %.1f %%\n", bench_cpu);
 		if (o->pid)
-			printf("server (pid %d): CPU %.1f %%, RSS %.1f MB, USS %.1f MB\n", (int)o->pid,
-			       cpu_pct, (double)rss / 1024.0, (double)uss / 1024.0);
+			printf("server (pid %d): CPU %.1f %%, RSS %.1f MB, USS %.1f MB\n",
+			       (int)o->pid, cpu_pct, (double)rss / 1024.0, (double)uss / 1024.0);
 		if (o->freeze_after >= 0) {
 			printf("freeze: %d sessions at +%g s; ", o->freeze_count, o->freeze_after);
 			if (!d->polled)
 				printf("no --api, down times not read\n");
 			else if (d->seen_down >= o->freeze_count)
-				printf("all down %.2f s after (first %.2f s)\n", d->last_s, d->first_s);
+				printf("all down %.2f s after (first %.2f s)\n", d->last_s,
+				       d->first_s);
 			else
 				printf("only %ld down by the end\n", d->seen_down);
-			printf("live sessions' ack latency after the freeze: p99 %.2f ms, max %.2f ms "
-			       "(%llu acks)\n",
-			       hist_quantile_ms(live, 0.99), (double)live->max_us / 1000.0,
-			       (unsigned long long)live->count);
+			printf(
+			    "live sessions' ack latency after the freeze: p99 %.2f ms, max %.2f ms "
+			    "(%llu acks)\n",
+			    hist_quantile_ms(live, 0.99), (double)live->max_us / 1000.0,
+			    (unsigned long long)live->count);
 		}
 	}
 	free(lat);
