@@ -175,7 +175,8 @@ struct link *link_create(struct event_base *base, const struct pimon_config *cfg
 	snprintf(l->name, sizeof l->name, "%s", name);
 	for (size_t i = cfg->agent.nserver; i-- > 0;) {
 		if (link_select(l, i) < 0) {
-			log_err("link", "agent.server '%s': expected host:port", cfg->agent.server[i]);
+			log_err("link", "agent.server '%s': expected host:port",
+			        cfg->agent.server[i]);
 			free(l);
 			return NULL;
 		}

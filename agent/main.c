@@ -37,7 +37,8 @@ static void usage(FILE *out)
 	        "      --proc-root DIR  read /proc from DIR (agent.proc_root)\n"
 	        "      --sys-root DIR   read /sys from DIR (agent.sys_root)\n"
 	        "      --spool-dir DIR  keep unacked batches in DIR/NAME (agent.spool_dir)\n"
-	        "      --alarm-socket PATH  socket for local alarms, \"\" for none (agent.alarm_socket)\n"
+	        "      --alarm-socket PATH  socket for local alarms, \"\" for none "
+	        "(agent.alarm_socket)\n"
 	        "  -v, --verbose        log more (repeat for debug)\n"
 	        "  -h, --help           show this help\n"
 	        "  -V, --version        show the version\n");

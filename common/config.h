@@ -74,7 +74,7 @@ struct pimon_config {
 	struct {
 		char **server; /* "host:port" of each server, in the order tried */
 		size_t nserver;
-		char *name;   /* "" means the machine's host name */
+		char *name; /* "" means the machine's host name */
 		char *proc_root;
 		char *sys_root;
 		double reconnect_min;  /* s, first backoff step */

@@ -268,8 +268,9 @@ static int page_add_server_families(struct page *p)
 	    [FAM_HOST_LAST_SEEN] = {"pimon_host_last_seen_seconds", "gauge",
 	                            "When the server last heard from the host, in Unix seconds."},
 	    [FAM_HOSTS] = {"pimon_hosts", "gauge", "Hosts the server knows, by state."},
-	    [FAM_ALARM_FIRING] = {"pimon_alarm_firing", "gauge",
-	                          "1 for each alarm firing now, by host, alarm, instance and level."},
+	    [FAM_ALARM_FIRING] =
+	        {"pimon_alarm_firing", "gauge",
+	         "1 for each alarm firing now, by host, alarm, instance and level."},
 	    [FAM_WORKER_SESSIONS] = {"pimon_worker_sessions", "gauge",
 	                             "Agent sessions the worker owns now."},
 	};
@@ -444,15 +445,12 @@ static void page_add_alarms(struct page *p, json_t *alarms)
 	json_t *a;
 	json_array_foreach(alarms, i, a)
 	{
-		const char *labels[] = {"host",
-		                        json_string_value(json_object_get(a, "host")),
-		                        "alarm",
-		                        json_string_value(json_object_get(a, "name")),
-		                        "instance",
-		                        json_string_value(json_object_get(a, "instance")),
-		                        "level",
-		                        json_string_value(json_object_get(a, "level")),
-		                        NULL};
+		const char *labels[] = {
+		    "host",     json_string_value(json_object_get(a, "host")),
+		    "alarm",    json_string_value(json_object_get(a, "name")),
+		    "instance", json_string_value(json_object_get(a, "instance")),
+		    "level",    json_string_value(json_object_get(a, "level")),
+		    NULL};
 		if (labels[1] && labels[3] && labels[5] && labels[7])
 			family_sample_labels(&p->fams[FAM_ALARM_FIRING], labels, "1");
 	}

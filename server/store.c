@@ -64,9 +64,9 @@ struct store {
 	size_t nfiles;
 	struct store_undo *undo; /* files written by the batch in progress */
 	size_t nundo, undocap;
-	int state_fd;        /* -1 while released */
-	uint64_t gen;        /* of the commit record last read or written */
-	uint64_t run_id;     /* the last whole batch: run and seq */
+	int state_fd;    /* -1 while released */
+	uint64_t gen;    /* of the commit record last read or written */
+	uint64_t run_id; /* the last whole batch: run and seq */
 	uint64_t last_seq;
 	int persisted;        /* the record is on disk */
 	int failing;          /* a write failed; cleared by the next success */
