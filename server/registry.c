@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "log.h"
-#include "metric_json.h"
+#include "latest.h"
 #include "store.h"
 #include "util.h"
 
@@ -37,7 +37,7 @@ struct host {
 	uint64_t uptime_s;
 	uint64_t run_id;
 	uint64_t last_seq;
-	json_t *latest;
+	struct latest *latest; /* NULL until the first batch */
 	struct store *store;
 	struct alarm_book *alarms; /* NULL until the first attach */
 };
@@ -49,6 +49,7 @@ struct registry {
 	size_t nbuckets;
 	size_t nhosts;
 	char data_dir[4096];
+	struct shapes *shapes; /* the latest values' metric shapes */
 	struct store_log *events;
 	struct store_log *alarm_log; /* <data_dir>/alarms.csv */
 	alarm_emit_fn notify;        /* set before sessions start */
@@ -81,9 +82,10 @@ struct registry *registry_create(const char *data_dir, enum registry_sync sync)
 	snprintf(r->data_dir, sizeof r->data_dir, "%s", data_dir);
 	r->nbuckets = 1024;
 	r->buckets = calloc(r->nbuckets, sizeof *r->buckets);
+	r->shapes = shapes_create();
 	char path[4200];
 	snprintf(path, sizeof path, "%s/hosts", data_dir);
-	if (!r->buckets || util_mkdirs(path) < 0) {
+	if (!r->buckets || !r->shapes || util_mkdirs(path) < 0) {
 		log_err("registry", "cannot create %s", path);
 		goto fail;
 	}
@@ -100,6 +102,7 @@ struct registry *registry_create(const char *data_dir, enum registry_sync sync)
 	pthread_mutex_init(&r->lock, NULL);
 	return r;
 fail:
+	shapes_destroy(r->shapes);
 	free(r->buckets);
 	free(r);
 	return NULL;
@@ -116,7 +119,7 @@ void registry_destroy(struct registry *r)
 			struct host *next = h->next;
 			store_close(h->store);
 			alarm_book_free(h->alarms);
-			json_decref(h->latest);
+			latest_free(r->shapes, h->latest);
 			pthread_mutex_destroy(&h->lock);
 			free(h);
 			h = next;
@@ -124,6 +127,7 @@ void registry_destroy(struct registry *r)
 	}
 	store_log_close(r->events);
 	store_log_close(r->alarm_log);
+	shapes_destroy(r->shapes);
 	pthread_mutex_destroy(&r->lock);
 	free(r->buckets);
 	free(r);
@@ -232,7 +236,6 @@ static struct host *registry_get(struct registry *r, const char *name)
 		goto out;
 	pthread_mutex_init(&h->lock, NULL);
 	snprintf(h->name, sizeof h->name, "%s", name);
-	h->latest = json_object();
 	h->session.worker = -1;
 	size_t k = name_hash(name) & (r->nbuckets - 1);
 	h->next = r->buckets[k];
@@ -374,7 +377,9 @@ int registry_store(struct registry *r, struct host *h, uint64_t sid, const struc
 		h->last_seq = m->seq;
 		struct emit_ctx ctx = {r, h, 0};
 		for (uint32_t i = 0; i < m->ngroups; i++) {
-			metric_json_set_group(h->latest, &m->groups[i]);
+			if (latest_set(r->shapes, &h->latest, &m->groups[i]) < 0)
+				log_err("registry", "host %s: out of memory: latest %s dropped",
+				        h->name, m->groups[i].metric);
 			if (rs && h->alarms)
 				alarm_eval_group(h->alarms, rs, h->name, &m->groups[i],
 				                 registry_emit, &ctx);
@@ -487,8 +492,8 @@ static json_t *host_json_latest(struct host *h)
 {
 	pthread_mutex_lock(&h->lock);
 	json_t *o = host_json(h);
-	/* A copy, so the answer shares nothing a worker changes. */
-	json_object_set_new(o, "latest", json_deep_copy(h->latest));
+	/* Built anew, so the answer shares nothing a worker changes. */
+	json_object_set_new(o, "latest", latest_json(h->latest));
 	pthread_mutex_unlock(&h->lock);
 	return o;
 }
