@@ -18,28 +18,34 @@
 
 enum host_state { HOST_DOWN, HOST_UP };
 
+/* What HELLO says about the system, each string sized to its text, in one
+ * block replaced whole by the next HELLO. */
+struct facts {
+	const char *version;
+	const char *os;
+	const char *kernel;
+	const char *model;
+	char boot_id[]; /* then the other strings */
+};
+
 struct host {
 	struct host *next; /* hash chain; MUST hold the registry lock */
 	pthread_mutex_t lock;
-	char name[PROTO_NAME_MAX + 1];
-	/* Fields below: MUST hold h->lock. */
+	/* Fields below, but the name: MUST hold h->lock. */
 	char addr[64];
 	enum host_state state;
 	char reason[32];
 	uint64_t since_ms;
 	uint64_t last_seen_ms;
 	struct session_ref session;
-	char boot_id[PROTO_NAME_MAX + 1];
-	char version[PROTO_TEXT_MAX + 1];
-	char os[PROTO_TEXT_MAX + 1];
-	char kernel[PROTO_TEXT_MAX + 1];
-	char model[PROTO_TEXT_MAX + 1];
+	struct facts *facts; /* NULL until the first attach */
 	uint64_t uptime_s;
 	uint64_t run_id;
 	uint64_t last_seq;
 	struct latest *latest; /* NULL until the first batch */
 	struct store *store;
 	struct alarm_book *alarms; /* NULL until the first attach */
+	char name[];               /* immutable */
 };
 
 struct registry {
@@ -119,6 +125,7 @@ void registry_destroy(struct registry *r)
 			struct host *next = h->next;
 			store_close(h->store);
 			alarm_book_free(h->alarms);
+			free(h->facts);
 			latest_free(r->shapes, h->latest);
 			pthread_mutex_destroy(&h->lock);
 			free(h);
@@ -231,11 +238,12 @@ static struct host *registry_get(struct registry *r, const char *name)
 	struct host *h = registry_find(r, name);
 	if (h)
 		goto out;
-	h = calloc(1, sizeof *h);
+	size_t len = strlen(name) + 1;
+	h = calloc(1, sizeof *h + len);
 	if (!h)
 		goto out;
 	pthread_mutex_init(&h->lock, NULL);
-	snprintf(h->name, sizeof h->name, "%s", name);
+	memcpy(h->name, name, len);
 	h->session.worker = -1;
 	size_t k = name_hash(name) & (r->nbuckets - 1);
 	h->next = r->buckets[k];
@@ -276,6 +284,24 @@ static void host_transition(struct registry *r, struct host *h, enum host_state 
 		alarm_host_down(h->alarms, h->name, now, reason, registry_emit, &ctx);
 }
 
+/* HELLO's system facts in one block; NULL when out of memory. */
+static struct facts *facts_new(const struct proto_hello *hello)
+{
+	size_t lb = strlen(hello->boot_id) + 1, lv = strlen(hello->version) + 1;
+	size_t lo = strlen(hello->os) + 1, lk = strlen(hello->kernel) + 1;
+	size_t lm = strlen(hello->model) + 1;
+	struct facts *f = malloc(sizeof *f + lb + lv + lo + lk + lm);
+	if (!f)
+		return NULL;
+	char *p = f->boot_id;
+	memcpy(p, hello->boot_id, lb);
+	f->version = memcpy(p += lb, hello->version, lv);
+	f->os = memcpy(p += lv, hello->os, lo);
+	f->kernel = memcpy(p += lo, hello->kernel, lk);
+	f->model = memcpy(p += lk, hello->model, lm);
+	return f;
+}
+
 /* Attach a session that completed HELLO. */
 struct host *registry_attach(struct registry *r, const struct proto_hello *hello, const char *addr,
                              struct session_ref self, struct session_ref *old)
@@ -305,19 +331,22 @@ struct host *registry_attach(struct registry *r, const struct proto_hello *hello
 		host_transition(r, h, HOST_UP, "replaced", detail);
 	}
 	snprintf(h->addr, sizeof h->addr, "%s", addr);
-	if (h->boot_id[0] && strcmp(h->boot_id, hello->boot_id) != 0) {
-		snprintf(detail, sizeof detail, "boot id %s -> %s", h->boot_id, hello->boot_id);
+	const char *boot_id = h->facts ? h->facts->boot_id : "";
+	if (boot_id[0] && strcmp(boot_id, hello->boot_id) != 0) {
+		snprintf(detail, sizeof detail, "boot id %s -> %s", boot_id, hello->boot_id);
 		host_transition(r, h, HOST_UP, "rebooted", detail);
 	} else if (old->id == 0) {
 		host_transition(r, h, HOST_UP, "connected", NULL);
 	}
 	h->session = self;
 	h->last_seen_ms = util_now_ms();
-	snprintf(h->boot_id, sizeof h->boot_id, "%s", hello->boot_id);
-	snprintf(h->version, sizeof h->version, "%s", hello->version);
-	snprintf(h->os, sizeof h->os, "%s", hello->os);
-	snprintf(h->kernel, sizeof h->kernel, "%s", hello->kernel);
-	snprintf(h->model, sizeof h->model, "%s", hello->model);
+	struct facts *f = facts_new(hello);
+	if (f) {
+		free(h->facts);
+		h->facts = f;
+	} else {
+		log_err("registry", "host %s: out of memory: system facts not updated", h->name);
+	}
 	h->uptime_s = hello->uptime_s;
 	if (h->run_id != hello->run_id) {
 		h->run_id = hello->run_id;
@@ -479,12 +508,14 @@ const char *host_name(const struct host *h)
 /* One host as JSON. MUST hold h->lock. */
 static json_t *host_json(const struct host *h)
 {
-	return json_pack(
-	    "{s:s, s:s, s:s, s:s, s:I, s:I, s:i, s:s, s:s, s:s, s:s, s:s, s:I}", "name", h->name,
-	    "addr", h->addr, "state", h->state == HOST_UP ? "up" : "down", "reason", h->reason,
-	    "since", (json_int_t)h->since_ms, "last_seen", (json_int_t)h->last_seen_ms, "worker",
-	    h->session.worker, "version", h->version, "os", h->os, "kernel", h->kernel, "model",
-	    h->model, "boot_id", h->boot_id, "uptime_s", (json_int_t)h->uptime_s);
+	const struct facts *f = h->facts;
+	return json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:i, s:s, s:s, s:s, s:s, s:s, s:I}",
+	                 "name", h->name, "addr", h->addr, "state",
+	                 h->state == HOST_UP ? "up" : "down", "reason", h->reason, "since",
+	                 (json_int_t)h->since_ms, "last_seen", (json_int_t)h->last_seen_ms,
+	                 "worker", h->session.worker, "version", f ? f->version : "", "os",
+	                 f ? f->os : "", "kernel", f ? f->kernel : "", "model", f ? f->model : "",
+	                 "boot_id", f ? f->boot_id : "", "uptime_s", (json_int_t)h->uptime_s);
 }
 
 /* One host with a copy of its latest values, read under its lock. */
