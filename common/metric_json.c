@@ -1,5 +1,5 @@
-/* Metric groups as JSON objects, shared by the agent's --once output and
- * the server's latest values. */
+/* Metric groups as JSON objects: the agent's --once output, and the form
+ * the server's latest values take in the API (server/latest.c). */
 #include "metric_json.h"
 
 #include <math.h>
