@@ -1,18 +1,16 @@
-/* Agent authentication with HMAC-SHA256 from OpenSSL. */
+/* Agent authentication with HMAC-SHA256 from sha256.c: no crypto library. */
 #include "auth.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
-#include <openssl/rand.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "log.h"
+#include "sha256.h"
 #include "util.h"
 
 /* Load and check a secret file. */
@@ -46,7 +44,7 @@ int auth_key_load(const char *path, struct auth_key *key, char *errbuf, size_t e
 	}
 	memcpy(key->bytes, buf, (size_t)n);
 	key->len = (size_t)n;
-	OPENSSL_cleanse(buf, sizeof buf);
+	explicit_bzero(buf, sizeof buf);
 	return 0;
 }
 
@@ -76,9 +74,7 @@ void auth_proof(const struct auth_key *key, const uint8_t nonce[PROTO_NONCE_SIZE
 	msg[PROTO_NONCE_SIZE] = (uint8_t)nl;
 	memcpy(msg + PROTO_NONCE_SIZE + 1, name, nl);
 	util_put_be64(msg + PROTO_NONCE_SIZE + 1 + nl, run_id);
-	unsigned int len = AUTH_PROOF_SIZE;
-	HMAC(EVP_sha256(), key->bytes, (int)key->len, msg, PROTO_NONCE_SIZE + 1 + nl + 8, out,
-	     &len);
+	hmac_sha256(key->bytes, key->len, msg, PROTO_NONCE_SIZE + 1 + nl + 8, out);
 }
 
 /* Recompute and compare in constant time. */
@@ -89,11 +85,20 @@ int auth_check(const struct auth_key *key, const uint8_t nonce[PROTO_NONCE_SIZE]
 	if (len != AUTH_PROOF_SIZE)
 		return 0;
 	auth_proof(key, nonce, name, run_id, want);
-	return CRYPTO_memcmp(want, proof, AUTH_PROOF_SIZE) == 0;
+	uint8_t diff = 0;
+	for (size_t i = 0; i < AUTH_PROOF_SIZE; i++)
+		diff |= (uint8_t)(want[i] ^ proof[i]);
+	explicit_bzero(want, sizeof want);
+	return diff == 0;
 }
 
-/* A nonce from OpenSSL's CSPRNG. */
+/* A nonce from the kernel's CSPRNG (getrandom blocks only until it is
+ * seeded, early at boot). */
 int auth_nonce(uint8_t nonce[PROTO_NONCE_SIZE])
 {
-	return RAND_bytes(nonce, PROTO_NONCE_SIZE) == 1 ? 0 : -1;
+	ssize_t n;
+	do
+		n = getrandom(nonce, PROTO_NONCE_SIZE, 0);
+	while (n < 0 && errno == EINTR);
+	return n == PROTO_NONCE_SIZE ? 0 : -1;
 }
