@@ -4,9 +4,6 @@
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
-#include <openssl/err.h>
-#include <openssl/ssl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -17,6 +14,7 @@
 #include "pimon_version.h"
 #include "proto.h"
 #include "spool.h"
+#include "tls_client.h"
 #include "util.h"
 
 /* Batches sent and not yet acked, at most. */
@@ -77,7 +75,7 @@ struct link {
 	struct spool *spool;        /* NULL: memory only */
 	int spool_stale;            /* the file holds entries no longer queued */
 	const struct auth_key *key; /* NULL: no proof */
-	SSL_CTX *tls;               /* NULL: plain TCP */
+	struct tls_client *tls;     /* NULL: plain TCP */
 	char tls_name[256];         /* name the server's certificate must carry */
 	struct proto_buf scratch;
 };
@@ -162,7 +160,7 @@ static int link_select(struct link *l, size_t i)
 /* Create the link; nothing happens until link_start. */
 struct link *link_create(struct event_base *base, const struct pimon_config *cfg,
                          struct collect *col, const char *name, const struct auth_key *key,
-                         SSL_CTX *tls)
+                         struct tls_client *tls)
 {
 	struct link *l = calloc(1, sizeof *l);
 	if (!l)
@@ -313,23 +311,11 @@ static int link_send(struct link *l, const struct proto_msg *msg)
 /* Open a connection to the server. */
 static void link_connect(struct link *l)
 {
-	if (l->tls) {
-		SSL *ssl = SSL_new(l->tls);
-		/* SNI, and the name the certificate is checked against. */
-		if (ssl && (SSL_set_tlsext_host_name(ssl, l->tls_name) != 1 ||
-		            SSL_set1_host(ssl, l->tls_name) != 1)) {
-			SSL_free(ssl);
-			ssl = NULL;
-		}
-		l->bev = ssl ? bufferevent_openssl_socket_new(l->base, -1, ssl,
-		                                              BUFFEREVENT_SSL_CONNECTING,
-		                                              BEV_OPT_CLOSE_ON_FREE)
-		             : NULL;
-		if (ssl && !l->bev)
-			SSL_free(ssl);
-	} else {
+	/* Over TLS, tls_name goes out as SNI and the certificate must carry it. */
+	if (l->tls)
+		l->bev = tls_client_bufferevent(l->tls, l->base, l->tls_name);
+	else
 		l->bev = bufferevent_socket_new(l->base, -1, BEV_OPT_CLOSE_ON_FREE);
-	}
 	if (!l->bev) {
 		link_lost(l, "cannot create a socket");
 		return;
@@ -837,10 +823,7 @@ static void link_event_cb(struct bufferevent *bev, short what, void *arg)
 		snprintf(why, sizeof why, "server closed the connection");
 	else {
 		int dns = bufferevent_socket_get_dns_error(bev);
-		unsigned long tls = l->tls ? bufferevent_get_openssl_error(bev) : 0;
-		if (tls)
-			ERR_error_string_n(tls, why, sizeof why);
-		else
+		if (!l->tls || !tls_client_error(l->tls, bev, why, sizeof why))
 			snprintf(why, sizeof why, "%s",
 			         dns ? evutil_gai_strerror(dns)
 			             : evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));

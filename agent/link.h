@@ -9,7 +9,7 @@
 
 #include "auth.h"
 #include "collect.h"
-#include "tls.h"
+#include "tls_client.h"
 #include "config.h"
 
 struct link;
@@ -18,7 +18,7 @@ struct link;
  * for none) in HELLO, over TLS with tls (NULL for plain TCP); NULL on error. */
 struct link *link_create(struct event_base *base, const struct pimon_config *cfg,
                          struct collect *col, const char *name, const struct auth_key *key,
-                         SSL_CTX *tls);
+                         struct tls_client *tls);
 
 /* Start connecting. */
 void link_start(struct link *l);

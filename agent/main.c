@@ -3,7 +3,6 @@
 #include <event2/event.h>
 #include <errno.h>
 #include <getopt.h>
-#include <openssl/ssl.h>
 #include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
@@ -21,6 +20,7 @@
 #include "notify.h"
 #include "metric_json.h"
 #include "pimon_version.h"
+#include "tls_client.h"
 #include "util.h"
 
 static void usage(FILE *out)
@@ -345,11 +345,11 @@ int main(int argc, char **argv)
 		config_free(&cfg);
 		return 2;
 	}
-	SSL_CTX *tls = NULL;
+	struct tls_client *tls = NULL;
 	if (cfg.agent.tls_ca[0]) {
 		char terr[512];
-		tls = tls_client_ctx(cfg.agent.tls_ca, cfg.agent.tls_cert, cfg.agent.tls_key, terr,
-		                     sizeof terr);
+		tls = tls_client_create(cfg.agent.tls_ca, cfg.agent.tls_cert, cfg.agent.tls_key,
+		                        terr, sizeof terr);
 		if (!tls) {
 			log_err("main", "agent.tls: %s", terr);
 			config_free(&cfg);
@@ -364,7 +364,7 @@ int main(int argc, char **argv)
 	if (once) {
 		int rc = run_once(col, cfg.agent.name);
 		collect_destroy(col);
-		SSL_CTX_free(tls);
+		tls_client_destroy(tls);
 		config_free(&cfg);
 		return rc;
 	}
@@ -399,7 +399,7 @@ int main(int argc, char **argv)
 	checks_destroy(agent.checks);
 	free(agent.states);
 	link_destroy(link);
-	SSL_CTX_free(tls);
+	tls_client_destroy(tls);
 	event_free(sigterm);
 	event_free(sigint);
 	event_free(sighup);

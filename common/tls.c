@@ -1,4 +1,4 @@
-/* TLS contexts from OpenSSL. */
+/* TLS contexts from OpenSSL, for the server. */
 #include "tls.h"
 
 #include <openssl/err.h>
@@ -71,23 +71,6 @@ SSL_CTX *tls_server_ctx(const char *cert, const char *key, const char *ca, char 
 	    (ca && ca[0] &&
 	     tls_load_ca(ctx, ca, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, errbuf,
 	                 errlen) < 0)) {
-		SSL_CTX_free(ctx);
-		return NULL;
-	}
-	return ctx;
-}
-
-/* The agent's (or a client's) context. */
-SSL_CTX *tls_client_ctx(const char *ca, const char *cert, const char *key, char *errbuf,
-                        size_t errlen)
-{
-	SSL_CTX *ctx = tls_ctx_new(TLS_client_method());
-	if (!ctx) {
-		snprintf(errbuf, errlen, "cannot create a TLS context: %s", tls_error());
-		return NULL;
-	}
-	if (tls_load_ca(ctx, ca, SSL_VERIFY_PEER, errbuf, errlen) < 0 ||
-	    (cert && cert[0] && tls_load_pair(ctx, cert, key, errbuf, errlen) < 0)) {
 		SSL_CTX_free(ctx);
 		return NULL;
 	}
