@@ -141,12 +141,14 @@ int procs_flagged(double cpu_pct, double mem_pct)
 	return cpu_pct > PROCS_CPU_LIMIT || mem_pct > PROCS_MEM_LIMIT;
 }
 
-/* Allocate both tables and learn the tick rate and page size. */
-static int procs_init(struct collector *col)
+/* Allocate both tables and learn the tick rate and page size; done at the
+ * first pass, not at start: procs is off unless the server asks for it, and
+ * the tables are nearly 100 kB. */
+static struct procs_state *procs_state_new(void)
 {
 	struct procs_state *st = calloc(1, sizeof *st);
 	if (!st)
-		return -1;
+		return NULL;
 	st->prev = st->seen[0];
 	st->cur = st->seen[1];
 	st->hz = sysconf(_SC_CLK_TCK);
@@ -155,8 +157,7 @@ static int procs_init(struct collector *col)
 	st->page = sysconf(_SC_PAGESIZE);
 	if (st->page <= 0)
 		st->page = 4096;
-	col->state = st;
-	return 0;
+	return st;
 }
 
 /* Free both tables. */
@@ -361,6 +362,10 @@ static void procs_report(struct collector *col, const struct procs_scan *scan, u
  * when the folder holds no processes at all. */
 int procs_sample(struct collector *col, struct collect_ctx *ctx, uint64_t mono_ms, uint64_t now_ms)
 {
+	if (!col->state && !(col->state = procs_state_new())) {
+		collector_fail(col, "procs: out of memory");
+		return -1;
+	}
 	struct procs_state *st = col->state;
 	/* No time passed: keep the older pass so the next delta spans more. */
 	if (st->have && mono_ms <= st->prev_ms)
@@ -396,7 +401,6 @@ const struct collector_ops procs_ops = {
     .summary_metric = "procs_totals",
     .summary_fields = procs_summary_fields,
     .summary_nfields = PROCS_SUMMARY_NFIELDS,
-    .init = procs_init,
     .fini = procs_fini,
     .run = procs_run,
 };
