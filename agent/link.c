@@ -23,6 +23,10 @@
 #define LINK_ACK_TIMEOUT_MS 5000
 /* Unacked alarms kept, at most; past this the oldest go (logged). */
 #define LINK_ALARMS_MAX 1024
+/* Slots the batch queue starts with; it doubles up to agent.queue_max
+ * only while the server is away, and is this small again once all is
+ * acked, so a connected agent keeps 1 kB of ring, not queue_max slots. */
+#define LINK_QUEUE_MIN 32
 
 enum link_state {
 	LINK_IDLE,
@@ -62,13 +66,14 @@ struct link {
 	uint64_t next_seq;
 	struct pending *queue; /* ring of unacked batches, oldest first */
 	size_t qhead, qlen, qcap;
+	size_t qmax;      /* agent.queue_max: qcap grows up to it */
 	size_t qsent;     /* of those, sent on this connection */
 	size_t qbytes;    /* bytes the queue holds */
 	uint64_t dropped; /* batches lost to the bounds, this run */
 	double tokens;    /* catch-up rate limiter */
 	uint64_t tokens_ms;
 	struct pending *alarms; /* unacked ALARM frames, oldest first */
-	size_t nalarms;
+	size_t nalarms, acap;
 	size_t asent;       /* of those, sent on this connection */
 	uint64_t next_aseq; /* ALARM seqs, apart from the batches' */
 	uint64_t dropped_alarms;
@@ -179,15 +184,10 @@ struct link *link_create(struct event_base *base, const struct pimon_config *cfg
 			return NULL;
 		}
 	}
-	l->qcap = (size_t)cfg->agent.queue_max;
+	l->qmax = (size_t)cfg->agent.queue_max;
+	l->qcap = l->qmax < LINK_QUEUE_MIN ? l->qmax : LINK_QUEUE_MIN;
 	l->queue = calloc(l->qcap, sizeof *l->queue);
 	if (!l->queue) {
-		free(l);
-		return NULL;
-	}
-	l->alarms = calloc(LINK_ALARMS_MAX, sizeof *l->alarms);
-	if (!l->alarms) {
-		free(l->queue);
 		free(l);
 		return NULL;
 	}
@@ -376,10 +376,29 @@ static void link_pop(struct link *l)
 		l->qsent--;
 }
 
+/* Move the ring into cap slots, oldest first at 0; 0, or -1 (nothing
+ * changed) when out of memory. */
+static int link_queue_resize(struct link *l, size_t cap)
+{
+	struct pending *q = calloc(cap, sizeof *q);
+	if (!q)
+		return -1;
+	for (size_t i = 0; i < l->qlen; i++)
+		q[i] = l->queue[(l->qhead + i) % l->qcap];
+	free(l->queue);
+	l->queue = q;
+	l->qcap = cap;
+	l->qhead = 0;
+	return 0;
+}
+
 /* Queue an encoded batch; past queue_max batches or spool_max bytes the
- * oldest go, counted. */
+ * oldest go, counted. The ring doubles when full, up to queue_max. */
 static void link_enqueue(struct link *l, uint64_t seq, const uint8_t *data, size_t len, int spooled)
 {
+	if (l->qlen == l->qcap && l->qcap < l->qmax &&
+	    link_queue_resize(l, l->qcap * 2 < l->qmax ? l->qcap * 2 : l->qmax) < 0)
+		log_warn("link", "out of memory: the queue stays at %zu batches", l->qcap);
 	while (l->qlen &&
 	       (l->qlen == l->qcap || l->qbytes + len > (size_t)l->cfg->agent.spool_max)) {
 		link_pop(l);
@@ -414,7 +433,20 @@ static void link_alarm_enqueue(struct link *l, uint64_t seq, const uint8_t *data
 		log_err("link", "out of memory: alarm %llu lost", (unsigned long long)seq);
 		return;
 	}
-	if (l->nalarms == LINK_ALARMS_MAX) {
+	if (l->nalarms == l->acap && l->acap < LINK_ALARMS_MAX) {
+		size_t cap = l->acap ? l->acap * 2 : 8;
+		struct pending *a = realloc(l->alarms, cap * sizeof *a);
+		if (a) {
+			l->alarms = a;
+			l->acap = cap;
+		}
+	}
+	if (l->nalarms == l->acap && l->nalarms == 0) {
+		free(copy);
+		log_err("link", "out of memory: alarm %llu lost", (unsigned long long)seq);
+		return;
+	}
+	if (l->nalarms == l->acap) {
 		if (l->alarms[0].spooled)
 			l->spool_stale = 1;
 		free(l->alarms[0].data);
@@ -423,8 +455,8 @@ static void link_alarm_enqueue(struct link *l, uint64_t seq, const uint8_t *data
 		if (l->asent)
 			l->asent--;
 		if (l->dropped_alarms++ % 100 == 0)
-			log_warn("link", "%d unacked alarms: dropping the oldest (%llu so far)",
-			         LINK_ALARMS_MAX, (unsigned long long)l->dropped_alarms);
+			log_warn("link", "%zu unacked alarms: dropping the oldest (%llu so far)",
+			         l->acap, (unsigned long long)l->dropped_alarms);
 	}
 	memcpy(copy, data, len);
 	l->alarms[l->nalarms++] = (struct pending){seq, copy, len, spooled};
@@ -716,6 +748,9 @@ static void handle_ack(struct link *l, uint64_t seq)
 	}
 	if (!moved)
 		return;
+	/* A backlog drained: give the grown ring back. */
+	if (l->qlen == 0 && l->qcap > LINK_QUEUE_MIN)
+		link_queue_resize(l, LINK_QUEUE_MIN);
 	link_acked(l);
 }
 

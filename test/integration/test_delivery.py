@@ -98,6 +98,27 @@ def test_server_killed_three_times_every_sample_once(env):
     check(span >= 20, "only %.1f s of rows" % span)
 
 
+def test_backlog_past_the_first_ring_every_sample_once(env):
+    """An outage queues more batches than the agent's ring first holds (32
+    slots): the ring grows, every sample is stored once, and the backlog
+    drains."""
+    interval = 0.2
+    env.start_server(interval=interval, hb_interval=0.5, timeout=3.0)
+    agent = env.start_agent("backlog")
+    env.wait_hosts_up(["backlog"])
+    time.sleep(2.0)
+    env.server.kill()
+    time.sleep(10.0)  # 50 batches and more
+    env.start_server(interval=interval, hb_interval=0.5, timeout=3.0, name="server-again")
+    wait_for(lambda: drained(env, "backlog"), 30, "the agent's backlog sent", [env.server])
+    agent.check_alive()
+    check(agent.stop() == 0, "agent exit status")
+    times = check_exactly_once(env, "backlog", interval=interval)
+    span = (times[-1] - times[0]) / 1000.0
+    check(len(times) >= span / interval - 1, "%d rows over %.1f s" % (len(times), span))
+    check(span >= 12, "only %.1f s of rows" % span)
+
+
 def test_failover_to_the_next_server_loses_nothing(env):
     # A second server, with its own ports and data folder.
     port2, http2 = free_port(), free_port()
