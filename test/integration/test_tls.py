@@ -7,7 +7,7 @@ import ssl
 import subprocess
 import urllib.request
 
-from harness import check, run_tests, wait_for
+from harness import AGENT_BIN, WRAPPER, check, run_tests, wait_for
 
 CA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools", "pimon-ca")
 
@@ -41,11 +41,20 @@ def failing(env, agent, what, server_says=None):
     check(agent.name.split("-", 1)[1] not in env.hosts(), "%s: the host got in" % what)
 
 
+def tls_libraries(pid):
+    """The TLS libraries a process has mapped."""
+    with open("/proc/%d/maps" % pid) as f:
+        return {lib for line in f for lib in ("libssl", "libcrypto", "libevent_openssl")
+                if "/" + lib in line}
+
+
 def test_agent_over_tls(env):
     pki = make_pki(env)
     tls_server(env, pki)
-    tls_agent(env, "pi-t", pki)
+    agent = tls_agent(env, "pi-t", pki)
     env.wait_hosts_up(["pi-t"])
+    check(tls_libraries(agent.pid) == {"libssl", "libcrypto", "libevent_openssl"},
+          "the TLS agent maps %s" % sorted(tls_libraries(agent.pid)))
     path = os.path.join(env.host_dir("pi-t"), "load.csv")
     wait_for(lambda: os.path.exists(path) and len(open(path).readlines()) >= 3, 10, "rows")
     # What a client sees: a certificate chain to our CA, TLS 1.2 or newer.
@@ -62,6 +71,33 @@ def test_agent_over_tls(env):
                 check(False, "a TLS 1.1 handshake succeeded")
     except (ssl.SSLError, OSError):
         pass
+
+
+def test_plain_agent_maps_no_tls_library(env):
+    """Without agent.tls.ca, with a secret, OpenSSL stays out of the agent."""
+    secret = os.path.join(env.dir, "secret")
+    with open(secret, "w") as f:
+        f.write("0123456789abcdef0123\n")
+    os.chmod(secret, 0o600)
+    env.start_server(extra={"auth": {"token_file": secret}})
+    agent = env.start_agent("pi-p", extra={"auth": {"token_file": secret}})
+    env.wait_hosts_up(["pi-p"])
+    check(not tls_libraries(agent.pid), "the plain agent maps %s" % sorted(tls_libraries(agent.pid)))
+
+
+def test_agent_without_the_tls_libraries_says_which(env):
+    """A TLS agent that cannot load libcrypto stops at once, naming it."""
+    pki = make_pki(env)
+    cfg = env.write_cfg("agent-nolib.cfg", {"agent": {
+        "server": "127.0.0.1:1", "name": "pi-n", "spool_dir": os.path.join(env.dir, "spool"),
+        "alarm_socket": "", "tls": {"ca": os.path.join(pki, "ca.pem")}}})
+    lib = os.path.join(env.dir, "lib")
+    os.makedirs(lib)
+    open(os.path.join(lib, "libcrypto.so.3"), "w").close()
+    r = subprocess.run(WRAPPER + [AGENT_BIN, "-c", cfg], capture_output=True, text=True,
+                       timeout=60, env=dict(os.environ, LD_LIBRARY_PATH=lib))
+    check(r.returncode == 2, "exit status %d" % r.returncode)
+    check("agent.tls: TLS needs libcrypto.so.3" in r.stderr, "stderr: %r" % r.stderr[-500:])
 
 
 def test_plain_agent_refused(env):
