@@ -124,7 +124,8 @@ static int is_digit(char c)
 
 /* Copy n bytes of s into dst (PROTO_TEXT_MAX + 1 bytes) as a message:
  * blanks trimmed at both ends, cut to PROTO_TEXT_MAX bytes at a UTF-8
- * boundary, control bytes turned into spaces. */
+ * boundary, control bytes turned into spaces, other bytes that are not
+ * UTF-8 into \xNN. */
 static void text_copy(char *dst, const char *s, size_t n)
 {
 	while (n && is_blank(*s)) {
@@ -141,11 +142,13 @@ static void text_copy(char *dst, const char *s, size_t n)
 		while (n && is_blank(s[n - 1]))
 			n--;
 	}
+	char spaced[PROTO_TEXT_MAX];
 	for (size_t i = 0; i < n; i++) {
 		unsigned char ch = (unsigned char)s[i];
-		dst[i] = ch < 0x20 || ch == 0x7f ? ' ' : (char)ch;
+		spaced[i] = ch < 0x20 || ch == 0x7f ? ' ' : (char)ch;
 	}
-	dst[n] = '\0';
+	/* What is still not UTF-8 text is written as \xNN. */
+	proto_text_clean(dst, PROTO_TEXT_MAX, spaced, n);
 }
 
 /* Format a message into dst (PROTO_TEXT_MAX + 1 bytes), cut as text_copy

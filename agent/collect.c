@@ -357,19 +357,13 @@ void text_trim_end(char *s)
 		s[--n] = '\0';
 }
 
-/* Bounded copy that never splits a UTF-8 sequence. */
+/* Bounded copy as protocol text: bytes that are not UTF-8 text become
+ * "\xNN", and no character is split (proto_text_clean). */
 void text_copy(char *dst, size_t size, const char *src)
 {
 	if (size == 0)
 		return;
-	size_t n = strnlen(src, size);
-	if (n >= size) {
-		n = size - 1;
-		while (n > 0 && ((unsigned char)src[n] & 0xc0) == 0x80)
-			n--;
-	}
-	memcpy(dst, src, n);
-	dst[n] = '\0';
+	proto_text_clean(dst, size - 1, src, strlen(src));
 }
 
 /* Start of the next line, or NULL when p is on the last one. */

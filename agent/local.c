@@ -98,9 +98,13 @@ static void local_conn_read_cb(struct bufferevent *bev, void *arg)
 	const char *name, *message, *why = NULL;
 	if (len >= LOCAL_LINE_MAX)
 		why = "request line too long";
-	else if (local_parse(line, &level, &name, &message, &why) == 0 &&
-	         l->fn(l->arg, level, name, message) < 0)
-		why = "the agent could not queue it";
+	else if (local_parse(line, &level, &name, &message, &why) == 0) {
+		/* The wire carries UTF-8 text only: other bytes are shown as \xNN. */
+		char text[PROTO_TEXT_MAX + 1];
+		proto_text_clean(text, PROTO_TEXT_MAX, message, strlen(message));
+		if (l->fn(l->arg, level, name, text) < 0)
+			why = "the agent could not queue it";
+	}
 	if (why) {
 		char text[160];
 		snprintf(text, sizeof text, "error: %s", why);

@@ -1,6 +1,8 @@
 /* Small helpers both daemons use: clocks, files, host names. */
 #include "util.h"
 
+#include "proto.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -86,33 +88,16 @@ int util_mkdirs(const char *dir)
 	return 0;
 }
 
-/* Host names become folder names: keep them to a safe alphabet. */
+/* Host names become folder names: the protocol's rule, proto_host_valid. */
 int util_valid_name(const char *s)
 {
-	size_t n = strlen(s);
-	if (n == 0 || n > 64 || s[0] == '.' || s[0] == '-')
-		return 0;
-	for (size_t i = 0; i < n; i++) {
-		char c = s[i];
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		      c == '.' || c == '_' || c == '-'))
-			return 0;
-	}
-	return 1;
+	return proto_host_valid(s);
 }
 
-/* Metric and field keys become file names and CSV headers. */
+/* Metric and field keys become file names and CSV headers: proto_key_valid. */
 int util_valid_key(const char *s)
 {
-	size_t n = strlen(s);
-	if (n == 0 || n > 32)
-		return 0;
-	for (size_t i = 0; i < n; i++) {
-		char c = s[i];
-		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'))
-			return 0;
-	}
-	return 1;
+	return proto_key_valid(s);
 }
 
 /* Split "host:port" or "[v6]:port". */

@@ -9,9 +9,9 @@
 
 _Static_assert(sizeof(double) == sizeof(uint64_t), "doubles travel as 64-bit patterns");
 
-/* Smallest METRICS group on the wire: empty metric and instance key, nfields,
- * one one-byte field name, nrows. */
-#define GROUP_MIN_SIZE (1 + 1 + 1 + 2 + 4)
+/* Smallest METRICS group on the wire: one-byte metric, empty instance key,
+ * nfields, one one-byte field name, nrows. */
+#define GROUP_MIN_SIZE (2 + 1 + 1 + 2 + 4)
 /* A row without its values: time_ms and an empty instance. */
 #define ROW_BASE_SIZE (8 + 1)
 /* First allocation of an empty output buffer. */
@@ -43,6 +43,14 @@ struct enc {
 	struct proto_buf *out;
 	size_t start;    /* offset of the frame's header in out */
 	const char *err; /* first failure */
+};
+
+/* What a string field must be besides its length (PROTOCOL.md "Strings"). */
+enum str_rule {
+	RULE_TEXT, /* valid UTF-8 without control characters */
+	RULE_HOST, /* a host name */
+	RULE_KEY,  /* a key */
+	RULE_KEY0, /* a key, or empty */
 };
 
 /* Format an error message from a va_list into this thread's buffer and return it. */
@@ -113,6 +121,55 @@ static size_t str_len_max(const char *s, size_t max)
 	while (n <= max && s[n] != '\0')
 		n++;
 	return n;
+}
+
+/* Why the n bytes at s (NUL-terminated) break rule, or NULL when they keep it.
+ * Host names and keys are ASCII, so their rules imply the text rule. */
+static const char *str_rule_check(const char *s, size_t n, enum str_rule rule)
+{
+	switch (rule) {
+	case RULE_TEXT:
+		return proto_text_valid(s, n) ? NULL
+		                              : "is not UTF-8 text without control characters";
+	case RULE_HOST:
+		return proto_host_valid(s) ? NULL
+		                           : "is an invalid host name (1-64 of A-Z a-z 0-9 . _ -, "
+		                             "not starting with . or -)";
+	case RULE_KEY0:
+		if (n == 0)
+			return NULL;
+		/* fall through */
+	case RULE_KEY:
+		return proto_key_valid(s) ? NULL : "is outside [a-z0-9_]{1,32}";
+	}
+	return "has an unknown rule";
+}
+
+/* Why a group's names cannot all be columns of one file, or NULL: the
+ * metric is not reserved, no column is "time", no two columns share a name. */
+static const char *group_shape_check(const struct proto_group *g, char *buf, size_t size)
+{
+	if (proto_metric_reserved(g->metric)) {
+		snprintf(buf, size, "metric name %s is reserved for the server's own files",
+		         g->metric);
+		return buf;
+	}
+	if (strcmp(g->inst_key, "time") == 0)
+		return "instance key may not be \"time\"";
+	for (unsigned i = 0; i < g->nfields; i++) {
+		if (strcmp(g->fields[i], "time") == 0)
+			return "field name may not be \"time\"";
+		if (strcmp(g->fields[i], g->inst_key) == 0) {
+			snprintf(buf, size, "field %s repeats the instance key", g->fields[i]);
+			return buf;
+		}
+		for (unsigned j = 0; j < i; j++)
+			if (strcmp(g->fields[i], g->fields[j]) == 0) {
+				snprintf(buf, size, "field %s appears twice", g->fields[i]);
+				return buf;
+			}
+	}
+	return NULL;
 }
 
 /* Whether type is one of enum proto_type. */
@@ -282,12 +339,14 @@ static void *dec_array(struct dec *d, size_t count, size_t size, size_t align)
 	return dec_alloc(d, count * size, align);
 }
 
-/* Consume a u8-length string of min..max bytes without NUL, copy it to the
- * arena NUL-terminated (*out NULL while sizing), and return its length. */
-static size_t dec_str(struct dec *d, size_t min, size_t max, const char *what, const char **out)
+/* Consume a u8-length string of min..max bytes keeping rule, copy it to
+ * the arena NUL-terminated (*out NULL while sizing), and return its length. */
+static size_t dec_str(struct dec *d, size_t min, size_t max, enum str_rule rule, const char *what,
+                      const char **out)
 {
 	size_t n = dec_u8(d);
 	const uint8_t *src;
+	const char *why;
 	char *dst;
 
 	*out = NULL;
@@ -308,10 +367,16 @@ static size_t dec_str(struct dec *d, size_t min, size_t max, const char *what, c
 		dec_fail(d, "%s contains a NUL byte", what);
 		return 0;
 	}
+	/* Checked in the arena copy, or in a bounded copy while sizing. */
 	dst = dec_alloc(d, n + 1, 1);
-	if (dst) {
-		memcpy(dst, src, n);
-		dst[n] = '\0';
+	char tmp[PROTO_TEXT_MAX + 1];
+	char *text = dst ? dst : tmp;
+	memcpy(text, src, n);
+	text[n] = '\0';
+	why = str_rule_check(text, n, rule);
+	if (why) {
+		dec_fail(d, "%s %s", what, why);
+		return 0;
 	}
 	*out = dst;
 	return n;
@@ -342,13 +407,13 @@ static uint16_t dec_bytes(struct dec *d, size_t max, const char *what, const uin
 /* HELLO: who the agent is and its proof of it. */
 static void dec_hello(struct dec *d, struct proto_hello *h)
 {
-	dec_str(d, 0, PROTO_NAME_MAX, "name", &h->name);
-	dec_str(d, 0, PROTO_TEXT_MAX, "version", &h->version);
+	dec_str(d, 0, PROTO_NAME_MAX, RULE_HOST, "name", &h->name);
+	dec_str(d, 0, PROTO_TEXT_MAX, RULE_TEXT, "version", &h->version);
 	h->caps = dec_u32(d);
-	dec_str(d, 0, PROTO_TEXT_MAX, "os", &h->os);
-	dec_str(d, 0, PROTO_TEXT_MAX, "kernel", &h->kernel);
-	dec_str(d, 0, PROTO_TEXT_MAX, "model", &h->model);
-	dec_str(d, 0, PROTO_NAME_MAX, "boot id", &h->boot_id);
+	dec_str(d, 0, PROTO_TEXT_MAX, RULE_TEXT, "os", &h->os);
+	dec_str(d, 0, PROTO_TEXT_MAX, RULE_TEXT, "kernel", &h->kernel);
+	dec_str(d, 0, PROTO_TEXT_MAX, RULE_TEXT, "model", &h->model);
+	dec_str(d, 0, PROTO_NAME_MAX, RULE_TEXT, "boot id", &h->boot_id);
 	h->uptime_s = dec_u64(d);
 	h->run_id = dec_u64(d);
 	h->auth_len = dec_bytes(d, PROTO_AUTH_MAX, "auth", &h->auth);
@@ -370,7 +435,7 @@ static void dec_welcome(struct dec *d, struct proto_welcome *w)
 		return;
 	names = dec_array(d, w->nmetrics, sizeof *names, _Alignof(const char *));
 	for (i = 0; i < w->nmetrics && !d->err; i++) {
-		dec_str(d, 0, PROTO_KEY_MAX, "metric name", &name);
+		dec_str(d, 0, PROTO_KEY_MAX, RULE_KEY, "metric name", &name);
 		if (names)
 			names[i] = name;
 	}
@@ -392,7 +457,8 @@ static void dec_rows(struct dec *d, struct proto_group *g, bool keyed)
 	values = dec_array(d, (size_t)g->nrows * g->nfields, sizeof *values, _Alignof(double));
 	for (i = 0; i < g->nrows && !d->err; i++) {
 		row.time_ms = dec_u64(d);
-		if (dec_str(d, 0, PROTO_INST_MAX, "instance", &row.instance) > 0 && !keyed)
+		if (dec_str(d, 0, PROTO_INST_MAX, RULE_TEXT, "instance", &row.instance) > 0 &&
+		    !keyed)
 			dec_fail(d, "instance in a group without instance key");
 		v = values ? values + (size_t)i * g->nfields : NULL;
 		dec_values(d, v, g->nfields);
@@ -412,8 +478,8 @@ static void dec_group(struct dec *d, struct proto_group *g)
 	unsigned i;
 
 	memset(g, 0, sizeof *g);
-	dec_str(d, 0, PROTO_KEY_MAX, "metric", &g->metric);
-	keylen = dec_str(d, 0, PROTO_KEY_MAX, "instance key", &g->inst_key);
+	dec_str(d, 0, PROTO_KEY_MAX, RULE_KEY, "metric", &g->metric);
+	keylen = dec_str(d, 0, PROTO_KEY_MAX, RULE_KEY0, "instance key", &g->inst_key);
 	g->nfields = dec_u8(d);
 	if (!d->err && (g->nfields < 1 || g->nfields > PROTO_MAX_FIELDS))
 		dec_fail(d, "field count %u not in 1..%u", (unsigned)g->nfields, PROTO_MAX_FIELDS);
@@ -421,11 +487,18 @@ static void dec_group(struct dec *d, struct proto_group *g)
 		return;
 	fields = dec_array(d, g->nfields, sizeof *fields, _Alignof(const char *));
 	for (i = 0; i < g->nfields && !d->err; i++) {
-		dec_str(d, 1, PROTO_KEY_MAX, "field name", &field);
+		dec_str(d, 1, PROTO_KEY_MAX, RULE_KEY, "field name", &field);
 		if (fields)
 			fields[i] = field;
 	}
 	g->fields = fields;
+	/* Names are at hand only in the filling pass. */
+	if (d->arena && !d->err) {
+		char buf[96];
+		const char *why = group_shape_check(g, buf, sizeof buf);
+		if (why)
+			dec_fail(d, "%s", why);
+	}
 	g->nrows = dec_u32(d);
 	dec_rows(d, g, keylen > 0);
 }
@@ -461,8 +534,8 @@ static void dec_alarm(struct dec *d, struct proto_alarm *a)
 		dec_fail(d, "alarm level %u is not 0..3", (unsigned)a->level);
 	if (!d->err && a->source > PROTO_ALARM_LOCAL)
 		dec_fail(d, "alarm source %u is not 0..1", (unsigned)a->source);
-	dec_str(d, 1, PROTO_KEY_MAX, "alarm name", &a->name);
-	dec_str(d, 0, PROTO_TEXT_MAX, "alarm message", &a->message);
+	dec_str(d, 1, PROTO_KEY_MAX, RULE_KEY, "alarm name", &a->name);
+	dec_str(d, 0, PROTO_TEXT_MAX, RULE_TEXT, "alarm message", &a->message);
 }
 
 /* Decode the payload of a msg->type message and insist it is used up exactly. */
@@ -492,7 +565,7 @@ static void dec_payload(struct dec *d, struct proto_msg *msg)
 		msg->u.poll.id = dec_u32(d);
 		break;
 	case PROTO_BYE:
-		dec_str(d, 0, PROTO_TEXT_MAX, "reason", &msg->u.bye.reason);
+		dec_str(d, 0, PROTO_TEXT_MAX, RULE_TEXT, "reason", &msg->u.bye.reason);
 		break;
 	case PROTO_CHALLENGE: {
 		const uint8_t *nonce = dec_take(d, PROTO_NONCE_SIZE);
@@ -679,9 +752,11 @@ static void enc_values(struct enc *e, const double *src, size_t n)
 	}
 }
 
-/* Append a u8-length string of min..max bytes. */
-static void enc_str(struct enc *e, const char *s, size_t min, size_t max, const char *what)
+/* Append a u8-length string of min..max bytes keeping rule. */
+static void enc_str(struct enc *e, const char *s, size_t min, size_t max, enum str_rule rule,
+                    const char *what)
 {
+	const char *why;
 	uint8_t *p;
 	size_t n;
 
@@ -698,6 +773,11 @@ static void enc_str(struct enc *e, const char *s, size_t min, size_t max, const 
 	}
 	if (n > max) {
 		enc_fail(e, "%s too long (%zu > %zu bytes)", what, strlen(s), max);
+		return;
+	}
+	why = str_rule_check(s, n, rule);
+	if (why) {
+		enc_fail(e, "%s %s", what, why);
 		return;
 	}
 	p = enc_room(e, 1 + n);
@@ -733,13 +813,13 @@ static void enc_bytes(struct enc *e, const uint8_t *src, size_t n, size_t max, c
 /* HELLO: who the agent is and its proof of it. */
 static void enc_hello(struct enc *e, const struct proto_hello *h)
 {
-	enc_str(e, h->name, 0, PROTO_NAME_MAX, "name");
-	enc_str(e, h->version, 0, PROTO_TEXT_MAX, "version");
+	enc_str(e, h->name, 0, PROTO_NAME_MAX, RULE_HOST, "name");
+	enc_str(e, h->version, 0, PROTO_TEXT_MAX, RULE_TEXT, "version");
 	enc_u32(e, h->caps);
-	enc_str(e, h->os, 0, PROTO_TEXT_MAX, "os");
-	enc_str(e, h->kernel, 0, PROTO_TEXT_MAX, "kernel");
-	enc_str(e, h->model, 0, PROTO_TEXT_MAX, "model");
-	enc_str(e, h->boot_id, 0, PROTO_NAME_MAX, "boot id");
+	enc_str(e, h->os, 0, PROTO_TEXT_MAX, RULE_TEXT, "os");
+	enc_str(e, h->kernel, 0, PROTO_TEXT_MAX, RULE_TEXT, "kernel");
+	enc_str(e, h->model, 0, PROTO_TEXT_MAX, RULE_TEXT, "model");
+	enc_str(e, h->boot_id, 0, PROTO_NAME_MAX, RULE_TEXT, "boot id");
 	enc_u64(e, h->uptime_s);
 	enc_u64(e, h->run_id);
 	enc_bytes(e, h->auth, h->auth_len, PROTO_AUTH_MAX, "auth");
@@ -762,7 +842,7 @@ static void enc_welcome(struct enc *e, const struct proto_welcome *w)
 	enc_u32(e, w->heartbeat_ms);
 	enc_u8(e, w->nmetrics);
 	for (i = 0; i < w->nmetrics && !e->err; i++)
-		enc_str(e, w->metrics[i], 0, PROTO_KEY_MAX, "metric name");
+		enc_str(e, w->metrics[i], 0, PROTO_KEY_MAX, RULE_KEY, "metric name");
 }
 
 /* One row of a group with nfields values; keyed says the group has an instance key. */
@@ -771,7 +851,7 @@ static void enc_row(struct enc *e, const struct proto_row *r, unsigned nfields, 
 	enc_u64(e, r->time_ms);
 	if (!keyed && r->instance && r->instance[0] != '\0')
 		enc_fail(e, "instance in a group without instance key");
-	enc_str(e, r->instance, 0, PROTO_INST_MAX, "instance");
+	enc_str(e, r->instance, 0, PROTO_INST_MAX, RULE_TEXT, "instance");
 	if (!r->values)
 		enc_fail(e, "row values are missing");
 	else
@@ -783,8 +863,8 @@ static void enc_group(struct enc *e, const struct proto_group *g)
 {
 	uint32_t i;
 
-	enc_str(e, g->metric, 0, PROTO_KEY_MAX, "metric");
-	enc_str(e, g->inst_key, 0, PROTO_KEY_MAX, "instance key");
+	enc_str(e, g->metric, 0, PROTO_KEY_MAX, RULE_KEY, "metric");
+	enc_str(e, g->inst_key, 0, PROTO_KEY_MAX, RULE_KEY0, "instance key");
 	if (g->nfields < 1 || g->nfields > PROTO_MAX_FIELDS)
 		enc_fail(e, "field count %u not in 1..%u", (unsigned)g->nfields, PROTO_MAX_FIELDS);
 	if (!g->fields)
@@ -795,7 +875,13 @@ static void enc_group(struct enc *e, const struct proto_group *g)
 		return;
 	enc_u8(e, g->nfields);
 	for (i = 0; i < g->nfields && !e->err; i++)
-		enc_str(e, g->fields[i], 1, PROTO_KEY_MAX, "field name");
+		enc_str(e, g->fields[i], 1, PROTO_KEY_MAX, RULE_KEY, "field name");
+	if (!e->err) {
+		char buf[96];
+		const char *why = group_shape_check(g, buf, sizeof buf);
+		if (why)
+			enc_fail(e, "%s", why);
+	}
 	enc_u32(e, g->nrows);
 	for (i = 0; i < g->nrows && !e->err; i++)
 		enc_row(e, &g->rows[i], g->nfields, g->inst_key[0] != '\0');
@@ -831,8 +917,8 @@ static void enc_alarm(struct enc *e, const struct proto_alarm *a)
 	enc_u64(e, a->time_ms);
 	enc_u8(e, a->level);
 	enc_u8(e, a->source);
-	enc_str(e, a->name, 1, PROTO_KEY_MAX, "alarm name");
-	enc_str(e, a->message, 0, PROTO_TEXT_MAX, "alarm message");
+	enc_str(e, a->name, 1, PROTO_KEY_MAX, RULE_KEY, "alarm name");
+	enc_str(e, a->message, 0, PROTO_TEXT_MAX, RULE_TEXT, "alarm message");
 }
 
 /* Append the payload of msg. */
@@ -862,7 +948,7 @@ static void enc_payload(struct enc *e, const struct proto_msg *msg)
 		enc_u32(e, msg->u.poll.id);
 		break;
 	case PROTO_BYE:
-		enc_str(e, msg->u.bye.reason, 0, PROTO_TEXT_MAX, "reason");
+		enc_str(e, msg->u.bye.reason, 0, PROTO_TEXT_MAX, RULE_TEXT, "reason");
 		break;
 	case PROTO_CHALLENGE: {
 		uint8_t *p = enc_room(e, PROTO_NONCE_SIZE);

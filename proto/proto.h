@@ -2,6 +2,7 @@
 #ifndef PIMON_PROTO_H
 #define PIMON_PROTO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -187,6 +188,29 @@ int proto_encode(const struct proto_msg *msg, struct proto_buf *out, const char 
 
 void proto_buf_reset(struct proto_buf *b);
 void proto_buf_free(struct proto_buf *b);
+
+/* The string rules (proto/names.c; PROTOCOL.md "Strings"). Every string a
+ * decoded message holds has passed the rule of its field. */
+
+/* Whether the n bytes at s are text: valid UTF-8, no C0 control or DEL. */
+bool proto_text_valid(const char *s, size_t n);
+
+/* Copy n bytes of src into dst (max + 1 bytes) as text of at most max
+ * bytes, each byte breaking the text rule written as "\xNN"; cut at the
+ * last whole character that fits. Returns the length written. */
+size_t proto_text_clean(char *dst, size_t max, const char *src, size_t n);
+
+/* Whether s is a host name: 1..64 of A-Z a-z 0-9 . _ -, not starting with . or -. */
+bool proto_host_valid(const char *s);
+
+/* Whether s is a key (metric, instance key, field, alarm name): [a-z0-9_]{1,32}. */
+bool proto_key_valid(const char *s);
+
+/* Whether metric name s is kept for the server's own files. */
+bool proto_metric_reserved(const char *s);
+
+/* The i-th reserved metric name, NULL past the last. */
+const char *proto_reserved_metric(size_t i);
 
 /* Name of a message type for logs, "unknown" for others. */
 const char *proto_type_name(unsigned type);

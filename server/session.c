@@ -227,12 +227,17 @@ static void session_refuse(struct session *s, const char *reason)
 	session_close(s, reason);
 }
 
-/* A protocol violation: log it, count it, close. */
+/* A protocol violation: log it, count it, tell the peer why, close. */
 static void session_fail(struct session *s, const char *why)
 {
+	char reason[PROTO_TEXT_MAX + 1];
 	log_warn("session", "%s%s%s: bad frame: %s; closing session", s->addr,
 	         s->host ? " host " : "", s->host ? host_name(s->host) : "", why);
 	worker_count(s->set->w, WC_bad_frames, 1);
+	/* Decoders' reasons are ASCII; cleaned anyway, BYE carries only text. */
+	proto_text_clean(reason, sizeof reason - 1, why, strlen(why));
+	struct proto_msg bye = {.type = PROTO_BYE, .u.bye.reason = reason};
+	session_send(s, &bye);
 	session_close(s, "bad frame");
 }
 
@@ -339,12 +344,6 @@ static void handle_hello(struct session *s, const struct proto_hello *h)
 		session_fail(s, "second HELLO");
 		return;
 	}
-	if (!util_valid_name(h->name)) {
-		log_warn("session", "%s: refused: invalid host name", s->addr);
-		session_refuse(
-		    s, "invalid host name: 1-64 of A-Z a-z 0-9 . _ -, not starting with . or -");
-		return;
-	}
 	if (!session_authentic(s, h)) {
 		session_penalize(s, h->name);
 		return;
@@ -374,20 +373,6 @@ static void handle_hello(struct session *s, const struct proto_hello *h)
 	session_send(s, &welcome);
 }
 
-/* Keys become file names and CSV headers: check them all. */
-static int metrics_valid(const struct proto_metrics *m)
-{
-	for (uint32_t i = 0; i < m->ngroups; i++) {
-		const struct proto_group *g = &m->groups[i];
-		if (!util_valid_key(g->metric) || (g->inst_key[0] && !util_valid_key(g->inst_key)))
-			return 0;
-		for (unsigned f = 0; f < g->nfields; f++)
-			if (!util_valid_key(g->fields[f]))
-				return 0;
-	}
-	return 1;
-}
-
 /* METRICS: store the batch, ack it once stored (and, under the interval
  * policy, synced). After a batch fails to store, later ones are neither
  * stored nor acked until the agent goes back and resends from an older
@@ -395,10 +380,6 @@ static int metrics_valid(const struct proto_metrics *m)
 static void handle_metrics(struct session *s, const struct proto_metrics *m)
 {
 	struct worker *w = s->set->w;
-	if (!metrics_valid(m)) {
-		session_fail(s, "metric or field name outside [a-z0-9_]{1,32}");
-		return;
-	}
 	worker_count(w, WC_batches_in, 1);
 	int resend = m->seq <= s->max_seen;
 	if (m->seq > s->max_seen)
@@ -432,10 +413,6 @@ static void handle_metrics(struct session *s, const struct proto_metrics *m)
 static void handle_alarm(struct session *s, const struct proto_alarm *a)
 {
 	struct worker *w = s->set->w;
-	if (!util_valid_key(a->name)) {
-		session_fail(s, "alarm name outside [a-z0-9_]{1,32}");
-		return;
-	}
 	worker_count(w, WC_alarms_in, 1);
 	if (s->alarm_blocked && a->seq > s->alarm_blocked)
 		return;

@@ -411,10 +411,18 @@ def test_shell_metacharacters_never_reach_a_shell(env):
     done = threading.Event()
 
     def serve():
+        # First a WELCOME naming shell as a metric: a bad frame to the agent.
         conn, _ = srv.accept()
         conn.sendall(frame(T_CHALLENGE, b"\0" * 32))
         read_frame(conn, challenge=True)
         welcome = struct.pack(">IIB", 500, 500, 2) + pstr("cpu") + pstr(evil[:32])
+        conn.sendall(frame(T_WELCOME, welcome))
+        conn.close()
+        # Then shell in the BYE's reason, which is text.
+        conn, _ = srv.accept()
+        conn.sendall(frame(T_CHALLENGE, b"\0" * 32))
+        read_frame(conn, challenge=True)
+        welcome = struct.pack(">IIB", 500, 500, 1) + pstr("cpu")
         conn.sendall(frame(T_WELCOME, welcome))
         conn.sendall(frame(T_BYE, pstr("; touch %s; `touch %s`" % (trap, trap))))
         time.sleep(0.5)
@@ -425,6 +433,8 @@ def test_shell_metacharacters_never_reach_a_shell(env):
     victim = env.start_agent("victim", extra={"server": "127.0.0.1:%d" % port})
     check(done.wait(20 * SLOW), "the hostile server saw no agent")
     wait_for(lambda: "server said goodbye" in victim.log_text(), 10, "the BYE", [victim])
+    check("metric name is outside [a-z0-9_]{1,32}" in victim.log_text(),
+          "the agent took shell as a metric name")
     srv.close()
     time.sleep(0.5)
     check(not os.path.exists(trap), "an injected command ran")
@@ -450,7 +460,7 @@ def test_bad_alarm_frame_closes_only_that_session(env):
     check(ftype == T_ALARM_ACK and struct.unpack(">Q", payload)[0] == 1, "resend ack")
     s.sendall(alarm(2, "Fan; rm -rf /"))
     check(wait_closed(s), "a bad alarm name did not close the session")
-    wait_for(lambda: "alarm name outside" in env.server.log_text(), 10, "the log line",
+    wait_for(lambda: "alarm name is outside" in env.server.log_text(), 10, "the log line",
              [env.server])
     check(named(alarm_rows(env), "fan") == [("firing", "critical")], "rows %r"
           % alarm_rows(env))

@@ -193,7 +193,7 @@ static void sample_hello(struct proto_msg *m)
 	m->u.hello.auth = auth_proof;
 }
 
-static const char *const welcome_metrics[] = {"cpu", "mem", "disk", "net", ""};
+static const char *const welcome_metrics[] = {"cpu", "mem", "disk", "net", "pi"};
 
 /* A WELCOME naming a few collectors. */
 static void sample_welcome(struct proto_msg *m)
@@ -499,7 +499,9 @@ static void test_round_trip_extremes(void)
 	sample_hello(&m);
 	m.u.hello.auth_len = 0;
 	m.u.hello.auth = NULL;
-	m.u.hello.name = "";
+	m.u.hello.name = "a";
+	m.u.hello.version = "";
+	m.u.hello.boot_id = "";
 	check_round_trip(&m);
 }
 
@@ -508,6 +510,7 @@ static void test_round_trip_at_limits(void)
 {
 	static char name[PROTO_NAME_MAX + 1], text[PROTO_TEXT_MAX + 1];
 	static char key[PROTO_KEY_MAX + 1], inst[PROTO_INST_MAX + 1];
+	static char field_names[PROTO_MAX_FIELDS][PROTO_KEY_MAX + 1];
 	static uint8_t auth[PROTO_AUTH_MAX];
 	static const char *names[PROTO_MAX_METRICS];
 	static const char *fields[PROTO_MAX_FIELDS];
@@ -524,8 +527,12 @@ static void test_round_trip_at_limits(void)
 	memset(auth, 0xa5, sizeof auth);
 	for (i = 0; i < PROTO_MAX_METRICS; i++)
 		names[i] = key;
+	/* Fields are columns of one file: distinct, none the instance key. */
 	for (i = 0; i < PROTO_MAX_FIELDS; i++) {
-		fields[i] = key;
+		memset(field_names[i], 'f', PROTO_KEY_MAX);
+		field_names[i][PROTO_KEY_MAX - 2] = (char)('a' + i / 10);
+		field_names[i][PROTO_KEY_MAX - 1] = (char)('0' + i % 10);
+		fields[i] = field_names[i];
 		values[i] = (double)i / 3.0;
 	}
 
@@ -824,7 +831,7 @@ static void raw_hello(struct raw *r, size_t name_len, size_t auth_len)
 struct raw_group {
 	size_t metric_len; /* metric is this many 'm' */
 	size_t key_len;    /* instance key is this many 'k' */
-	unsigned nfields;  /* each field name is field_len 'f' */
+	unsigned nfields;  /* each field name is field_len bytes: 'f's, then a letter of its own */
 	size_t field_len;
 	const char *inst; /* instance of the one row */
 	size_t inst_len;  /* or, when inst is NULL, this many 'i' */
@@ -841,8 +848,14 @@ static void raw_metrics(struct raw *r, const struct raw_group *g)
 	raw_fill(r, g->metric_len, 'm');
 	raw_fill(r, g->key_len, 'k');
 	raw_u8(r, g->nfields);
-	for (i = 0; i < g->nfields; i++)
-		raw_fill(r, g->field_len, 'f');
+	for (i = 0; i < g->nfields; i++) {
+		static const char own[] = "abcdefghijlmnopqrstuvwxyz0123456789";
+		raw_u8(r, (unsigned)g->field_len);
+		for (size_t k = 0; k + 1 < g->field_len; k++)
+			raw_u8(r, 'f');
+		if (g->field_len)
+			raw_u8(r, (unsigned char)own[i % (sizeof own - 1)]);
+	}
 	raw_u32(r, 1);
 	raw_u64(r, 1700000000000ull);
 	if (g->inst)
@@ -963,6 +976,183 @@ static void test_nul_in_string_is_bad(void)
 	raw_end(&r);
 	CHECK(decode_raw(&r) == PROTO_BAD);
 	CHECK(err_has("reason contains a NUL"));
+}
+
+static void check_encode_rejects(const struct proto_msg *msg, const char *why);
+
+/* What counts as text: UTF-8 without control characters, shortest forms only. */
+static void test_text_rule(void)
+{
+	static const char *const good[] = {"",
+	                                   "abc",
+	                                   "/mnt/usb disk",
+	                                   "\xc3\xa9",
+	                                   "\xe2\x82\xac",
+	                                   "\xf0\x9f\x98\x80",
+	                                   "\xef\xbf\xbf",
+	                                   "\xf4\x8f\xbf\xbf"};
+	static const char *const bad[] = {"\xff",
+	                                  "a\x80",
+	                                  "\xc0\x80",
+	                                  "\xc1\xbf",
+	                                  "\xe0\x80\x80",
+	                                  "\xed\xa0\x80",
+	                                  "\xf0\x80\x80\x80",
+	                                  "\xf4\x90\x80\x80",
+	                                  "\xf5\x80\x80\x80",
+	                                  "\xc3",
+	                                  "\xe2\x82",
+	                                  "a\nb",
+	                                  "\t",
+	                                  "\r",
+	                                  "\x7f",
+	                                  "\x1b[0m"};
+	for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+		CHECK(proto_text_valid(good[i], strlen(good[i])));
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		CHECK(!proto_text_valid(bad[i], strlen(bad[i])));
+}
+
+/* Cleaning turns every byte that is not text into \xNN and cuts whole characters only. */
+static void test_text_clean(void)
+{
+	char out[PROTO_TEXT_MAX + 1];
+
+	CHECK(proto_text_clean(out, 32, "eth\xff\n0", 6) == 12);
+	CHECK_STR(out, "eth\\xff\\x0a0");
+	CHECK(proto_text_valid(out, strlen(out)));
+	CHECK(proto_text_clean(out, 4, "ab\xe2\x82\xac", 5) == 2);
+	CHECK_STR(out, "ab");
+	CHECK(proto_text_clean(out, 5, "ab\xe2\x82\xac", 5) == 5);
+	CHECK_STR(out, "ab\xe2\x82\xac");
+	CHECK(proto_text_clean(out, 5, "ab\xff", 3) == 2); /* "\xff" needs four bytes */
+	CHECK_STR(out, "ab");
+	CHECK(proto_text_clean(out, 8, "", 0) == 0);
+	CHECK_STR(out, "");
+}
+
+/* Every text field of every message is checked when decoded and when encoded. */
+static void test_text_fields_are_checked(void)
+{
+	static const struct raw_group ok = {3, 5, 1, 1, "et0", 0};
+	struct proto_msg m;
+	struct proto_buf buf = {0};
+	const char *err = NULL;
+	struct raw r;
+
+	/* A bad instance byte in place of the 't' of "et0". */
+	raw_metrics(&r, &ok);
+	r.b[r.n - 8 - 2] = '\xff';
+	CHECK(decode_raw(&r) == PROTO_BAD);
+	CHECK(err_has("instance is not UTF-8 text"));
+	r.b[r.n - 8 - 2] = '\n';
+	CHECK(decode_raw(&r) == PROTO_BAD);
+	CHECK(err_has("instance is not UTF-8 text"));
+
+	raw_begin(&r, PROTO_BYE);
+	raw_str(&r, "bye\xc0\xaf");
+	raw_end(&r);
+	CHECK(decode_raw(&r) == PROTO_BAD);
+	CHECK(err_has("reason is not UTF-8 text"));
+
+	/* Each HELLO text field in turn. */
+	static const char *const what[] = {"version", "os", "kernel", "model", "boot id"};
+	for (size_t i = 0; i < 5; i++) {
+		raw_begin(&r, PROTO_HELLO);
+		raw_str(&r, "pi-1");
+		raw_str(&r, i == 0 ? "0.1\xfe" : "0.1");
+		raw_u32(&r, 0);
+		raw_str(&r, i == 1 ? "Linux\xed\xb0\x80" : "Linux");
+		raw_str(&r, i == 2 ? "6.1\x01" : "6.1");
+		raw_str(&r, i == 3 ? "Pi\x80" : "Pi");
+		raw_str(&r, i == 4 ? "b\x7f" : "boot");
+		raw_u64(&r, 1);
+		raw_u64(&r, 2);
+		raw_u16(&r, 0);
+		raw_end(&r);
+		CHECK(decode_raw(&r) == PROTO_BAD);
+		char want[64];
+		snprintf(want, sizeof want, "%s is not UTF-8 text", what[i]);
+		CHECK(err_has(want));
+	}
+	raw_hello(&r, 4, 0);
+	r.b[PROTO_HEADER_SIZE + 1] = '/';
+	CHECK(decode_raw(&r) == PROTO_BAD);
+	CHECK(err_has("name is an invalid host name"));
+
+	raw_begin(&r, PROTO_ALARM);
+	raw_u64(&r, 1);
+	raw_u64(&r, 2);
+	raw_u8(&r, 2);
+	raw_u8(&r, 1);
+	raw_str(&r, "fan");
+	raw_str(&r, "fan \xe9tait");
+	raw_end(&r);
+	CHECK(decode_raw(&r) == PROTO_BAD);
+	CHECK(err_has("alarm message is not UTF-8 text"));
+
+	/* The encoder refuses the same. */
+	sample_alarm(&m);
+	m.u.alarm.message = "line one\nline two";
+	CHECK(proto_encode(&m, &buf, &err) == -1);
+	CHECK(err && strstr(err, "alarm message is not UTF-8 text"));
+	sample_hello(&m);
+	m.u.hello.model = "Raspberry Pi\xff";
+	CHECK(proto_encode(&m, &buf, &err) == -1);
+	CHECK(err && strstr(err, "model is not UTF-8 text"));
+	sample_welcome(&m);
+	m.u.welcome.metrics = (const char *const[]){"cpu", "Mem", "", "", ""};
+	CHECK(proto_encode(&m, &buf, &err) == -1);
+	CHECK(err && strstr(err, "metric name is outside"));
+	CHECK(buf.len == 0);
+	proto_buf_free(&buf);
+}
+
+/* A group's names must make one file's columns: no reserved metric, no
+ * "time" column, no name twice. */
+static void test_group_shape(void)
+{
+	static const char *const two[] = {"used", "free"};
+	static const char *const dup[] = {"used", "used"};
+	static const char *const timed[] = {"used", "time"};
+	static const char *const mount[] = {"used", "mount"};
+	double values[2] = {1, 2};
+	struct proto_row row = {1, "/", values};
+	struct proto_group g = {"disk", "mount", 2, two, 1, &row};
+	struct proto_msg m, out;
+	struct proto_buf buf = {0};
+	const char *err = NULL;
+	size_t used;
+
+	memset(&m, 0, sizeof m);
+	m.type = PROTO_METRICS;
+	m.u.metrics = (struct proto_metrics){1, 1, &g};
+	check_round_trip(&m);
+	for (size_t i = 0; proto_reserved_metric(i); i++) {
+		g.metric = proto_reserved_metric(i);
+		check_encode_rejects(&m, "is reserved for the server's own files");
+	}
+	CHECK(proto_metric_reserved("alarms") && proto_metric_reserved("events"));
+	CHECK(!proto_metric_reserved("alarm") && !proto_metric_reserved("disk"));
+	g.metric = "disk";
+	g.fields = dup;
+	check_encode_rejects(&m, "field used appears twice");
+	g.fields = timed;
+	check_encode_rejects(&m, "field name may not be \"time\"");
+	g.fields = mount;
+	check_encode_rejects(&m, "field mount repeats the instance key");
+	g.fields = two;
+	g.inst_key = "time";
+	check_encode_rejects(&m, "instance key may not be \"time\"");
+
+	/* The decoder refuses a reserved metric sent anyway. */
+	g.inst_key = "mount";
+	g.metric = "alarmz";
+	CHECK(proto_encode(&m, &buf, &err) == 0);
+	memcpy(buf.data + PROTO_HEADER_SIZE + 8 + 2 + 1, "alarms", 6);
+	CHECK(decode_copy(buf.data, buf.len, PROTO_MAX_PAYLOAD, &out, &used) == PROTO_BAD);
+	CHECK(err_has("metric name alarms is reserved"));
+	proto_buf_free(&buf);
 }
 
 /* An ALARM's level and source have fixed ranges and its name may not be
@@ -1142,12 +1332,12 @@ static void test_many_tiny_groups(void)
 	if (!groups)
 		abort();
 	for (i = 0; i < UINT16_MAX; i++)
-		groups[i] = (struct proto_group){"", "", 1, fields, 0, NULL};
+		groups[i] = (struct proto_group){"m", "", 1, fields, 0, NULL};
 	memset(&m, 0, sizeof m);
 	m.type = PROTO_METRICS;
 	m.u.metrics = (struct proto_metrics){3, UINT16_MAX, groups};
 	encode_fresh(&m, &buf);
-	CHECK(buf.len == PROTO_HEADER_SIZE + 8 + 2 + (size_t)UINT16_MAX * 9);
+	CHECK(buf.len == PROTO_HEADER_SIZE + 8 + 2 + (size_t)UINT16_MAX * 10);
 	CHECK(decode_copy(buf.data, buf.len, PROTO_MAX_PAYLOAD, &out, &used) == PROTO_OK);
 	CHECK(out.u.metrics.ngroups == UINT16_MAX);
 	CHECK(arena_bounded(&out, buf.len));
@@ -1295,6 +1485,8 @@ static void test_encode_rejects_bad_groups(void)
 	fields[1] = long_key;
 	check_encode_rejects(&m, "field name too long");
 	fields[1] = "f";
+	check_encode_rejects(&m, "field f appears twice");
+	fields[1] = "g";
 	g.fields = NULL;
 	check_encode_rejects(&m, "field names are missing");
 	g.fields = fields;
@@ -1590,6 +1782,10 @@ int main(void)
 	test_field_count_range();
 	test_instance_needs_key();
 	test_nul_in_string_is_bad();
+	test_text_rule();
+	test_text_clean();
+	test_text_fields_are_checked();
+	test_group_shape();
 	test_welcome_metric_count();
 	test_alarm_ranges();
 	test_hostile_counts_are_bad();
