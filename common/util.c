@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,6 +99,26 @@ int util_valid_name(const char *s)
 int util_valid_key(const char *s)
 {
 	return proto_key_valid(s);
+}
+
+/* Shortest of %.15g, %.16g, %.17g that reads back bit for bit (%.17g
+ * always does); infinities by name, NaN as nothing. */
+int util_format_double(char *out, double v)
+{
+	if (isnan(v)) {
+		out[0] = '\0';
+		return 0;
+	}
+	if (isinf(v))
+		return snprintf(out, UTIL_DOUBLE_MAX, "%s", v < 0 ? "-inf" : "inf");
+	int n = 0;
+	for (int prec = 15; prec <= 17; prec++) {
+		n = snprintf(out, UTIL_DOUBLE_MAX, "%.*g", prec, v);
+		double back = strtod(out, NULL);
+		if (memcmp(&back, &v, sizeof v) == 0)
+			break;
+	}
+	return n;
 }
 
 /* Split "host:port" or "[v6]:port". */

@@ -34,6 +34,14 @@ int util_split_hostport(const char *s, char *host, size_t hostlen, int *port);
 
 /* CRC-32 (IEEE 802.3, reflected, as zlib's crc32) of len bytes, continuing
  * from crc (0 to start). */
+/* Longest text util_format_double writes, its NUL included. */
+#define UTIL_DOUBLE_MAX 32
+
+/* Write v into out (UTIL_DOUBLE_MAX bytes) in the shortest form strtod reads
+ * back to the same bits: "inf" and "-inf" for infinities, "" for NaN. Returns
+ * the length. */
+int util_format_double(char *out, double v);
+
 uint32_t util_crc32(uint32_t crc, const void *data, size_t len);
 
 /* Big-endian stores and loads, independent of alignment. */

@@ -137,8 +137,18 @@ void series_buckets_add(struct series_buckets *bk, uint64_t t, double v)
 		b->min = v;
 	if (b->count == 0 || v > b->max)
 		b->max = v;
-	b->sum += v;
+	b->sum = b->count == 0 ? v : b->sum + v; /* 0.0 + -0.0 would lose the sign */
 	b->count++;
+	/* v / n and mean / n are at most half of DBL_MAX each: no overflow. */
+	b->mean = b->count == 1 ? v : b->mean + (v / (double)b->count - b->mean / (double)b->count);
+}
+
+/* The sum's quotient where the sum is finite, else the running mean. */
+double series_bucket_avg(const struct series_bucket *b)
+{
+	if (b->count == 0)
+		return NAN;
+	return isfinite(b->sum) ? b->sum / (double)b->count : b->mean;
 }
 
 /* Free the bucket array. */
@@ -149,14 +159,14 @@ void series_buckets_free(struct series_buckets *bk)
 	bk->n = 0;
 }
 
-/* A finite number filling the whole field. */
+/* A number filling the whole field, "inf" and "-inf" included; NaN is no value. */
 int series_value(const char *s, double *v)
 {
 	if (!*s)
 		return -1;
 	char *end;
 	*v = strtod(s, &end);
-	return *end == '\0' && isfinite(*v) ? 0 : -1;
+	return *end == '\0' && !isnan(*v) ? 0 : -1;
 }
 
 /* A growable buffer for unquoted fields. */

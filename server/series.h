@@ -32,6 +32,7 @@ struct series_range {
 /* One bucket's values. */
 struct series_bucket {
 	double sum, min, max;
+	double mean; /* running mean: finite whenever every value is */
 	uint64_t count;
 };
 
@@ -74,10 +75,15 @@ int series_buckets_init(struct series_buckets *bk, const struct series_range *rg
 /* Add value v at time t, which MUST lie in the range. */
 void series_buckets_add(struct series_buckets *bk, uint64_t t, double v);
 
+/* The mean of a bucket's values: their sum over their count, or, where the
+ * sum overflows, the running mean. */
+double series_bucket_avg(const struct series_bucket *b);
+
 /* Free the buckets. */
 void series_buckets_free(struct series_buckets *bk);
 
-/* Parse a value field; -1 when it is empty (not finite) or not a number. */
+/* Parse a value field, infinities included; -1 when it is empty (NaN) or
+ * not a number. */
 int series_value(const char *s, double *v);
 
 /* Read the rows of the range that pass the filter into the buckets,

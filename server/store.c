@@ -533,10 +533,9 @@ int store_write_group(struct store *st, const struct proto_group *g)
 			rc |= buf_printf(&b, ",%s", inst);
 		}
 		for (unsigned i = 0; i < g->nfields && rc == 0; i++) {
-			if (isfinite(row->values[i]))
-				rc = buf_printf(&b, ",%.15g", row->values[i]);
-			else
-				rc = buf_printf(&b, ",");
+			char num[UTIL_DOUBLE_MAX];
+			util_format_double(num, row->values[i]);
+			rc = buf_printf(&b, ",%s", num);
 		}
 		rc |= buf_printf(&b, "\n");
 	}

@@ -1,6 +1,7 @@
 /* Reading series from metric files: CSV lines, headers, query limits,
  * bucket arithmetic, and the reader's binary search, tail and partial
  * last line on real files. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -138,7 +139,7 @@ static void test_buckets(void)
 	series_buckets_free(&bk);
 }
 
-/* Values: finite numbers only; empty fields hold non-finite ones. */
+/* Values: numbers and infinities; an empty field (NaN) holds none. */
 static void test_value(void)
 {
 	double v;
@@ -146,8 +147,33 @@ static void test_value(void)
 	CHECK(series_value("-1e3", &v) == 0 && v == -1000);
 	CHECK(series_value("", &v) == -1);
 	CHECK(series_value("nan", &v) == -1);
-	CHECK(series_value("inf", &v) == -1);
+	CHECK(series_value("inf", &v) == 0 && isinf(v) && v > 0);
+	CHECK(series_value("-inf", &v) == 0 && isinf(v) && v < 0);
 	CHECK(series_value("1x", &v) == -1);
+}
+
+/* A bucket's mean never overflows where its values do not: three samples of
+ * 1e308 average 1e308; one sample is its own mean, bit for bit. */
+static void test_bucket_mean(void)
+{
+	struct series_range rg = {0, 999, 1};
+	struct series_buckets bk;
+	CHECK(series_buckets_init(&bk, &rg) == 0 && bk.n == 1);
+	for (int i = 0; i < 3; i++)
+		series_buckets_add(&bk, (uint64_t)i, 1e308);
+	CHECK(!isfinite(bk.b[0].sum));
+	CHECK(series_bucket_avg(&bk.b[0]) == 1e308);
+	series_buckets_add(&bk, 5, -1.7e308);
+	CHECK(isfinite(series_bucket_avg(&bk.b[0])));
+	CHECK_NEAR(series_bucket_avg(&bk.b[0]), 1.3e308 / 4, 1e294);
+	series_buckets_free(&bk);
+	CHECK(series_buckets_init(&bk, &rg) == 0);
+	series_buckets_add(&bk, 1, 4.9406564584124654e-324);
+	CHECK(series_bucket_avg(&bk.b[0]) == 4.9406564584124654e-324);
+	series_buckets_free(&bk);
+	CHECK(series_buckets_init(&bk, &rg) == 0);
+	CHECK(isnan(series_bucket_avg(&bk.b[0])));
+	series_buckets_free(&bk);
 }
 
 /* Write text to a new temporary file; its path goes to path. */
@@ -352,6 +378,7 @@ int main(void)
 	test_range();
 	test_buckets();
 	test_value();
+	test_bucket_mean();
 	test_seek();
 	test_read();
 	test_instances();
