@@ -9,7 +9,7 @@
 #include <string.h>
 
 /* Metric names the server uses for files of its own in a host's folder. */
-static const char *const reserved_metrics[] = {"alarms", "events", "host", "commit"};
+static const char *const reserved_metrics[] = {"alarms", "events"};
 
 /* Bytes of the UTF-8 sequence starting at s (at most n available) that
  * encodes one allowed character, or 0 if none does. Allowed: any scalar

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "csvread.h"
+#include "json_util.h"
 #include "log.h"
 #include "store.h"
 
@@ -600,25 +601,25 @@ int alarm_book_load(struct alarm_book *b, const char *path)
 	return 0;
 }
 
-/* The active alarms as JSON objects. */
-void alarm_book_json(const struct alarm_book *b, const char *host, json_t *arr)
+/* Append the active alarms to arr as JSON objects: 0, or -1 when one cannot be built. */
+int alarm_book_json(const struct alarm_book *b, const char *host, json_t *arr)
 {
 	for (size_t i = 0; i < b->n; i++) {
 		const struct entry *e = &b->e[i];
 		if (!e->level)
 			continue;
-		json_t *o = json_pack(
-		    "{s:s, s:s, s:s, s:s, s:s, s:I, s:s, s:s}", "host", host, "name", e->name,
-		    "instance", e->instance, "level", alarm_level_name(e->level), "state", "firing",
-		    "since", (json_int_t)e->since_ms, "message", e->message, "origin", e->origin);
-		if (!o)
-			continue;
-		json_object_set_new(o, "value",
-		                    isnan(e->value) ? json_null() : json_real(e->value));
-		json_array_append_new(arr, o);
+		json_t *o =
+		    json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:s, s:s, s:o}", "host", host, "name",
+		              e->name, "instance", e->instance, "level", alarm_level_name(e->level),
+		              "state", "firing", "since", (json_int_t)e->since_ms, "message",
+		              e->message, "origin", e->origin, "value", json_number(e->value));
+		if (json_push(arr, o) < 0)
+			return -1;
 	}
+	return 0;
 }
 
+/* How many of the book's alarms are active. */
 size_t alarm_book_active(const struct alarm_book *b)
 {
 	size_t n = 0;

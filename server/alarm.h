@@ -96,8 +96,9 @@ void alarm_agent(struct alarm_book *b, const char *host, uint64_t run_id,
                  const struct proto_alarm *a, alarm_emit_fn emit, void *arg);
 
 /* Append the book's active alarms to arr: host, name, instance, level,
- * state "firing", since, value, message, origin. */
-void alarm_book_json(const struct alarm_book *b, const char *host, json_t *arr);
+ * state "firing", since, value, message, origin. 0, or -1 when one cannot
+ * be built. */
+int alarm_book_json(const struct alarm_book *b, const char *host, json_t *arr);
 
 /* Number of active alarms. */
 size_t alarm_book_active(const struct alarm_book *b);

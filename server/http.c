@@ -60,12 +60,21 @@ static void http_send(struct evhttp_request *req, int code, struct evbuffer *bod
 	evhttp_send_reply(req, code, http_reason(code), body);
 }
 
-/* Send a JSON body with status code; takes the reference to body. */
+/* Send a JSON body with status code; takes the reference to body. A NULL
+ * body, an answer that could not be built, is logged and answered 500. */
 void http_reply_json(struct evhttp_request *req, int code, json_t *body)
 {
+	if (!body) {
+		static const char failed[] =
+		    "{\"error\":\"cannot build the answer\",\"status\":500}\n";
+		log_err("http", "%s: cannot build the answer; replying 500",
+		        evhttp_request_get_uri(req));
+		http_reply_bytes(req, HTTP_INTERNAL, "application/json", failed, sizeof failed - 1);
+		return;
+	}
 	struct evbuffer *buf = evbuffer_new();
-	/* %.15g is what the CSV files hold: no digits beyond it mean anything. */
-	char *text = json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(15));
+	/* 17 digits: every double reads back as the one stored. */
+	char *text = json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(17));
 	json_decref(body);
 	if (!buf || !text) {
 		free(text);

@@ -13,6 +13,7 @@
 
 #include "csvread.h"
 #include "http_int.h"
+#include "json_util.h"
 #include "log.h"
 #include "pimon_version.h"
 #include "proto.h"
@@ -71,7 +72,10 @@ static int api_host_lookup(struct api_call *c, json_t **host, char *dir, size_t 
 		http_reply_error(c->req, 400, "invalid host name");
 		return -1;
 	}
-	*host = registry_host_json(c->h->srv->registry, c->arg[0]);
+	if (registry_host_json(c->h->srv->registry, c->arg[0], host) == -2) {
+		http_reply_error(c->req, 500, "cannot describe the host");
+		return -1;
+	}
 	if (api_host_dir(c, dir, size) < 0 ||
 	    (!*host && (stat(dir, &sb) < 0 || !S_ISDIR(sb.st_mode)))) {
 		json_decref(*host);
@@ -92,10 +96,18 @@ static int api_instanced(json_t *host, const char *metric)
 	return json_is_object(json_object_iter_value(it)) ? 1 : 0;
 }
 
-/* Add an instance name to a set (a JSON object's keys). */
+/* A set of instance names (a JSON object's keys) being gathered. */
+struct api_set {
+	json_t *set;
+	int failed;
+};
+
+/* Add an instance name to a set; a failure is remembered. */
 static void api_add_instance(const char *instance, void *arg)
 {
-	json_object_set_new(arg, instance, json_true());
+	struct api_set *s = arg;
+	if (json_put(s->set, instance, json_true()) < 0)
+		s->failed = 1;
 }
 
 /* Order strings for qsort. */
@@ -104,23 +116,28 @@ static int api_cmp_str(const void *a, const void *b)
 	return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* A set's keys as a sorted JSON array. */
+/* A set's keys as a sorted JSON array; NULL if it cannot be built. */
 static json_t *api_sorted_keys(json_t *set)
 {
 	size_t n = json_object_size(set), i = 0;
 	const char **keys = malloc((n ? n : 1) * sizeof *keys);
 	const char *k;
 	json_t *v;
-	json_t *arr = json_array();
-	if (!keys)
-		return arr;
+	json_t *arr = keys ? json_array() : NULL;
+	if (!arr) {
+		free(keys);
+		return NULL;
+	}
 	json_object_foreach(set, k, v)
 	{
 		keys[i++] = k;
 	}
 	qsort(keys, n, sizeof *keys, api_cmp_str);
-	for (i = 0; i < n; i++)
-		json_array_append_new(arr, json_string(keys[i]));
+	for (i = 0; arr && i < n; i++)
+		if (json_push(arr, json_string(keys[i])) < 0) {
+			json_decref(arr);
+			arr = NULL;
+		}
 	free(keys);
 	return arr;
 }
@@ -141,23 +158,27 @@ static void api_join(json_t *arr, char *out, size_t size)
 }
 
 /* The instances a metric has now: in the host's latest values and in the
- * last rows of its file. Also gives the last row's time. */
+ * last rows of its file. Also gives the last row's time. NULL if the list
+ * cannot be built. */
 static json_t *api_instances(struct csvread *r, json_t *host, const char *metric, int instanced,
                              uint64_t *last)
 {
-	json_t *set = json_object();
+	struct api_set set = {json_object(), 0};
 	json_t *m = json_object_get(json_object_get(host, "latest"), metric);
 	const char *k;
 	json_t *v;
+	*last = 0;
+	if (!set.set)
+		return NULL;
 	if (instanced) {
 		json_object_foreach(m, k, v)
 		{
-			api_add_instance(k, set);
+			api_add_instance(k, &set);
 		}
 	}
-	series_tail(r, API_TAIL_ROWS, instanced, last, api_add_instance, set);
-	json_t *arr = api_sorted_keys(set);
-	json_decref(set);
+	series_tail(r, API_TAIL_ROWS, instanced, last, api_add_instance, &set);
+	json_t *arr = set.failed ? NULL : api_sorted_keys(set.set);
+	json_decref(set.set);
 	return arr;
 }
 
@@ -183,25 +204,30 @@ static json_t *api_time(uint64_t t)
 	return t ? json_integer((json_int_t)t) : json_null();
 }
 
-/* One metric file described: fields, instance key, instances, and the
- * times of its first and last rows. NULL when it is not a metric file. */
-static json_t *api_metric_json(const char *dir, const char *metric, json_t *host)
+/* One metric file described in *out: fields, instance key, instances,
+ * and the times of its first and last rows. 0; 1 (*out NULL) when it is
+ * not a metric file; -1 when the description cannot be built. */
+static int api_metric_json(const char *dir, const char *metric, json_t *host, json_t **out)
 {
 	struct series_columns cols;
 	struct csvread *r = api_open_metric(dir, metric, host, &cols);
+	*out = NULL;
 	if (!r)
-		return NULL;
+		return 1;
 	uint64_t last;
 	json_t *insts = api_instances(r, host, metric, cols.inst_key[0] != '\0', &last);
 	json_t *fields = json_array();
-	for (int i = 0; i < cols.nfields; i++)
-		json_array_append_new(fields, json_string(cols.fields[i]));
-	json_t *o = json_pack("{s:s, s:o, s:o, s:o, s:o, s:o}", "metric", metric, "instance_key",
-	                      cols.inst_key[0] ? json_string(cols.inst_key) : json_null(), "fields",
-	                      fields, "instances", insts, "first", api_time(series_first(r)),
-	                      "last", api_time(last));
+	for (int i = 0; fields && i < cols.nfields; i++)
+		if (json_push(fields, json_string(cols.fields[i])) < 0) {
+			json_decref(fields);
+			fields = NULL;
+		}
+	*out = json_pack("{s:s, s:o, s:o, s:o, s:o, s:o}", "metric", metric, "instance_key",
+	                 cols.inst_key[0] ? json_string(cols.inst_key) : json_null(), "fields",
+	                 fields, "instances", insts, "first", api_time(series_first(r)), "last",
+	                 api_time(last));
 	csvread_close(r);
-	return o;
+	return *out ? 0 : -1;
 }
 
 /* The metric a file name stands for, in out; 0, or -1 if none. */
@@ -221,20 +247,24 @@ static int api_cmp_metric(const void *a, const void *b)
 	              json_string_value(json_object_get(*(json_t *const *)b, "metric")));
 }
 
-/* Sort an array of objects with cmp. */
-static void api_sort_array(json_t *arr, int (*cmp)(const void *, const void *))
+/* Sort an array of objects with cmp: 0, or -1 when it cannot (arr is then
+ * incomplete). */
+static int api_sort_array(json_t *arr, int (*cmp)(const void *, const void *))
 {
 	size_t n = json_array_size(arr);
 	json_t **v = malloc((n ? n : 1) * sizeof *v);
+	int rc = 0;
 	if (!v)
-		return;
+		return -1;
 	for (size_t i = 0; i < n; i++)
 		v[i] = json_incref(json_array_get(arr, i));
 	qsort(v, n, sizeof *v, cmp);
 	json_array_clear(arr);
 	for (size_t i = 0; i < n; i++)
-		json_array_append_new(arr, v[i]);
+		if (json_array_append_new(arr, v[i]) < 0)
+			rc = -1;
 	free(v);
+	return rc;
 }
 
 /* GET /api/v1/hosts: every host. */
@@ -250,11 +280,12 @@ static void api_host(struct api_call *c)
 		http_reply_error(c->req, 400, "invalid host name");
 		return;
 	}
-	json_t *host = registry_host_json(c->h->srv->registry, c->arg[0]);
-	if (!host)
+	json_t *host;
+	int rc = registry_host_json(c->h->srv->registry, c->arg[0], &host);
+	if (rc == -1)
 		http_reply_error(c->req, 404, "no such host");
 	else
-		http_reply_json(c->req, 200, host);
+		http_reply_json(c->req, rc == 0 ? 200 : 500, host);
 }
 
 /* GET /api/v1/hosts/<name>/metrics: the host's metric files. */
@@ -267,16 +298,25 @@ static void api_metrics(struct api_call *c)
 	json_t *arr = json_array();
 	DIR *d = opendir(dir);
 	struct dirent *de;
-	while (d && (de = readdir(d))) {
-		json_t *m = api_metric_of(de->d_name, metric, sizeof metric) == 0
-		                ? api_metric_json(dir, metric, host)
-		                : NULL;
-		if (m)
-			json_array_append_new(arr, m);
+	int rc = arr ? 0 : -1;
+	while (rc == 0 && d && (de = readdir(d))) {
+		json_t *m;
+		if (api_metric_of(de->d_name, metric, sizeof metric) < 0)
+			continue;
+		rc = api_metric_json(dir, metric, host, &m);
+		if (rc == 0)
+			rc = json_push(arr, m);
+		else if (rc == 1)
+			rc = 0;
 	}
 	if (d)
 		closedir(d);
-	api_sort_array(arr, api_cmp_metric);
+	if (rc == 0)
+		rc = api_sort_array(arr, api_cmp_metric);
+	if (rc < 0) {
+		json_decref(arr);
+		arr = NULL;
+	}
 	http_reply_json(c->req, 200, json_pack("{s:s, s:o}", "host", c->arg[0], "metrics", arr));
 	json_decref(host);
 }
@@ -313,6 +353,10 @@ static int api_pick_instance(struct api_call *c, struct csvread *r, json_t *host
 		return -1;
 	}
 	*known = api_instances(r, host, c->arg[1], 1, &last);
+	if (!*known) {
+		http_reply_error(c->req, 500, "cannot list the metric's instances");
+		return -1;
+	}
 	if (asked)
 		return 0;
 	if (json_array_size(*known) <= 1) {
@@ -338,17 +382,22 @@ static int api_has_string(json_t *arr, const char *s)
 	return 0;
 }
 
-/* The buckets holding values as [time, avg, min, max] points. */
+/* The buckets holding values as [time, avg, min, max] points, a value
+ * JSON cannot hold (an infinity) as null; NULL if it cannot be built. */
 static json_t *api_points(const struct series_buckets *bk)
 {
 	json_t *arr = json_array();
-	for (size_t i = 0; i < bk->n; i++) {
+	for (size_t i = 0; arr && i < bk->n; i++) {
 		const struct series_bucket *b = &bk->b[i];
 		if (b->count == 0)
 			continue;
-		json_array_append_new(arr, json_pack("[I, f, f, f]",
-		                                     (json_int_t)(bk->from + i * bk->width),
-		                                     b->sum / (double)b->count, b->min, b->max));
+		json_t *pt = json_pack("[I, o, o, o]", (json_int_t)(bk->from + i * bk->width),
+		                       json_number(series_bucket_avg(b)), json_number(b->min),
+		                       json_number(b->max));
+		if (json_push(arr, pt) < 0) {
+			json_decref(arr);
+			arr = NULL;
+		}
 	}
 	return arr;
 }
@@ -476,20 +525,20 @@ static json_t *api_alarm_row_json(const char *line, size_t len)
 	if (len >= sizeof out || csvread_split(line, len, out, f, 12) != 10 ||
 	    csvread_time(f[0], strlen(f[0]), &t) < 0)
 		return NULL;
-	json_t *o = json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "time", (json_int_t)t,
-	                      "host", f[1], "name", f[2], "instance", f[3], "level", f[4], "state",
-	                      f[5], "message", f[7], "origin", f[9]);
-	if (!o)
-		return NULL;
-	json_object_set_new(o, "value", f[6][0] ? json_real(strtod(f[6], NULL)) : json_null());
-	json_object_set_new(o, "duration_s", f[8][0] ? json_real(strtod(f[8], NULL)) : json_null());
-	return o;
+	return json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:o}", "time",
+	                 (json_int_t)t, "host", f[1], "name", f[2], "instance", f[3], "level", f[4],
+	                 "state", f[5], "message", f[7], "origin", f[9], "value",
+	                 f[6][0] ? json_number(strtod(f[6], NULL)) : json_null(), "duration_s",
+	                 f[8][0] ? json_number(strtod(f[8], NULL)) : json_null());
 }
 
-/* The last n rows of <data_dir>/alarms.csv, newest first. */
+/* The last n rows of <data_dir>/alarms.csv, newest first; NULL if the
+ * list cannot be built. Rows that are not alarm rows are left out. */
 static json_t *api_recent_alarms(struct api_call *c, size_t n)
 {
 	json_t *arr = json_array();
+	if (!arr)
+		return NULL;
 	char path[4200];
 	snprintf(path, sizeof path, "%s/alarms.csv", c->h->srv->cfg->server.data_dir);
 	struct csvread *r = csvread_open(path);
@@ -499,8 +548,11 @@ static json_t *api_recent_alarms(struct api_call *c, size_t n)
 	for (off_t off = r ? csvread_tail(r, n) : 0;
 	     r && csvread_line(r, off, &line, &len, &next) > 0; off = next) {
 		json_t *e = line ? api_alarm_row_json(line, len) : NULL;
-		if (e)
-			json_array_insert_new(arr, 0, e);
+		if (e && json_array_insert_new(arr, 0, e) < 0) {
+			json_decref(arr);
+			arr = NULL;
+			break;
+		}
 	}
 	csvread_close(r);
 	return arr;
@@ -521,6 +573,10 @@ static void api_stats(struct api_call *c)
 {
 	struct server *srv = c->h->srv;
 	json_t *hosts = registry_hosts_json(srv->registry);
+	if (!hosts) {
+		http_reply_error(c->req, 500, "cannot list the hosts");
+		return;
+	}
 	json_int_t up = 0, sessions = 0;
 	size_t i;
 	json_t *h;
@@ -531,12 +587,15 @@ static void api_stats(struct api_call *c)
 	json_int_t total = (json_int_t)json_array_size(hosts);
 	json_decref(hosts);
 	json_t *counters = json_object();
-	for (int k = 0; k < WC_COUNT; k++) {
+	for (int k = 0; counters && k < WC_COUNT; k++) {
 		uint64_t sum = 0;
 		for (int w = 0; w < srv->nworkers; w++)
 			sum += worker_counter(srv->workers[w], k);
-		json_object_set_new(counters, worker_counter_names[k],
-		                    json_integer((json_int_t)sum));
+		if (json_put(counters, worker_counter_names[k], json_integer((json_int_t)sum)) <
+		    0) {
+			json_decref(counters);
+			counters = NULL;
+		}
 	}
 	for (int w = 0; w < srv->nworkers; w++)
 		sessions += worker_sessions(srv->workers[w]);
@@ -554,14 +613,20 @@ static void api_workers(struct api_call *c)
 {
 	struct server *srv = c->h->srv;
 	json_t *arr = json_array();
-	for (int i = 0; i < srv->nworkers; i++) {
+	for (int i = 0; arr && i < srv->nworkers; i++) {
 		const struct worker *w = srv->workers[i];
 		json_t *o =
 		    json_pack("{s:i, s:I}", "id", i, "sessions", (json_int_t)worker_sessions(w));
-		for (int k = 0; k < WC_COUNT; k++)
-			json_object_set_new(o, worker_counter_names[k],
-			                    json_integer((json_int_t)worker_counter(w, k)));
-		json_array_append_new(arr, o);
+		for (int k = 0; o && k < WC_COUNT; k++)
+			if (json_put(o, worker_counter_names[k],
+			             json_integer((json_int_t)worker_counter(w, k))) < 0) {
+				json_decref(o);
+				o = NULL;
+			}
+		if (json_push(arr, o) < 0) {
+			json_decref(arr);
+			arr = NULL;
+		}
 	}
 	http_reply_json(c->req, 200, arr);
 }

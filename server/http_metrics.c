@@ -514,6 +514,8 @@ static int metrics_render(struct server *srv, struct text *out)
 	json_t *alarms = registry_alarms_json(srv->registry);
 	if (alarms)
 		page_add_alarms(&p, alarms);
+	else
+		p.failed = 1;
 	json_decref(alarms);
 	page_add_workers(&p, srv);
 	int rc = page_assemble(&p, out);

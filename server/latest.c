@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json_util.h"
+
 /* What a metric's rows look like. Shared by every host that sends it and
  * immutable once in the table; freed when the last host lets go. */
 struct shape {
@@ -300,35 +302,45 @@ drop:
 	return -1;
 }
 
-/* One row's values as an object of the shape's fields. */
+/* One row's values as an object of the shape's fields; NULL if it cannot be built. */
 static json_t *row_json(const struct shape *sh, const double *values)
 {
 	json_t *o = json_object();
-	for (unsigned i = 0; i < sh->nfields; i++)
-		json_object_set_new(o, sh->fields[i],
-		                    isfinite(values[i]) ? json_real(values[i]) : json_null());
+	for (unsigned i = 0; o && i < sh->nfields; i++)
+		if (json_put(o, sh->fields[i], json_number(values[i])) < 0) {
+			json_decref(o);
+			return NULL;
+		}
 	return o;
 }
 
-/* Every metric's latest values as a new object. */
+/* A keyed metric's rows as an object of instances; NULL if it cannot be built. */
+static json_t *rows_json(const struct shape *sh, const struct rows *rw)
+{
+	json_t *insts = json_object();
+	const char *inst = (const char *)(rw->values + (size_t)rw->nrows * sh->nfields);
+	for (uint32_t r = 0; insts && r < rw->nrows; r++) {
+		if (json_put(insts, inst, row_json(sh, rw->values + (size_t)r * sh->nfields)) < 0) {
+			json_decref(insts);
+			return NULL;
+		}
+		inst += strlen(inst) + 1;
+	}
+	return insts;
+}
+
+/* Every metric's latest values as a new object; NULL if it cannot be built. */
 json_t *latest_json(const struct latest *l)
 {
 	json_t *o = json_object();
-	for (uint32_t i = 0; l && i < l->n; i++) {
+	for (uint32_t i = 0; o && l && i < l->n; i++) {
 		const struct shape *sh = l->e[i].shape;
 		const struct rows *rw = l->e[i].rows;
-		if (sh->inst_key[0] == '\0') {
-			json_object_set_new(o, sh->metric, row_json(sh, rw->values));
-			continue;
+		json_t *v = sh->inst_key[0] ? rows_json(sh, rw) : row_json(sh, rw->values);
+		if (json_put(o, sh->metric, v) < 0) {
+			json_decref(o);
+			return NULL;
 		}
-		json_t *insts = json_object();
-		const char *inst = (const char *)(rw->values + (size_t)rw->nrows * sh->nfields);
-		for (uint32_t r = 0; r < rw->nrows; r++) {
-			json_object_set_new(insts, inst,
-			                    row_json(sh, rw->values + (size_t)r * sh->nfields));
-			inst += strlen(inst) + 1;
-		}
-		json_object_set_new(o, sh->metric, insts);
 	}
 	return o;
 }

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "json_util.h"
 #include "log.h"
 #include "latest.h"
 #include "store.h"
@@ -471,31 +472,37 @@ static int cmp_alarm_json(const void *a, const void *b)
 	return 0;
 }
 
-/* Every active alarm of every host, each host read under its own lock. */
+/* Every active alarm of every host, each host read under its own lock,
+ * sorted; NULL (logged) if the answer cannot be built. */
 json_t *registry_alarms_json(struct registry *r)
 {
 	size_t n;
 	struct host **hosts = registry_all(r, &n);
 	json_t *all = json_array();
-	for (size_t i = 0; hosts && i < n; i++) {
+	int rc = hosts && all ? 0 : -1;
+	for (size_t i = 0; rc == 0 && i < n; i++) {
 		pthread_mutex_lock(&hosts[i]->lock);
 		if (hosts[i]->alarms)
-			alarm_book_json(hosts[i]->alarms, hosts[i]->name, all);
+			rc = alarm_book_json(hosts[i]->alarms, hosts[i]->name, all);
 		pthread_mutex_unlock(&hosts[i]->lock);
 	}
 	free(hosts);
 	size_t len = json_array_size(all);
-	json_t **items = malloc((len ? len : 1) * sizeof *items);
-	json_t *sorted = json_array();
-	if (items) {
-		for (size_t i = 0; i < len; i++)
-			items[i] = json_array_get(all, i);
+	json_t **items = rc == 0 ? malloc((len ? len : 1) * sizeof *items) : NULL;
+	json_t *sorted = items ? json_array() : NULL;
+	for (size_t i = 0; sorted && i < len; i++)
+		items[i] = json_array_get(all, i);
+	if (sorted)
 		qsort(items, len, sizeof *items, cmp_alarm_json);
-		for (size_t i = 0; i < len; i++)
-			json_array_append(sorted, items[i]);
-		free(items);
-	}
+	for (size_t i = 0; sorted && i < len; i++)
+		if (json_array_append(sorted, items[i]) < 0) {
+			json_decref(sorted);
+			sorted = NULL;
+		}
+	free(items);
 	json_decref(all);
+	if (!sorted)
+		log_err("registry", "cannot list the active alarms: out of memory");
 	return sorted;
 }
 
@@ -505,7 +512,7 @@ const char *host_name(const struct host *h)
 	return h->name;
 }
 
-/* One host as JSON. MUST hold h->lock. */
+/* One host as JSON, NULL if it cannot be built. MUST hold h->lock. */
 static json_t *host_json(const struct host *h)
 {
 	const struct facts *f = h->facts;
@@ -518,14 +525,20 @@ static json_t *host_json(const struct host *h)
 	                 "boot_id", f ? f->boot_id : "", "uptime_s", (json_int_t)h->uptime_s);
 }
 
-/* One host with a copy of its latest values, read under its lock. */
+/* One host with a copy of its latest values, read under its lock; NULL
+ * if it cannot be built. */
 static json_t *host_json_latest(struct host *h)
 {
 	pthread_mutex_lock(&h->lock);
 	json_t *o = host_json(h);
 	/* Built anew, so the answer shares nothing a worker changes. */
-	json_object_set_new(o, "latest", latest_json(h->latest));
+	if (o && json_put(o, "latest", latest_json(h->latest)) < 0) {
+		json_decref(o);
+		o = NULL;
+	}
 	pthread_mutex_unlock(&h->lock);
+	if (!o)
+		log_err("registry", "host %s: cannot describe it as JSON", h->name);
 	return o;
 }
 
@@ -537,40 +550,52 @@ static int cmp_host_json(const void *a, const void *b)
 	return strcmp(na, nb);
 }
 
-/* Every host, sorted by name, as a JSON array. Host pointers are taken
- * under the registry lock, then each host is read under its own lock, so a
- * host busy writing never holds up registrations. */
+/* Every host, sorted by name, as a JSON array; NULL (logged) if it cannot
+ * be built. Host pointers are taken under the registry lock, then each host
+ * is read under its own lock, so a host busy writing never holds up
+ * registrations. */
 json_t *registry_hosts_json(struct registry *r)
 {
-	pthread_mutex_lock(&r->lock);
-	size_t n = 0;
-	struct host **hosts = malloc((r->nhosts ? r->nhosts : 1) * sizeof *hosts);
-	for (size_t i = 0; hosts && i < r->nbuckets; i++)
-		for (struct host *h = r->buckets[i]; h; h = h->next)
-			hosts[n++] = h;
-	pthread_mutex_unlock(&r->lock);
-	json_t **all = calloc(n ? n : 1, sizeof *all);
-	for (size_t i = 0; all && i < n; i++)
-		all[i] = host_json_latest(hosts[i]);
+	size_t n;
+	struct host **hosts = registry_all(r, &n);
+	json_t **all = hosts ? calloc(n ? n : 1, sizeof *all) : NULL;
+	json_t *arr = all ? json_array() : NULL;
+	size_t built = 0;
+	for (; arr && built < n; built++)
+		if (!(all[built] = host_json_latest(hosts[built])))
+			break;
 	free(hosts);
-	json_t *arr = json_array();
-	if (all) {
+	if (arr && built == n) {
 		qsort(all, n, sizeof *all, cmp_host_json);
-		for (size_t i = 0; i < n; i++)
-			json_array_append_new(arr, all[i]);
-		free(all);
+		for (size_t i = 0; arr && i < n; i++) {
+			if (json_array_append_new(arr, all[i]) < 0) {
+				json_decref(arr);
+				arr = NULL;
+			}
+			all[i] = NULL;
+		}
+	} else {
+		json_decref(arr);
+		arr = NULL;
 	}
+	for (size_t i = 0; all && i < n; i++)
+		json_decref(all[i]);
+	free(all);
+	if (!arr)
+		log_err("registry", "cannot list the hosts as JSON");
 	return arr;
 }
 
-/* The named host as JSON: found under the registry lock, read under its
- * own. */
-json_t *registry_host_json(struct registry *r, const char *name)
+/* The named host as JSON, found under the registry lock and read under its
+ * own: 0 with *out set, -1 when there is no such host, -2 (logged) when
+ * the answer cannot be built. */
+int registry_host_json(struct registry *r, const char *name, json_t **out)
 {
 	pthread_mutex_lock(&r->lock);
 	struct host *h = registry_find(r, name);
 	pthread_mutex_unlock(&r->lock);
-	return h ? host_json_latest(h) : NULL;
+	*out = h ? host_json_latest(h) : NULL;
+	return !h ? -1 : *out ? 0 : -2;
 }
 
 /* Where the named host's live session is. */

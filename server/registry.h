@@ -65,7 +65,8 @@ int registry_store(struct registry *r, struct host *h, uint64_t sid, const struc
  * Returns 0 when it may be acked, -1 when it could not be written. */
 int registry_alarm(struct registry *r, struct host *h, uint64_t sid, const struct proto_alarm *a);
 
-/* JSON array of every host's active alarms, by host name. */
+/* JSON array of every host's active alarms, by host name; NULL (logged)
+ * when it cannot be built. */
 json_t *registry_alarms_json(struct registry *r);
 
 /* Sync the host's files and write its commit record (SYNC_INTERVAL: acks
@@ -76,12 +77,12 @@ int registry_sync(struct registry *r, struct host *h);
 const char *host_name(const struct host *h);
 
 /* JSON array of every host: name, addr, state, since, last_seen, worker,
- * system facts and latest values. */
+ * system facts and latest values; NULL (logged) when it cannot be built. */
 json_t *registry_hosts_json(struct registry *r);
 
-/* The host called name as one element of registry_hosts_json, or NULL
- * if there is no such host. */
-json_t *registry_host_json(struct registry *r, const char *name);
+/* The host called name as one element of registry_hosts_json in *out: 0,
+ * -1 if there is no such host, -2 (logged) if it cannot be built. */
+int registry_host_json(struct registry *r, const char *name, json_t **out);
 
 /* The current session of the host called name. Returns 0 with *ref set,
  * -1 if there is no such host, -2 if it has no live session. */

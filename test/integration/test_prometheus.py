@@ -254,7 +254,8 @@ def test_metrics_takes_only_get(env):
 def test_metrics_escapes_labels_and_drops_clashes(env):
     # Acks right after each write (no sync timer), and no timeouts meanwhile.
     env.start_server(workers=2, timeout=60.0, extra={"sync": "none"})
-    odd = 'we"ird\\path\nline two, caf\u00e9'
+    # Any text but control characters (the protocol's rule) reaches a label.
+    odd = 'we"ird\\path line two, caf\u00e9 \U0001F353'
     groups = [
         ("disk", "mount", ["used_pct", "total_bytes"],
          [("/", [0.1 + 0.2, 1e300]), ("/mnt/" + odd, [-2.5, 123456789012345678.0])]),
