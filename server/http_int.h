@@ -31,6 +31,9 @@ void http_reply_bytes(struct evhttp_request *req, int code, const char *type, co
  * path is not its own. */
 int http_api_handle(struct http *h, struct evhttp_request *req, const char *path);
 int http_metrics_handle(struct http *h, struct evhttp_request *req, const char *path);
+
+/* Render the /metrics page of srv's state into out: 0, or -1 (logged). */
+int http_metrics_page(struct server *srv, struct evbuffer *out);
 int http_web_handle(struct http *h, struct evhttp_request *req, const char *path);
 
 #endif

@@ -529,6 +529,13 @@ static int metrics_render(struct server *srv, struct text *out)
 	return rc;
 }
 
+/* The whole /metrics page appended to out: 0, or -1 (logged). */
+int http_metrics_page(struct server *srv, struct evbuffer *out)
+{
+	struct text t = {out, 0};
+	return metrics_render(srv, &t);
+}
+
 /* GET /metrics: render, then reply with the whole page. */
 static void metrics_serve(struct server *srv, struct evhttp_request *req)
 {

@@ -50,6 +50,19 @@ def main():
         put("payload", name, bytes([f[3] - 1]) + f[8:])
     put("payload", "hello-auth", bytes([0]) + hello("pi-2", auth=bytes(32))[8:])
     put("frame", "two", frames["hello"] + frames["metrics"])
+    # Sessions as the server sees them: HELLO, then batches and alarms.
+    def alarm(seq, level, name, message):
+        return frame(9, struct.pack(">QQBB", seq, 1700000000500, level, 1) + pstr(name) +
+                     pstr(message))
+    temp = struct.pack(">QH", 3, 1) + pstr("temp") + pstr("zone") + struct.pack(">B", 1)
+    temp += pstr("celsius") + struct.pack(">I", 2)
+    for t, v in ((1700000001000, 85.0), (1700000002000, 1e308)):
+        temp += struct.pack(">Q", t) + pstr("cpu-thermal, \"soc\" caf\u00e9") + struct.pack(">d", v)
+    put("server", "session", frames["hello"] + metrics(1) + metrics(2) + frame(4, temp))
+    put("server", "alarms", frames["hello"] + alarm(1, 2, "fan", "fan stopped") +
+        alarm(2, 0, "fan", "fan ok") + metrics(1) + frames["heartbeat"])
+    put("server", "two-hosts", frames["hello"] + metrics(1) + hello("pi-2", run_id=9) +
+        metrics(1) + frames["bye"])
     for rel in ["pi4/proc/stat", "pi4/proc/meminfo", "pi4/proc/loadavg", "pi4/proc/mounts",
                 "pi4/proc/net/dev", "pi4/proc/uptime", "pi4/etc/os-release",
                 "pi4/sys/class/thermal/thermal_zone0/temp", "wrap/proc/net/dev"]:
