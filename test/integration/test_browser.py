@@ -1,19 +1,24 @@
 """The dashboard: its embedded files over HTTP, and Chromium driving it live.
 
-The browser test runs test/browser/dashboard.mjs (playwright-core, installed
-by `tools/deps --test` into test/browser/node_modules) against the real
-server and three real agents. It fails, never skips, when Chromium or the
-driver cannot run (PIMON_CHROMIUM names another Chromium binary). The
-screenshot is kept in build/meson-logs/dashboard.png; PIMON_SCREENSHOT_TO=PATH
-also copies it there (e.g. docs/dashboard.png).
+The browser test runs test/browser/dashboard.py against the real server and
+three real agents: Selenium drives Debian's Chromium through chromedriver
+(chromium, chromium-driver and python3-selenium, which `tools/deps --test`
+installs). The script runs under this Python if it can import selenium, else
+under /usr/bin/python3 (Debian's selenium is for Debian's Python). It fails,
+never skips, when Chromium, chromedriver or selenium cannot run
+(PIMON_CHROMIUM and PIMON_CHROMEDRIVER name other binaries). The screenshot
+is kept in build/meson-logs/dashboard.png; PIMON_SCREENSHOT_TO=PATH also
+copies it there (e.g. docs/dashboard.png).
 """
 
+import importlib.util
 import os
 import queue
 import re
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -23,7 +28,8 @@ from harness import BUILD, FIXTURES, SLOW, check, run_tests
 
 BROWSER_DIR = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                             "..", "browser"))
-DRIVER = os.path.join(BROWSER_DIR, "dashboard.mjs")
+DRIVER = os.path.join(BROWSER_DIR, "dashboard.py")
+SYSTEM_PYTHON = "/usr/bin/python3"
 
 TYPES = {
     ".js": "application/javascript",
@@ -109,16 +115,32 @@ def test_unknown_path_is_a_json_404(env):
               "GET %s: %r %r" % (path, h["Content-Type"], data))
 
 
+def selenium_python():
+    """A Python that can import selenium: this one, else Debian's; None if neither."""
+    if importlib.util.find_spec("selenium"):
+        return sys.executable
+    if os.access(SYSTEM_PYTHON, os.X_OK) and subprocess.run(
+            [SYSTEM_PYTHON, "-c", "import selenium"], stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL).returncode == 0:
+        return SYSTEM_PYTHON
+    return None
+
+
 class Driver:
-    """The node script, its output read line by line on a thread."""
+    """The browser script, its output read line by line on a thread."""
 
     def __init__(self, argv, log_path):
-        """Start the script with its output also copied to log_path."""
+        """Start the script with its output also copied to log_path.
+
+        It runs in a process group of its own, with chromedriver and
+        Chromium, so that close() can end all of them.
+        """
         self.lines = queue.Queue()
         self.log = open(log_path, "w")
         self.out = []
         self.p = subprocess.Popen(argv, cwd=BROWSER_DIR, stdin=subprocess.PIPE,
-                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                  start_new_session=True)
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self):
@@ -150,27 +172,32 @@ class Driver:
         try:
             return self.p.wait(max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            self.p.kill()
-            self.p.wait()
+            self.kill()
             check(False, "the browser script did not finish in time:\n%s" % self.text())
 
     def text(self):
         """The last lines of output, for failure messages."""
         return "\n".join(self.out[-60:])
 
+    def kill(self):
+        """Kill the script and what it started."""
+        try:
+            os.killpg(self.p.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.p.wait()
+
     def close(self):
-        """Kill the script if it still runs; close the log."""
-        if self.p.poll() is None:
-            self.p.kill()
-            self.p.wait()
+        """Kill the script if it still runs, and anything it left; close the log."""
+        self.kill()
         self.log.close()
 
 
 def test_dashboard_in_chromium(env):
     """Three live hosts, one host's charts, then one agent stopped and shown down."""
-    check(shutil.which("node"), "node is not installed: run tools/deps --test")
-    check(os.path.isdir(os.path.join(BROWSER_DIR, "node_modules", "playwright-core")),
-          "playwright-core is not installed in %s: run tools/deps --test" % BROWSER_DIR)
+    python = selenium_python()
+    check(python, "selenium is importable neither by %s nor by %s: run tools/deps --test"
+          % (sys.executable, SYSTEM_PYTHON))
     timeout, poll = 2.0, 2.0
     env.start_server(workers=4, interval=0.5, timeout=timeout, hb_interval=0.5)
     names = ["pi-kitchen", "pi-garage", "pi-attic"]
@@ -184,7 +211,7 @@ def test_dashboard_in_chromium(env):
     victim = "pi-attic"
     # Down after the heartbeat timeout, shown at the next grid refresh; the rest is margin.
     down_within = timeout + poll + 8
-    argv = ["node", DRIVER, "--url", "http://127.0.0.1:%d/" % env.http_port,
+    argv = [python, "-u", DRIVER, "--url", "http://127.0.0.1:%d/" % env.http_port,
             "--hosts", ",".join(names), "--host", "pi-kitchen", "--victim", victim,
             "--down-within", str(down_within), "--out", env.dir, "--timeout-scale", str(SLOW)]
     drv = Driver(argv, os.path.join(env.dir, "browser.log"))
