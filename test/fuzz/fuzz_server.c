@@ -237,7 +237,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		proto_msg_free(&msg);
 	}
-	render(&srv, name[0] ? name : NULL);
 	if (host)
 		registry_down(reg, host, sid, "closed");
 	render(&srv, name[0] ? name : NULL);
