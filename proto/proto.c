@@ -511,6 +511,8 @@ static void dec_metrics(struct dec *d, struct proto_metrics *m)
 	uint32_t i;
 
 	m->seq = dec_u64(d);
+	if (!d->err && m->seq == 0)
+		dec_fail(d, "seq is 0 (sequences start at 1)");
 	m->ngroups = dec_u16(d);
 	if (!dec_fits(d, m->ngroups, GROUP_MIN_SIZE, "group"))
 		return;
@@ -527,6 +529,8 @@ static void dec_metrics(struct dec *d, struct proto_metrics *m)
 static void dec_alarm(struct dec *d, struct proto_alarm *a)
 {
 	a->seq = dec_u64(d);
+	if (!d->err && a->seq == 0)
+		dec_fail(d, "alarm seq is 0 (sequences start at 1)");
 	a->time_ms = dec_u64(d);
 	a->level = dec_u8(d);
 	a->source = dec_u8(d);
@@ -900,6 +904,10 @@ static void enc_metrics(struct enc *e, const struct proto_metrics *m)
 		enc_fail(e, "groups are missing");
 		return;
 	}
+	if (m->seq == 0) {
+		enc_fail(e, "seq is 0 (sequences start at 1)");
+		return;
+	}
 	enc_u64(e, m->seq);
 	enc_u16(e, (uint16_t)m->ngroups);
 	for (i = 0; i < m->ngroups && !e->err; i++)
@@ -911,6 +919,10 @@ static void enc_alarm(struct enc *e, const struct proto_alarm *a)
 {
 	if (a->level > PROTO_LEVEL_UNKNOWN || a->source > PROTO_ALARM_LOCAL) {
 		enc_fail(e, "alarm level or source out of range");
+		return;
+	}
+	if (a->seq == 0) {
+		enc_fail(e, "alarm seq is 0 (sequences start at 1)");
 		return;
 	}
 	enc_u64(e, a->seq);

@@ -386,7 +386,7 @@ void registry_down(struct registry *r, struct host *h, uint64_t sid, const char 
 
 /* Write a batch to the host's files and keep its latest values. */
 int registry_store(struct registry *r, struct host *h, uint64_t sid, const struct proto_metrics *m,
-                   const struct ruleset *rs)
+                   const struct ruleset *rs, uint64_t *stored)
 {
 	int rc = 0;
 	pthread_mutex_lock(&h->lock);
@@ -395,7 +395,7 @@ int registry_store(struct registry *r, struct host *h, uint64_t sid, const struc
 		goto out;
 	}
 	if (m->seq <= h->last_seq)
-		goto out;
+		goto done;
 	for (uint32_t i = 0; i < m->ngroups && rc == 0; i++)
 		rc = store_write_group(h->store, &m->groups[i]);
 	if (rc < 0)
@@ -415,6 +415,8 @@ int registry_store(struct registry *r, struct host *h, uint64_t sid, const struc
 				                 registry_emit, &ctx);
 		}
 	}
+done:
+	*stored = h->last_seq;
 out:
 	pthread_mutex_unlock(&h->lock);
 	return rc;

@@ -33,6 +33,8 @@ struct session {
 	uint64_t max_seen;               /* highest METRICS seq received on this session */
 	uint64_t ack_due;                /* stored, to be acked after the next sync (0: none) */
 	uint64_t alarm_blocked;          /* an ALARM failed to record: later ones wait (0: none) */
+	uint64_t acked;                  /* highest ACK sent: ACKs never go down */
+	uint64_t alarm_acked;            /* highest ALARM_ACK sent */
 	uint8_t nonce[PROTO_NONCE_SIZE]; /* this connection's CHALLENGE */
 	struct event *penalty;           /* delays the answer to a failed proof */
 	struct event *deadline;          /* a closing session is freed by then */
@@ -99,9 +101,12 @@ struct session_set *session_set_create(struct server *srv, struct worker *w,
 	return set;
 }
 
-/* Send an ACK for seq and count it. */
+/* Send an ACK for seq and count it; never one below an ACK already sent. */
 static void session_ack(struct session *s, uint64_t seq)
 {
+	if (seq < s->acked)
+		seq = s->acked;
+	s->acked = seq;
 	struct proto_msg ack = {.type = PROTO_ACK, .u.ack.seq = seq};
 	if (session_send(s, &ack) == 0)
 		worker_count(s->set->w, WC_acks_out, 1);
@@ -390,7 +395,8 @@ static void handle_metrics(struct session *s, const struct proto_metrics *m)
 	struct ruleset *rules = NULL;
 	if (s->set->srv->rules)
 		rules = rules_holder_get(s->set->srv->rules, &s->set->rules, &s->set->rules_gen);
-	if (registry_store(s->set->srv->registry, s->host, s->id, m, rules) < 0) {
+	uint64_t stored = 0;
+	if (registry_store(s->set->srv->registry, s->host, s->id, m, rules, &stored) < 0) {
 		worker_count(w, WC_store_errors, 1);
 		s->blocked = 1;
 		return;
@@ -399,12 +405,13 @@ static void handle_metrics(struct session *s, const struct proto_metrics *m)
 	for (uint32_t i = 0; i < m->ngroups; i++)
 		rows += m->groups[i].nrows;
 	worker_count(w, WC_rows_stored, rows);
+	/* The ACK names the run's highest batch stored, a resend's too. */
 	if (s->set->sync_interval) {
-		if (m->seq > s->ack_due)
-			s->ack_due = m->seq;
+		if (stored > s->ack_due)
+			s->ack_due = stored;
 		return;
 	}
-	session_ack(s, m->seq);
+	session_ack(s, stored);
 }
 
 /* ALARM: record it and ack it. After one fails to record, later ones are
@@ -422,7 +429,9 @@ static void handle_alarm(struct session *s, const struct proto_alarm *a)
 		s->alarm_blocked = a->seq;
 		return;
 	}
-	struct proto_msg ack = {.type = PROTO_ALARM_ACK, .u.ack.seq = a->seq};
+	if (a->seq > s->alarm_acked)
+		s->alarm_acked = a->seq;
+	struct proto_msg ack = {.type = PROTO_ALARM_ACK, .u.ack.seq = s->alarm_acked};
 	session_send(s, &ack);
 }
 

@@ -219,8 +219,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		}
 		case PROTO_METRICS:
-			if (host)
-				registry_store(reg, host, sid, &msg.u.metrics, rules);
+			if (host) {
+				uint64_t stored = 0;
+				if (registry_store(reg, host, sid, &msg.u.metrics, rules, &stored) == 0 &&
+				    stored < msg.u.metrics.seq)
+					abort(); /* an ACK would skip what was just taken */
+			}
 			break;
 		case PROTO_ALARM:
 			if (host)
