@@ -481,6 +481,9 @@ void alarm_host_down(struct alarm_book *b, const char *host, uint64_t now_ms, co
 	snprintf(e->origin, sizeof e->origin, "server");
 	if (strcmp(why, "timeout") == 0)
 		snprintf(e->message, sizeof e->message, "no heartbeat: host is not answering");
+	else if (strcmp(why, "absent") == 0)
+		snprintf(e->message, sizeof e->message,
+		         "not back within the heartbeat timeout of the server's start");
 	else
 		snprintf(e->message, sizeof e->message, "session ended: %s", why);
 	emit_fire(e, host, now_ms, emit, arg);

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "csvread.h"
+#include "fleet.h"
 #include "http_int.h"
 #include "json_util.h"
 #include "log.h"
@@ -516,6 +517,28 @@ static void api_poll(struct api_call *c)
 	http_reply_json(c->req, 202, json_pack("{s:s, s:b}", "host", c->arg[0], "polled", 1));
 }
 
+/* POST /api/v1/hosts/<name>/forget: stop listing a host that is not
+ * connected, now and at later starts, until it reports again. */
+static void api_forget(struct api_call *c)
+{
+	if (!util_valid_name(c->arg[0])) {
+		http_reply_error(c->req, 400, "invalid host name");
+		return;
+	}
+	int rc = fleet_forget(c->h->srv->registry, c->h->srv->cfg->server.data_dir, c->arg[0]);
+	if (rc == -1)
+		http_reply_error(c->req, 404, "no such host");
+	else if (rc == -2)
+		http_reply_error(c->req, 409, "host is connected");
+	else if (rc == -3)
+		http_reply_error(c->req, 500,
+		                 "forgotten until the server restarts: its folder "
+		                 "could not be marked");
+	else
+		http_reply_json(c->req, 200,
+		                json_pack("{s:s, s:b}", "host", c->arg[0], "forgotten", 1));
+}
+
 /* One row of alarms.csv as JSON; NULL when it is not such a row. */
 static json_t *api_alarm_row_json(const char *line, size_t len)
 {
@@ -640,6 +663,7 @@ static const struct api_route api_routes[] = {
     {"hosts/*/metrics", EVHTTP_REQ_GET, api_no_params, api_metrics},
     {"hosts/*/series/*", EVHTTP_REQ_GET, api_series_params, api_series},
     {"hosts/*/poll", EVHTTP_REQ_POST, api_no_params, api_poll},
+    {"hosts/*/forget", EVHTTP_REQ_POST, api_no_params, api_forget},
     {"alarms", EVHTTP_REQ_GET, api_no_params, api_alarms},
     {"stats", EVHTTP_REQ_GET, api_no_params, api_stats},
     {"workers", EVHTTP_REQ_GET, api_no_params, api_workers},

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "fleet.h"
 #include "http.h"
 #include "listener.h"
 #include "log.h"
@@ -47,6 +48,13 @@ static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
 
 /* The file the server was started with, read again on SIGHUP. */
 static const char *config_path;
+
+/* heartbeat.timeout after the start: the hosts that have not come back
+ * since are down, with an alarm. */
+static void on_expect_timer(evutil_socket_t fd, short what, void *arg)
+{
+	registry_expect(((struct server *)arg)->registry);
+}
 
 /* SIGHUP: load the configuration file again and put its alarm rules and
  * notify settings in force. A bad file changes nothing; other settings
@@ -209,6 +217,8 @@ int main(int argc, char **argv)
 	srv.registry = registry_create(cfg.server.data_dir, sync);
 	if (!srv.registry)
 		log_fatal("main", "cannot use data folder %s", cfg.server.data_dir);
+	if (fleet_load(srv.registry, cfg.server.data_dir) < 0)
+		log_fatal("main", "cannot read the hosts of data folder %s", cfg.server.data_dir);
 	struct ruleset *rules = ruleset_create(&cfg);
 	srv.rules = rules ? rules_holder_create(rules) : NULL;
 	srv.notifier = notifier_create(base, &cfg);
@@ -235,6 +245,11 @@ int main(int argc, char **argv)
 	if (!sigterm || !sigint || !sighup || evsignal_add(sigterm, NULL) < 0 ||
 	    evsignal_add(sigint, NULL) < 0 || evsignal_add(sighup, NULL) < 0)
 		log_fatal("main", "cannot install signal handlers");
+	double ht = cfg.server.heartbeat_timeout;
+	struct timeval expect_tv = {(time_t)ht, (suseconds_t)((ht - (double)(time_t)ht) * 1e6)};
+	struct event *expect = evtimer_new(base, on_expect_timer, &srv);
+	if (!expect || evtimer_add(expect, &expect_tv) < 0)
+		log_fatal("main", "cannot set the timer for hosts that do not come back");
 	log_notice("main", "pimon-server %s ready: %d workers, data in %s", PIMON_VERSION,
 	           srv.nworkers, cfg.server.data_dir);
 
@@ -252,6 +267,7 @@ int main(int argc, char **argv)
 	event_free(sigterm);
 	event_free(sigint);
 	event_free(sighup);
+	event_free(expect);
 	event_base_free(base);
 	SSL_CTX_free(srv.tls_ctx);
 	SSL_CTX_free(srv.http_tls_ctx);

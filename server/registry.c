@@ -46,6 +46,8 @@ struct host {
 	struct latest *latest; /* NULL until the first batch */
 	struct store *store;
 	struct alarm_book *alarms; /* NULL until the first attach */
+	int attached;              /* a session said HELLO since the server started */
+	int forgotten;             /* left out of listings until it comes back; MUST hold r->lock */
 	char name[];               /* immutable */
 };
 
@@ -232,13 +234,16 @@ static struct host *registry_find(struct registry *r, const char *name)
 	return h;
 }
 
-/* Find the host called name, creating it if new. */
+/* Find the host called name, creating it if new; a forgotten host is
+ * remembered again. */
 static struct host *registry_get(struct registry *r, const char *name)
 {
 	pthread_mutex_lock(&r->lock);
 	struct host *h = registry_find(r, name);
-	if (h)
+	if (h) {
+		h->forgotten = 0;
 		goto out;
+	}
 	size_t len = strlen(name) + 1;
 	h = calloc(1, sizeof *h + len);
 	if (!h)
@@ -340,6 +345,7 @@ struct host *registry_attach(struct registry *r, const struct proto_hello *hello
 		host_transition(r, h, HOST_UP, "connected", NULL);
 	}
 	h->session = self;
+	h->attached = 1;
 	h->last_seen_ms = util_now_ms();
 	struct facts *f = facts_new(hello);
 	if (f) {
@@ -455,7 +461,8 @@ static struct host **registry_all(struct registry *r, size_t *n)
 	struct host **hosts = malloc((r->nhosts ? r->nhosts : 1) * sizeof *hosts);
 	for (size_t i = 0; hosts && i < r->nbuckets; i++)
 		for (struct host *h = r->buckets[i]; h; h = h->next)
-			hosts[(*n)++] = h;
+			if (!h->forgotten)
+				hosts[(*n)++] = h;
 	pthread_mutex_unlock(&r->lock);
 	return hosts;
 }
@@ -595,6 +602,8 @@ int registry_host_json(struct registry *r, const char *name, json_t **out)
 {
 	pthread_mutex_lock(&r->lock);
 	struct host *h = registry_find(r, name);
+	if (h && h->forgotten)
+		h = NULL;
 	pthread_mutex_unlock(&r->lock);
 	*out = h ? host_json_latest(h) : NULL;
 	return !h ? -1 : *out ? 0 : -2;
@@ -620,5 +629,64 @@ int registry_sync(struct registry *r, struct host *h)
 	pthread_mutex_lock(&h->lock);
 	int rc = h->store ? store_persist(h->store, 1) : 0;
 	pthread_mutex_unlock(&h->lock);
+	return rc;
+}
+
+/* Know a host from the data folder before it connects: down since its last
+ * event, its active alarms read back from its alarms.csv. 0, or -1 (logged). */
+int registry_known(struct registry *r, const char *name, uint64_t since_ms, const char *reason)
+{
+	struct host *h = registry_get(r, name);
+	if (!h) {
+		log_err("registry", "host %s: out of memory: not listed", name);
+		return -1;
+	}
+	pthread_mutex_lock(&h->lock);
+	h->state = HOST_DOWN;
+	h->since_ms = since_ms;
+	h->last_seen_ms = since_ms;
+	snprintf(h->reason, sizeof h->reason, "%s", reason);
+	if (!h->alarms && host_open_alarms(r, h) < 0)
+		log_err("registry", "host %s: its alarms cannot be read back", h->name);
+	pthread_mutex_unlock(&h->lock);
+	return 0;
+}
+
+/* Raise host_down for every known host that has not said HELLO since the
+ * server started (and is not down with an alarm already). */
+void registry_expect(struct registry *r)
+{
+	size_t n;
+	struct host **hosts = registry_all(r, &n);
+	uint64_t now = util_now_ms();
+	for (size_t i = 0; hosts && i < n; i++) {
+		struct host *h = hosts[i];
+		pthread_mutex_lock(&h->lock);
+		if (!h->attached && h->alarms) {
+			struct emit_ctx ctx = {r, h, 0};
+			alarm_host_down(h->alarms, h->name, now, "absent", registry_emit, &ctx);
+		}
+		pthread_mutex_unlock(&h->lock);
+	}
+	free(hosts);
+}
+
+/* Leave the host out of every listing until it says HELLO again; its files
+ * stay. 0, -1 when there is no such host, -2 while it is connected. */
+int registry_forget(struct registry *r, const char *name)
+{
+	pthread_mutex_lock(&r->lock);
+	struct host *h = registry_find(r, name);
+	int rc = -1;
+	if (h && !h->forgotten) {
+		pthread_mutex_lock(&h->lock);
+		rc = h->session.id != 0 ? -2 : 0;
+		if (rc == 0)
+			h->forgotten = 1;
+		pthread_mutex_unlock(&h->lock);
+	}
+	pthread_mutex_unlock(&r->lock);
+	if (rc == 0)
+		log_notice("registry", "host %s forgotten: no longer listed, its files are kept", name);
 	return rc;
 }

@@ -85,6 +85,19 @@ json_t *registry_hosts_json(struct registry *r);
  * -1 if there is no such host, -2 (logged) if it cannot be built. */
 int registry_host_json(struct registry *r, const char *name, json_t **out);
 
+/* Know the host called name from the data folder at start, before any
+ * session: down since since_ms for reason, its active alarms read back.
+ * 0, or -1 (logged). */
+int registry_known(struct registry *r, const char *name, uint64_t since_ms, const char *reason);
+
+/* Raise host_down for every host that has said no HELLO since the server
+ * started: call once, heartbeat.timeout after the start. */
+void registry_expect(struct registry *r);
+
+/* Leave the host out of every listing (its files stay) until it says
+ * HELLO again. 0, -1 if there is no such host, -2 while it is connected. */
+int registry_forget(struct registry *r, const char *name);
+
 /* The current session of the host called name. Returns 0 with *ref set,
  * -1 if there is no such host, -2 if it has no live session. */
 int registry_session(struct registry *r, const char *name, struct session_ref *ref);

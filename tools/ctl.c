@@ -37,11 +37,14 @@ static void usage(FILE *out)
 	             "      --since D        how far back: 90s, 15m, 1h, 24h, 7d (default 1h)\n"
 	             "      --points N       at most N rows, 1..10000 (default 500)\n"
 	             "  poll HOST            ask HOST's agent for a sample now\n"
+	             "  forget HOST          stop listing HOST, which is not connected, until it\n"
+	             "                       reports again; its files stay\n"
 	             "options:\n"
 	             "  -c, --config FILE    find the server from FILE's server.http.listen\n"
 	             "  -a, --addr HOST:PORT the server's HTTP API address\n"
 	             "  -k, --token-file F   the token to send (default: the file's\n"
-	             "                       server.http.admin_token_file for poll,\n"
+	             "                       server.http.admin_token_file for poll and\n"
+	             "                       forget,\n"
 	             "                       server.http.read_token_file for the rest)\n"
 	             "  -j, --json           print the server's JSON as is (also after COMMAND)\n"
 	             "  -h, --help           show this help\n"
@@ -515,6 +518,12 @@ static void print_poll(json_t *doc, const struct ctl *c)
 	printf("asked %s for a sample\n", c->args[0]);
 }
 
+/* forget: what was done. */
+static void print_forget(json_t *doc, const struct ctl *c)
+{
+	printf("forgot %s: no longer listed until it reports again; its files stay\n", c->args[0]);
+}
+
 /* A path without arguments: the command's own name under /api/v1/. */
 static int path_plain(const struct ctl *c, char *out, size_t size)
 {
@@ -540,12 +549,12 @@ static int path_show(const struct ctl *c, char *out, size_t size)
 	return rc;
 }
 
-/* poll HOST: /api/v1/hosts/HOST/poll. */
-static int path_poll(const struct ctl *c, char *out, size_t size)
+/* poll HOST, forget HOST: /api/v1/hosts/HOST/<command>. */
+static int path_host_action(const struct ctl *c, char *out, size_t size)
 {
 	int rc = check_host(c->args[0]);
 	if (rc == 0)
-		snprintf(out, size, "/api/v1/hosts/%s/poll", c->args[0]);
+		snprintf(out, size, "/api/v1/hosts/%s/%s", c->args[0], c->cmd->name);
 	return rc;
 }
 
@@ -591,7 +600,8 @@ static const struct command commands[] = {
     {.name = "stats", .path = path_plain, .print = print_stats},
     {.name = "alarms", .path = path_plain, .print = print_alarms},
     {.name = "series", .nargs = 2, .path = path_series, .print = print_series},
-    {.name = "poll", .nargs = 1, .post = 1, .path = path_poll, .print = print_poll},
+    {.name = "poll", .nargs = 1, .post = 1, .path = path_host_action, .print = print_poll},
+    {.name = "forget", .nargs = 1, .post = 1, .path = path_host_action, .print = print_forget},
 };
 
 /* One option of a command; 0 or EXIT_USAGE. */
