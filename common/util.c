@@ -115,6 +115,53 @@ int util_valid_key(const char *s)
 	return 1;
 }
 
+/* How many continuation bytes follow lead byte c, and the range the
+ * first of them must fall in (which rules out overlong forms, surrogates
+ * and code points past U+10FFFF); -1 for a byte no sequence starts with. */
+static int utf8_lead(unsigned char c, unsigned char *lo, unsigned char *hi)
+{
+	*lo = 0x80;
+	*hi = 0xbf;
+	if (c < 0x80)
+		return 0;
+	if (c >= 0xc2 && c <= 0xdf)
+		return 1;
+	if (c >= 0xe0 && c <= 0xef) {
+		if (c == 0xe0)
+			*lo = 0xa0;
+		else if (c == 0xed)
+			*hi = 0x9f;
+		return 2;
+	}
+	if (c >= 0xf0 && c <= 0xf4) {
+		if (c == 0xf0)
+			*lo = 0x90;
+		else if (c == 0xf4)
+			*hi = 0x8f;
+		return 3;
+	}
+	return -1;
+}
+
+/* Text from the network is checked before it is echoed or compared. */
+int util_valid_utf8(const char *s, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)s, *end = p + len;
+	while (p < end) {
+		unsigned char lo, hi;
+		int more = utf8_lead(*p++, &lo, &hi);
+		if (more < 0 || end - p < more)
+			return 0;
+		for (int i = 0; i < more; i++, p++) {
+			if (*p < lo || *p > hi)
+				return 0;
+			lo = 0x80;
+			hi = 0xbf;
+		}
+	}
+	return 1;
+}
+
 /* Split "host:port" or "[v6]:port". */
 int util_split_hostport(const char *s, char *host, size_t hostlen, int *port)
 {

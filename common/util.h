@@ -29,6 +29,11 @@ int util_valid_name(const char *s);
 /* Non-zero if s is a safe metric or field key: 1..32 of [a-z0-9_]. */
 int util_valid_key(const char *s);
 
+/* Non-zero if the len bytes at s are well-formed UTF-8 (RFC 3629: no
+ * overlong forms, no surrogates, nothing past U+10FFFF). NUL bytes count
+ * as text here: callers that take C strings check for them themselves. */
+int util_valid_utf8(const char *s, size_t len);
+
 /* Split "host:port" or "[v6]:port" into host and port. 0 or -1. */
 int util_split_hostport(const char *s, char *host, size_t hostlen, int *port);
 
