@@ -146,6 +146,23 @@ static int http_allowed(struct http *h, struct evhttp_request *req, const char *
 	return http_has_token(req, srv->http_read) || http_has_token(req, srv->http_admin);
 }
 
+/* Percent-decode into a new string that holds no NUL and is UTF-8. */
+int http_decode(const char *s, size_t len, int plus, char **out)
+{
+	size_t n = 0;
+	char *raw = strndup(s, len);
+	*out = raw ? evhttp_uridecode(raw, plus, &n) : NULL;
+	free(raw);
+	if (!*out)
+		return -2;
+	if (memchr(*out, '\0', n) || !util_valid_utf8(*out, n)) {
+		free(*out);
+		*out = NULL;
+		return -1;
+	}
+	return 0;
+}
+
 /* Route a request to the module that owns its path. */
 static void http_route_cb(struct evhttp_request *req, void *arg)
 {
