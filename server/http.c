@@ -9,7 +9,9 @@
 #include <openssl/ssl.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <event2/http_struct.h>
 #include <event2/keyvalq_struct.h>
+#include <event2/util.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <signal.h>
@@ -163,14 +165,110 @@ int http_decode(const char *s, size_t len, int plus, char **out)
 	return 0;
 }
 
-/* Route a request to the module that owns its path. */
+/* Whether s is a token (RFC 9110 section 5.6.2), as a header name must be:
+ * "Content-Length :" is not Content-Length to libevent, but may be to a
+ * proxy in front of it. */
+static int http_is_token(const char *s)
+{
+	if (!*s)
+		return 0;
+	for (; *s; s++) {
+		char c = *s;
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      strchr("!#$%&'*+-.^_`|~", c)))
+			return 0;
+	}
+	return 1;
+}
+
+/* Whether s is a Content-Length value: decimal digits alone. libevent's
+ * own parse takes "+0", "-0" and " 5" too. */
+static int http_is_length(const char *s)
+{
+	size_t n = strspn(s, "0123456789");
+	return n > 0 && s[n] == '\0';
+}
+
+/* Whether every libevent 2.1 reads the body of a request with this method.
+ * Before 2.1.9 only these have one; HEAD and TRACE have none in any: an
+ * announced body is then left to be read as the next request. */
+static int http_reads_body(enum evhttp_cmd_type cmd)
+{
+	return cmd == EVHTTP_REQ_POST || cmd == EVHTTP_REQ_PUT || cmd == EVHTTP_REQ_PATCH;
+}
+
+/* Why the request's framing is unsound, or NULL when it is not: where two
+ * readers could disagree on where the request ends (RFC 9112 section 6.3),
+ * or an HTTP/1.1 request has not exactly one Host (section 3.2). */
+static const char *http_framing_error(struct evhttp_request *req)
+{
+	const struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+	const char *length = NULL, *coding = NULL;
+	int nlength = 0, ncoding = 0, nhost = 0;
+	for (const struct evkeyval *kv = in->tqh_first; kv; kv = kv->next.tqe_next) {
+		if (!http_is_token(kv->key))
+			return "malformed header name";
+		if (evutil_ascii_strcasecmp(kv->key, "Content-Length") == 0) {
+			nlength++;
+			length = kv->value;
+		} else if (evutil_ascii_strcasecmp(kv->key, "Transfer-Encoding") == 0) {
+			ncoding++;
+			coding = kv->value;
+		} else if (evutil_ascii_strcasecmp(kv->key, "Host") == 0) {
+			nhost++;
+		}
+	}
+	if (nlength > 1)
+		return "more than one Content-Length header";
+	if (ncoding > 1)
+		return "more than one Transfer-Encoding header";
+	if (length && coding)
+		return "both Content-Length and Transfer-Encoding";
+	if (length && !http_is_length(length))
+		return "Content-Length is not a number";
+	if (coding && evutil_ascii_strcasecmp(coding, "chunked") != 0)
+		return "a Transfer-Encoding other than chunked";
+	int body = coding || (length && length[strspn(length, "0")] != '\0');
+	if (body && !http_reads_body(evhttp_request_get_command(req)))
+		return "a body on a request that takes none";
+	if ((req->major > 1 || (req->major == 1 && req->minor >= 1)) && nhost != 1)
+		return nhost ? "more than one Host header" : "no Host header";
+	return NULL;
+}
+
+/* Answer 400 and close the connection once the answer is out: whatever
+ * follows on it cannot be told from this request's body. */
+static void http_refuse_framing(struct evhttp_request *req, const char *why)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	char *peer = NULL;
+	ev_uint16_t port = 0;
+	if (evcon)
+		evhttp_connection_get_peer(evcon, &peer, &port);
+	int v6 = peer && strchr(peer, ':');
+	log_warn("http", "%s%s%s:%u: %s; answering 400 and closing", v6 ? "[" : "",
+	         peer ? peer : "?", v6 ? "]" : "", (unsigned)port, why);
+	/* An HTTP/1.0 keep-alive would add "Connection: keep-alive" too. */
+	struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+	while (evhttp_remove_header(in, "Connection") == 0)
+		;
+	if (evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close") < 0)
+		log_err("http", "cannot mark a reply to close its connection");
+	char msg[128];
+	snprintf(msg, sizeof msg, "malformed request: %s", why);
+	http_reply_error(req, 400, msg);
+}
+
+/* Route a request to the module that owns its path, once its framing is
+ * known to be sound. */
 static void http_route_cb(struct evhttp_request *req, void *arg)
 {
 	struct http *h = arg;
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
 	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
-	if (!path) {
-		http_reply_error(req, 400, "bad request URI");
+	const char *bad = path ? http_framing_error(req) : "bad request URI";
+	if (bad) {
+		http_refuse_framing(req, bad);
 		return;
 	}
 	if (!http_allowed(h, req, path)) {

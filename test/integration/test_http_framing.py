@@ -1,14 +1,18 @@
 """What the HTTP listener refuses, over raw sockets: names that decode to a
-NUL byte or to bytes that are not UTF-8."""
+NUL byte or to bytes that are not UTF-8, and requests whose framing two
+parsers could read differently (each answered 400 and the connection
+closed, so nothing smuggled behind it is ever answered)."""
 
 import json
 import os
 import socket
 import ssl
+import subprocess
 import time
 
 from harness import FIXTURES, SLOW, check, run_tests, wait_for
 
+CA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools", "pimon-ca")
 ADMIN_TOKEN = "an admin token for the framing tests"
 
 
@@ -138,6 +142,99 @@ def test_nul_and_bad_utf8_in_names_are_400(env):
         check_json_400("POST " + path, status, body)
     # The server is well and w1 still answers.
     check(get(env, "/api/v1/hosts/w1")[0] == 200, "w1 gone after the bad requests")
+
+
+SMUGGLED = b"GET /api/v1/hosts HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+
+
+def refused_and_closed(env, what, data, ours):
+    """data gets exactly one response, a 400 that says Connection: close,
+    and the connection is closed: whatever followed is unanswered. The 400
+    is a JSON one unless libevent refused the request before pimon saw it."""
+    responses, closed = exchange(env, data)
+    check(len(responses) == 1, "%s: %d responses: %r" % (what, len(responses),
+                                                        [r[0] for r in responses]))
+    status, headers, body = responses[0]
+    check(status == 400, "%s: status %d" % (what, status))
+    if ours:
+        check_json_400(what, status, json.loads(body) if body else None)
+    check(headers.get("connection") == ["close"], "%s: Connection %r"
+          % (what, headers.get("connection")))
+    check(closed, "%s: the connection stayed open" % what)
+
+
+def framing_cases():
+    """(what, bytes, whether pimon answers it rather than libevent)."""
+    n = str(len(SMUGGLED)).encode()
+    head = b"GET /api/v1/stats HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+    post = b"POST /api/v1/hosts/nobody/poll HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+    chunked = b"0\r\n\r\n"
+    return [
+        ("two Content-Length on a GET", head + b"Content-Length: 0\r\nContent-Length: " + n
+         + b"\r\n\r\n" + SMUGGLED, True),
+        ("two Content-Length on a POST", post + b"Content-Length: 0\r\nContent-Length: " + n
+         + b"\r\n\r\n" + SMUGGLED, True),
+        ("two equal Content-Length", post + b"Content-Length: 0\r\nContent-Length: 0\r\n\r\n"
+         + SMUGGLED, True),
+        ("two Content-Length on HTTP/1.0 keep-alive",
+         b"GET /api/v1/stats HTTP/1.0\r\nConnection: keep-alive\r\nContent-Length: 0\r\n"
+         b"Content-Length: " + n + b"\r\n\r\n" + SMUGGLED, True),
+        ("two Transfer-Encoding", post + b"Transfer-Encoding: gzip\r\n"
+         b"Transfer-Encoding: chunked\r\n\r\n" + chunked + SMUGGLED, True),
+        ("a signed Content-Length", head + b"Content-Length: +0\r\n\r\n" + SMUGGLED, True),
+        ("a space before the colon", head + b"Content-Length : " + n + b"\r\n\r\n"
+         + SMUGGLED, True),
+        ("a body on a TRACE", b"TRACE /api/v1/stats HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+         b"Content-Length: " + n + b"\r\n\r\n" + SMUGGLED, True),
+        ("a body on a GET", head + b"Content-Length: " + n + b"\r\n\r\n" + SMUGGLED, True),
+        ("a chunked GET", head + b"Transfer-Encoding: chunked\r\n\r\n" + chunked + SMUGGLED,
+         True),
+        ("HTTP/1.1 without Host", b"GET /api/v1/stats HTTP/1.1\r\n\r\n" + SMUGGLED, True),
+        ("HTTP/1.1 with two Host", head + b"Host: other.example\r\n\r\n" + SMUGGLED, True),
+        # libevent 2.1.12 refuses these itself; pimon checks them too.
+        ("Content-Length and Transfer-Encoding on a GET", head + b"Content-Length: 5\r\n"
+         b"Transfer-Encoding: chunked\r\n\r\n" + chunked + SMUGGLED, False),
+        ("Content-Length and Transfer-Encoding on a POST", post
+         + b"Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n" + chunked + SMUGGLED,
+         False),
+        ("Transfer-Encoding not ending in chunked", post
+         + b"Transfer-Encoding: chunked, identity\r\n\r\n" + SMUGGLED, False),
+        ("a non-numeric Content-Length", head + b"Content-Length: 1x\r\n\r\n" + SMUGGLED,
+         False),
+    ]
+
+
+def check_framing(env):
+    for what, data, ours in framing_cases():
+        refused_and_closed(env, what, data, ours)
+    # What is well framed is still answered, pipelined requests too.
+    responses, closed = exchange(env, b"GET /api/v1/stats HTTP/1.0\r\n\r\n")
+    check(closed and [r[0] for r in responses] == [200], "HTTP/1.0 without Host: %r"
+          % [r[0] for r in responses])
+    responses, closed = exchange(env, b"GET /api/v1/stats HTTP/1.1\r\nHost: a\r\n"
+                                 b"Content-Length: 0\r\n\r\n" + SMUGGLED[:-2]
+                                 + b"Connection: close\r\n\r\n")
+    check(closed and [r[0] for r in responses] == [200, 200], "two pipelined requests: %r"
+          % [r[0] for r in responses])
+    env.server.check_alive()
+    check(env.api("/api/v1/stats")["workers"] >= 1, "the server stopped answering")
+    check("answering 400 and closing" in env.server.log_text(), "no log line for a refusal")
+
+
+def test_ambiguous_framing_is_400_and_closes(env):
+    env.start_server()
+    check_framing(env)
+
+
+def test_ambiguous_framing_over_https(env):
+    pki = os.path.join(env.dir, "pki")
+    for args in (["init"], ["server", "localhost", "127.0.0.1"]):
+        subprocess.run([CA, pki] + args, check=True, capture_output=True)
+    env.https = ssl.create_default_context(cafile=os.path.join(pki, "ca.pem"))
+    env.https.check_hostname = False
+    env.start_server(extra={"http": {"tls": {"cert": os.path.join(pki, "localhost.pem"),
+                                             "key": os.path.join(pki, "localhost.key")}}})
+    check_framing(env)
 
 
 if __name__ == "__main__":
