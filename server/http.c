@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "acceptpause.h"
 #include "http_int.h"
 #include "log.h"
 #include "util.h"
@@ -300,8 +301,10 @@ struct http *http_start(struct server *srv, const char *addr)
 		return NULL;
 	}
 	struct http *h = calloc(1, sizeof *h);
-	if (!h)
+	if (!h) {
+		log_err("http", "cannot listen on %s: out of memory", addr);
 		return NULL;
+	}
 	h->srv = srv;
 	h->base = event_base_new();
 	h->evh = h->base ? evhttp_new(h->base) : NULL;
@@ -317,21 +320,31 @@ struct http *http_start(struct server *srv, const char *addr)
 	evhttp_set_gencb(h->evh, http_route_cb, h);
 	if (srv->http_tls_ctx)
 		evhttp_set_bevcb(h->evh, http_tls_bev, srv->http_tls_ctx);
-	if (!evhttp_bind_socket_with_handle(h->evh, host, (ev_uint16_t)port)) {
+	struct evhttp_bound_socket *bound =
+	    evhttp_bind_socket_with_handle(h->evh, host, (ev_uint16_t)port);
+	if (!bound) {
 		log_err("http", "cannot listen on %s", addr);
 		goto fail;
 	}
+	/* HTTPS connections come through the same listener. */
+	h->pause =
+	    acceptpause_attach(evhttp_bound_socket_get_listener(bound), h->base, "http", addr);
+	if (!h->pause)
+		goto fail;
 	sigset_t all, old;
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
 	int rc = pthread_create(&h->thread, NULL, http_main, h);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (rc != 0)
+	if (rc != 0) {
+		log_err("http", "cannot start the HTTP thread: %s", strerror(rc));
 		goto fail;
+	}
 	log_notice("http", "JSON API on %s://%s/api/v1/", srv->http_tls_ctx ? "https" : "http",
 	           addr);
 	return h;
 fail:
+	acceptpause_detach(h->pause);
 	if (h->evh)
 		evhttp_free(h->evh);
 	if (h->base)
@@ -347,6 +360,7 @@ void http_stop(struct http *h)
 		return;
 	event_base_loopexit(h->base, NULL);
 	pthread_join(h->thread, NULL);
+	acceptpause_detach(h->pause);
 	evhttp_free(h->evh);
 	event_base_free(h->base);
 	free(h);

@@ -14,6 +14,7 @@ struct http {
 	struct server *srv;
 	struct event_base *base;
 	struct evhttp *evh;
+	struct acceptpause *pause; /* the listener's pauses when out of descriptors */
 	pthread_t thread;
 };
 

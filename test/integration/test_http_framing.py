@@ -1,7 +1,8 @@
 """What the HTTP listener refuses, over raw sockets: names that decode to a
-NUL byte or to bytes that are not UTF-8, and requests whose framing two
-parsers could read differently (each answered 400 and the connection
-closed, so nothing smuggled behind it is ever answered)."""
+NUL byte or to bytes that are not UTF-8, requests whose framing two parsers
+could read differently (each answered 400 and the connection closed, so
+nothing smuggled behind it is ever answered), and a descriptor shortage,
+during which the listener pauses instead of spinning."""
 
 import json
 import os
@@ -10,7 +11,7 @@ import ssl
 import subprocess
 import time
 
-from harness import FIXTURES, SLOW, check, run_tests, wait_for
+from harness import FIXTURES, SLOW, WRAPPER, check, run_tests, wait_for
 
 CA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools", "pimon-ca")
 ADMIN_TOKEN = "an admin token for the framing tests"
@@ -235,6 +236,62 @@ def test_ambiguous_framing_over_https(env):
     env.start_server(extra={"http": {"tls": {"cert": os.path.join(pki, "localhost.pem"),
                                              "key": os.path.join(pki, "localhost.key")}}})
     check_framing(env)
+
+
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def count_in_log(env, text, start=0):
+    """How often text occurs in the server's log past byte start."""
+    with open(env.server.log_path, "rb") as f:
+        f.seek(start)
+        return f.read().count(text)
+
+
+def test_http_accept_pauses_when_out_of_descriptors(env):
+    env.start_server(workers=1, nofile=64, extra={"limits": {"hello_timeout": 60.0}})
+    # Idle agent connections until accept() runs out of descriptors.
+    held = []
+    deadline = time.monotonic() + 20 * SLOW
+    while count_in_log(env, b"Too many open files") == 0:
+        check(time.monotonic() < deadline, "accept never ran out of descriptors")
+        env.server.check_alive()
+        held.append(socket.create_connection(("127.0.0.1", env.port)))
+        if len(held) % 10 == 0:
+            time.sleep(0.05)
+    # One HTTP client now: its connection waits in the backlog. Held for
+    # the measured 5 s, it must cost the server little CPU and few lines.
+    mark = os.path.getsize(env.server.log_path)
+    c0, t0 = cpu_seconds(env.server.pid), time.monotonic()
+    client = socket.create_connection(("127.0.0.1", env.http_port))
+    client.sendall(b"GET /api/v1/stats HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+    time.sleep(5.0)
+    cpu = cpu_seconds(env.server.pid) - c0
+    wall = time.monotonic() - t0
+    lines = count_in_log(env, b"Too many open files", mark)
+    print("  %.2f s of CPU in %.1f s, %d accept error lines" % (cpu, wall, lines))
+    check(cpu < 1.5, "the server spun: %.2f s of CPU in %.1f s" % (cpu, wall))
+    check(lines < 50, "%d accept error lines in %.1f s" % (lines, wall))
+    http_addr = "127.0.0.1:%d" % env.http_port
+    check(any(http_addr in l and "Too many open files" in l
+              for l in env.server.log_text().splitlines()),
+          "no line names the HTTP listener's shortage")
+    for s in held:
+        s.close()
+    # Descriptors come back: the waiting client is answered. (Under valgrind
+    # accept() takes the connection, and valgrind closes it at once when the
+    # descriptor is one it keeps for itself: the client was reset.)
+    data, closed = read_until_closed(client, 20)
+    client.close()
+    responses = parse_responses(data)
+    reset_by_valgrind = any("valgrind" in w for w in WRAPPER) and closed and not data
+    check(reset_by_valgrind or (closed and [r[0] for r in responses] == [200]),
+          "the waiting client got %r (closed %s)" % ([r[0] for r in responses], closed))
+    wait_for(lambda: env.api("/api/v1/stats")["workers"] == 1, 20, "the API again",
+             [env.server])
 
 
 if __name__ == "__main__":
