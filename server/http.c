@@ -9,15 +9,19 @@
 #include <openssl/ssl.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <event2/http_struct.h>
 #include <event2/keyvalq_struct.h>
+#include <event2/util.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "acceptpause.h"
 #include "http_int.h"
 #include "log.h"
+#include "proto.h"
 #include "util.h"
 
 /* The reason phrase of the codes this API uses. */
@@ -155,14 +159,128 @@ static int http_allowed(struct http *h, struct evhttp_request *req, const char *
 	return http_has_token(req, srv->http_read) || http_has_token(req, srv->http_admin);
 }
 
-/* Route a request to the module that owns its path. */
+/* Percent-decode into a new string that holds no NUL and is protocol text
+ * (UTF-8 without control characters, proto_text_valid). */
+int http_decode(const char *s, size_t len, int plus, char **out)
+{
+	size_t n = 0;
+	char *raw = strndup(s, len);
+	*out = raw ? evhttp_uridecode(raw, plus, &n) : NULL;
+	free(raw);
+	if (!*out)
+		return -2;
+	if (memchr(*out, '\0', n) || !proto_text_valid(*out, n)) {
+		free(*out);
+		*out = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+/* Whether s is a token (RFC 9110 section 5.6.2), as a header name must be:
+ * "Content-Length :" is not Content-Length to libevent, but may be to a
+ * proxy in front of it. */
+static int http_is_token(const char *s)
+{
+	if (!*s)
+		return 0;
+	for (; *s; s++) {
+		char c = *s;
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      strchr("!#$%&'*+-.^_`|~", c)))
+			return 0;
+	}
+	return 1;
+}
+
+/* Whether s is a Content-Length value: decimal digits alone. libevent's
+ * own parse takes "+0", "-0" and " 5" too. */
+static int http_is_length(const char *s)
+{
+	size_t n = strspn(s, "0123456789");
+	return n > 0 && s[n] == '\0';
+}
+
+/* Whether every libevent 2.1 reads the body of a request with this method.
+ * Before 2.1.9 only these have one; HEAD and TRACE have none in any: an
+ * announced body is then left to be read as the next request. */
+static int http_reads_body(enum evhttp_cmd_type cmd)
+{
+	return cmd == EVHTTP_REQ_POST || cmd == EVHTTP_REQ_PUT || cmd == EVHTTP_REQ_PATCH;
+}
+
+/* Why the request's framing is unsound, or NULL when it is not: where two
+ * readers could disagree on where the request ends (RFC 9112 section 6.3),
+ * or an HTTP/1.1 request has not exactly one Host (section 3.2). */
+static const char *http_framing_error(struct evhttp_request *req)
+{
+	const struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+	const char *length = NULL, *coding = NULL;
+	int nlength = 0, ncoding = 0, nhost = 0;
+	for (const struct evkeyval *kv = in->tqh_first; kv; kv = kv->next.tqe_next) {
+		if (!http_is_token(kv->key))
+			return "malformed header name";
+		if (evutil_ascii_strcasecmp(kv->key, "Content-Length") == 0) {
+			nlength++;
+			length = kv->value;
+		} else if (evutil_ascii_strcasecmp(kv->key, "Transfer-Encoding") == 0) {
+			ncoding++;
+			coding = kv->value;
+		} else if (evutil_ascii_strcasecmp(kv->key, "Host") == 0) {
+			nhost++;
+		}
+	}
+	if (nlength > 1)
+		return "more than one Content-Length header";
+	if (ncoding > 1)
+		return "more than one Transfer-Encoding header";
+	if (length && coding)
+		return "both Content-Length and Transfer-Encoding";
+	if (length && !http_is_length(length))
+		return "Content-Length is not a number";
+	if (coding && evutil_ascii_strcasecmp(coding, "chunked") != 0)
+		return "a Transfer-Encoding other than chunked";
+	int body = coding || (length && length[strspn(length, "0")] != '\0');
+	if (body && !http_reads_body(evhttp_request_get_command(req)))
+		return "a body on a request that takes none";
+	if ((req->major > 1 || (req->major == 1 && req->minor >= 1)) && nhost != 1)
+		return nhost ? "more than one Host header" : "no Host header";
+	return NULL;
+}
+
+/* Answer 400 and close the connection once the answer is out: whatever
+ * follows on it cannot be told from this request's body. */
+static void http_refuse_framing(struct evhttp_request *req, const char *why)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	char *peer = NULL;
+	ev_uint16_t port = 0;
+	if (evcon)
+		evhttp_connection_get_peer(evcon, &peer, &port);
+	int v6 = peer && strchr(peer, ':');
+	log_warn("http", "%s%s%s:%u: %s; answering 400 and closing", v6 ? "[" : "",
+	         peer ? peer : "?", v6 ? "]" : "", (unsigned)port, why);
+	/* An HTTP/1.0 keep-alive would add "Connection: keep-alive" too. */
+	struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+	while (evhttp_remove_header(in, "Connection") == 0)
+		;
+	if (evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close") < 0)
+		log_err("http", "cannot mark a reply to close its connection");
+	char msg[128];
+	snprintf(msg, sizeof msg, "malformed request: %s", why);
+	http_reply_error(req, 400, msg);
+}
+
+/* Route a request to the module that owns its path, once its framing is
+ * known to be sound. */
 static void http_route_cb(struct evhttp_request *req, void *arg)
 {
 	struct http *h = arg;
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
 	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
-	if (!path) {
-		http_reply_error(req, 400, "bad request URI");
+	const char *bad = path ? http_framing_error(req) : "bad request URI";
+	if (bad) {
+		http_refuse_framing(req, bad);
 		return;
 	}
 	if (!http_allowed(h, req, path)) {
@@ -194,8 +312,10 @@ struct http *http_start(struct server *srv, const char *addr)
 		return NULL;
 	}
 	struct http *h = calloc(1, sizeof *h);
-	if (!h)
+	if (!h) {
+		log_err("http", "cannot listen on %s: out of memory", addr);
 		return NULL;
+	}
 	h->srv = srv;
 	h->base = event_base_new();
 	h->evh = h->base ? evhttp_new(h->base) : NULL;
@@ -211,21 +331,31 @@ struct http *http_start(struct server *srv, const char *addr)
 	evhttp_set_gencb(h->evh, http_route_cb, h);
 	if (srv->http_tls_ctx)
 		evhttp_set_bevcb(h->evh, http_tls_bev, srv->http_tls_ctx);
-	if (!evhttp_bind_socket_with_handle(h->evh, host, (ev_uint16_t)port)) {
+	struct evhttp_bound_socket *bound =
+	    evhttp_bind_socket_with_handle(h->evh, host, (ev_uint16_t)port);
+	if (!bound) {
 		log_err("http", "cannot listen on %s", addr);
 		goto fail;
 	}
+	/* HTTPS connections come through the same listener. */
+	h->pause =
+	    acceptpause_attach(evhttp_bound_socket_get_listener(bound), h->base, "http", addr);
+	if (!h->pause)
+		goto fail;
 	sigset_t all, old;
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
 	int rc = pthread_create(&h->thread, NULL, http_main, h);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (rc != 0)
+	if (rc != 0) {
+		log_err("http", "cannot start the HTTP thread: %s", strerror(rc));
 		goto fail;
+	}
 	log_notice("http", "JSON API on %s://%s/api/v1/", srv->http_tls_ctx ? "https" : "http",
 	           addr);
 	return h;
 fail:
+	acceptpause_detach(h->pause);
 	if (h->evh)
 		evhttp_free(h->evh);
 	if (h->base)
@@ -241,6 +371,7 @@ void http_stop(struct http *h)
 		return;
 	event_base_loopexit(h->base, NULL);
 	pthread_join(h->thread, NULL);
+	acceptpause_detach(h->pause);
 	evhttp_free(h->evh);
 	event_base_free(h->base);
 	free(h);

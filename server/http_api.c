@@ -4,7 +4,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <event2/http.h>
-#include <event2/keyvalq_struct.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,12 +34,18 @@
 /* Rows of alarms.csv listed as recent alarms. */
 #define API_RECENT 100
 
-/* One request being answered: the path's "*" segments and the query. */
+/* Most query parameters a route takes. */
+#define API_PARAMS 8
+
+/* One request being answered: the path's "*" segments and the query's
+ * parameters, all decoded. */
 struct api_call {
 	struct http *h;
 	struct evhttp_request *req;
 	const char *arg[API_ARGS];
-	struct evkeyvalq query;
+	int nparams;
+	char *key[API_PARAMS];
+	char *value[API_PARAMS];
 };
 
 struct api_route {
@@ -53,7 +58,10 @@ struct api_route {
 /* A query parameter, NULL when absent. */
 static const char *api_param(struct api_call *c, const char *key)
 {
-	return evhttp_find_header(&c->query, key);
+	for (int i = 0; i < c->nparams; i++)
+		if (strcmp(c->key[i], key) == 0)
+			return c->value[i];
+	return NULL;
 }
 
 /* The folder of the host named by the call, in out; -1 if too long. */
@@ -322,14 +330,6 @@ static void api_metrics(struct api_call *c)
 	json_decref(host);
 }
 
-/* Non-zero if s can be echoed in JSON: UTF-8 of at most max bytes. */
-static int api_valid_text(const char *s, size_t max)
-{
-	json_t *probe = strlen(s) <= max ? json_string(s) : NULL;
-	json_decref(probe);
-	return probe != NULL;
-}
-
 /* The instance a series query reads: the one asked for, or the only one
  * there is. 0 with *out set (NULL: every row), or -1 after replying. *known
  * gets the instances there are now (a new reference, NULL for a metric
@@ -342,8 +342,8 @@ static int api_pick_instance(struct api_call *c, struct csvread *r, json_t *host
 	uint64_t last;
 	*known = NULL;
 	*out = asked;
-	if (asked && !api_valid_text(asked, PROTO_INST_MAX)) {
-		http_reply_error(c->req, 404, "no such instance");
+	if (asked && strlen(asked) > PROTO_INST_MAX) {
+		http_reply_error(c->req, 400, "invalid instance name");
 		return -1;
 	}
 	if (!cols->inst_key[0]) {
@@ -441,8 +441,7 @@ static void api_series_reply(struct api_call *c, struct csvread *r, const char *
 static void api_no_field(struct api_call *c, const char *field, const struct series_columns *cols)
 {
 	char msg[1200];
-	size_t o = (size_t)snprintf(
-	    msg, sizeof msg, "no such field: %s (fields:", util_valid_key(field) ? field : "?");
+	size_t o = (size_t)snprintf(msg, sizeof msg, "no such field: %s (fields:", field);
 	for (int i = 0; i < cols->nfields && o < sizeof msg; i++)
 		o += (size_t)snprintf(msg + o, sizeof msg - o, "%s %s", i ? "," : "",
 		                      cols->fields[i]);
@@ -482,7 +481,11 @@ static void api_series(struct api_call *c)
 		goto out;
 	}
 	const char *field = api_param(c, "field") ? api_param(c, "field") : cols.fields[0];
-	int column = util_valid_key(field) ? series_columns_find(&cols, field) : -1;
+	if (!util_valid_key(field)) {
+		http_reply_error(c->req, 400, "invalid field name");
+		goto out;
+	}
+	int column = series_columns_find(&cols, field);
 	if (column < 0) {
 		api_no_field(c, field, &cols);
 		goto out;
@@ -685,8 +688,9 @@ static int api_match(const char *pattern, char **seg, int nseg, const char **arg
 	return i == nseg;
 }
 
-/* Split the path after /api/v1/ into decoded segments; the count, or -1
- * when there are too many. */
+/* Split the path after /api/v1/ into decoded segments; the count, -1
+ * when there are too many, -2 for a segment that decodes to a NUL or to
+ * bytes that are not UTF-8, -3 when out of memory. */
 static int api_split(const char *rest, char **seg)
 {
 	int n = 0;
@@ -695,11 +699,9 @@ static int api_split(const char *rest, char **seg)
 		size_t len = end ? (size_t)(end - rest) : strlen(rest);
 		if (n == API_SEGMENTS)
 			return -1;
-		char *raw = strndup(rest, len);
-		seg[n] = raw ? evhttp_uridecode(raw, 0, NULL) : NULL;
-		free(raw);
-		if (!seg[n])
-			return -1;
+		int rc = http_decode(rest, len, 0, &seg[n]);
+		if (rc < 0)
+			return rc == -1 ? -2 : -3;
 		n++;
 		if (!end)
 			return n;
@@ -707,29 +709,61 @@ static int api_split(const char *rest, char **seg)
 	}
 }
 
-/* Parse the query string; reply 400 and return -1 for a malformed one, an
+/* Whether a route takes the parameter key, not yet given in the call. */
+static int api_param_new(struct api_call *c, const char *const *params, const char *key)
+{
+	int known = 0;
+	for (const char *const *p = params; *p; p++)
+		known |= strcmp(*p, key) == 0;
+	return known && !api_param(c, key);
+}
+
+/* Decode one "key=value" of len bytes at s into the call. 0, or -1 after
+ * replying 400 (malformed, a NUL or bytes not UTF-8, unknown or repeated)
+ * or 500. */
+static int api_add_param(struct api_call *c, const char *const *params, const char *s, size_t len)
+{
+	const char *eq = memchr(s, '=', len);
+	char *key = NULL, *value = NULL, msg[160];
+	if (!eq || eq == s) {
+		http_reply_error(c->req, 400, "malformed query string");
+		return -1;
+	}
+	int rc = http_decode(s, (size_t)(eq - s), 1, &key);
+	if (rc == 0)
+		rc = http_decode(eq + 1, len - (size_t)(eq - s) - 1, 1, &value);
+	if (rc < 0) {
+		free(key);
+		http_reply_error(c->req, rc == -1 ? 400 : 500,
+		                 rc == -1 ? "query parameter with a NUL byte or not UTF-8"
+		                          : "out of memory");
+		return -1;
+	}
+	if (c->nparams == API_PARAMS || !api_param_new(c, params, key)) {
+		snprintf(msg, sizeof msg, "unknown or repeated parameter: %s",
+		         strlen(key) <= 64 ? key : "?");
+		free(key);
+		free(value);
+		http_reply_error(c->req, 400, msg);
+		return -1;
+	}
+	c->key[c->nparams] = key;
+	c->value[c->nparams++] = value;
+	return 0;
+}
+
+/* Parse the query string ("a=1&b=2", as libevent's parser takes it); reply
+ * and return -1 for a malformed one, a NUL or bytes not UTF-8 in it, an
  * unknown or a repeated parameter. */
 static int api_parse_query(struct api_call *c, const char *const *params)
 {
 	const char *q = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(c->req));
-	char msg[160];
-	if (evhttp_parse_query_str(q ? q : "", &c->query) < 0) {
-		http_reply_error(c->req, 400, "malformed query string");
-		return -1;
-	}
-	for (struct evkeyval *kv = c->query.tqh_first; kv; kv = kv->next.tqe_next) {
-		int known = 0;
-		for (const char *const *p = params; *p; p++)
-			known |= strcmp(*p, kv->key) == 0;
-		for (struct evkeyval *o = c->query.tqh_first; known && o != kv;
-		     o = o->next.tqe_next)
-			known = strcmp(o->key, kv->key) != 0;
-		if (!known) {
-			snprintf(msg, sizeof msg, "unknown or repeated parameter: %s",
-			         api_valid_text(kv->key, 64) ? kv->key : "?");
-			http_reply_error(c->req, 400, msg);
+	while (q && *q) {
+		const char *amp = strchr(q, '&');
+		size_t len = amp ? (size_t)(amp - q) : strlen(q);
+		if (api_add_param(c, params, q, len) < 0)
 			return -1;
-		}
+		q = amp ? amp + 1 : NULL;
 	}
 	return 0;
 }
@@ -767,15 +801,22 @@ int http_api_handle(struct http *h, struct evhttp_request *req, const char *path
 {
 	if (strncmp(path, "/api/", 5) != 0 && strcmp(path, "/api") != 0)
 		return 0;
-	struct api_call c = {.h = h, .req = req}; /* an empty query */
+	struct api_call c = {.h = h, .req = req};
 	char *seg[API_SEGMENTS] = {NULL};
 	int nseg = -1;
 	if (strncmp(path, API_PREFIX, strlen(API_PREFIX)) == 0)
 		nseg = api_split(path + strlen(API_PREFIX), seg);
-	const struct api_route *rt = api_route_find(&c, seg, nseg);
+	if (nseg == -2)
+		http_reply_error(req, 400, "path segment with a NUL byte or not UTF-8");
+	else if (nseg == -3)
+		http_reply_error(req, 500, "out of memory");
+	const struct api_route *rt = nseg >= -1 ? api_route_find(&c, seg, nseg) : NULL;
 	if (rt)
 		rt->handle(&c);
-	evhttp_clear_headers(&c.query);
+	for (int i = 0; i < c.nparams; i++) {
+		free(c.key[i]);
+		free(c.value[i]);
+	}
 	for (int i = 0; i < API_SEGMENTS; i++)
 		free(seg[i]);
 	return 1;

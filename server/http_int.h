@@ -14,6 +14,7 @@ struct http {
 	struct server *srv;
 	struct event_base *base;
 	struct evhttp *evh;
+	struct acceptpause *pause; /* the listener's pauses when out of descriptors */
 	pthread_t thread;
 };
 
@@ -26,6 +27,11 @@ void http_reply_error(struct evhttp_request *req, int code, const char *msg);
 /* Reply with len bytes of body of the given content type. */
 void http_reply_bytes(struct evhttp_request *req, int code, const char *type, const void *body,
                       size_t len);
+
+/* Percent-decode len bytes of s (with plus, '+' too, as a space) into a
+ * new string in *out, for the caller to free. 0; -1 when the decoded bytes
+ * hold a NUL or are not UTF-8, and -2 when out of memory (*out NULL). */
+int http_decode(const char *s, size_t len, int plus, char **out);
 
 /* Each handler answers the request and returns 1, or returns 0 when the
  * path is not its own. */

@@ -1,5 +1,5 @@
 /* The agents' listener: accepts, balances, and survives descriptor
- * exhaustion by pausing. Runs on the main thread. */
+ * exhaustion by pausing (acceptpause.c). Runs on the main thread. */
 #include "listener.h"
 
 #include <errno.h>
@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "acceptpause.h"
 #include "log.h"
 #include "util.h"
 #include "worker.h"
@@ -19,8 +20,7 @@
 struct listener {
 	struct server *srv;
 	struct evconnlistener *lev;
-	struct event *resume; /* re-enables accepting after EMFILE */
-	char addr[128];
+	struct acceptpause *pause; /* pauses accepting when out of descriptors */
 };
 
 /* Resolve an address with getaddrinfo; names and literals both work. */
@@ -80,27 +80,6 @@ static void listener_accept_cb(struct evconnlistener *lev, evutil_socket_t fd, s
 	workers_assign(l->srv, fd, addr);
 }
 
-/* Accepting again after a pause. */
-static void listener_resume_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct listener *l = arg;
-	evconnlistener_enable(l->lev);
-}
-
-/* accept() failed: on descriptor exhaustion pause for a second rather
- * than spin. */
-static void listener_error_cb(struct evconnlistener *lev, void *arg)
-{
-	struct listener *l = arg;
-	int err = EVUTIL_SOCKET_ERROR();
-	log_warn("listener", "%s: accept: %s", l->addr, evutil_socket_error_to_string(err));
-	if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
-		struct timeval tv = {1, 0};
-		evconnlistener_disable(lev);
-		evtimer_add(l->resume, &tv);
-	}
-}
-
 /* Bind and start accepting. */
 struct listener *listener_start(struct server *srv, struct event_base *base, const char *addr)
 {
@@ -112,23 +91,26 @@ struct listener *listener_start(struct server *srv, struct event_base *base, con
 		return NULL;
 	}
 	struct listener *l = calloc(1, sizeof *l);
-	if (!l)
+	if (!l) {
+		log_err("listener", "cannot listen on %s: out of memory", addr);
 		return NULL;
+	}
 	l->srv = srv;
-	snprintf(l->addr, sizeof l->addr, "%s", addr);
-	l->resume = evtimer_new(base, listener_resume_cb, l);
 	l->lev = evconnlistener_new_bind(base, listener_accept_cb, l,
 	                                 LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
 	                                     LEV_OPT_CLOSE_ON_EXEC,
 	                                 1024, (struct sockaddr *)&ss, sslen);
-	if (!l->lev || !l->resume) {
+	if (!l->lev) {
 		log_err("listener", "cannot listen on %s: %s", addr, strerror(errno));
-		if (l->resume)
-			event_free(l->resume);
 		free(l);
 		return NULL;
 	}
-	evconnlistener_set_error_cb(l->lev, listener_error_cb);
+	l->pause = acceptpause_attach(l->lev, base, "listener", addr);
+	if (!l->pause) {
+		evconnlistener_free(l->lev);
+		free(l);
+		return NULL;
+	}
 	log_notice("listener", "listening for agents on %s", addr);
 	return l;
 }
@@ -138,7 +120,7 @@ void listener_stop(struct listener *l)
 {
 	if (!l)
 		return;
+	acceptpause_detach(l->pause);
 	evconnlistener_free(l->lev);
-	event_free(l->resume);
 	free(l);
 }

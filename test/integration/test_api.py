@@ -452,14 +452,15 @@ def test_workers_and_poll_kept(env):
     check(get(env, "/api/v1/hosts/poll-a/metrics")["metrics"], "no metrics after a stop")
 
 
-def test_history_only_host_has_series_but_no_entry(env):
+def test_history_only_host_is_listed_down_with_its_series(env):
     end = history_end()
     write_history(env, "hist", end, days=1)
     env.start_server()
-    # Known from its folder (stored before this run): series and metrics,
-    # but no host entry until its agent connects.
-    expect_error(env, "/api/v1/hosts/hist", 404)
-    check([h["name"] for h in get(env, "/api/v1/hosts")] == [], "hosts listed")
+    # Known from its folder (stored before this run): listed down before its
+    # agent connects, with its series and metrics.
+    host = get(env, "/api/v1/hosts/hist")
+    check(host["state"] == "down" and host["reason"] == "no events", "host %r" % host)
+    check([h["name"] for h in get(env, "/api/v1/hosts")] == ["hist"], "hosts listed")
     doc = get(env, "/api/v1/hosts/hist/metrics")
     metrics = {m["metric"]: m for m in doc["metrics"]}
     check(sorted(metrics) == ["disk", "load"], "metrics %r" % sorted(metrics))
