@@ -29,7 +29,6 @@ int util_valid_name(const char *s);
 /* Non-zero if s is a safe metric or field key: 1..32 of [a-z0-9_]. */
 int util_valid_key(const char *s);
 
-
 /* Split "host:port" or "[v6]:port" into host and port. 0 or -1. */
 int util_split_hostport(const char *s, char *host, size_t hostlen, int *port);
 

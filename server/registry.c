@@ -687,6 +687,7 @@ int registry_forget(struct registry *r, const char *name)
 	}
 	pthread_mutex_unlock(&r->lock);
 	if (rc == 0)
-		log_notice("registry", "host %s forgotten: no longer listed, its files are kept", name);
+		log_notice("registry", "host %s forgotten: no longer listed, its files are kept",
+		           name);
 	return rc;
 }
