@@ -3,12 +3,15 @@ frames: ACKs name the run's highest stored batch and never go down, seq 0
 and an unknown version are refused with BYE, and resends store nothing."""
 
 import os
+import signal
 import socket
 import struct
+import subprocess
 import time
+import urllib.error
 
-from harness import (SLOW, T_ACK, T_BYE, T_METRICS, T_WELCOME, check, frame, hello, read_csv,
-                     read_frame, run_tests, wait_closed)
+from harness import (AGENT_BIN, CTL_BIN, SLOW, T_ACK, T_BYE, T_METRICS, T_WELCOME, check,
+                     frame, hello, read_csv, read_frame, run_tests, wait_closed, wait_for)
 
 T_ALARM, T_ALARM_ACK = 9, 10
 
@@ -102,6 +105,103 @@ def test_seq_zero_and_unknown_version_get_bye(env):
           "version 2 got %r" % (got,))
     check(wait_closed(s), "not closed")
     check(not os.path.exists(os.path.join(env.host_dir("h1"), "load.csv")), "seq 0 was stored")
+
+
+def active(env, host, name):
+    """The active alarm name of host, or None."""
+    for a in env.api("/api/v1/alarms")["active"]:
+        if a["host"] == host and a["name"] == name:
+            return a
+    return None
+
+
+def host_up_sample(env, host):
+    """pimon_host_up{host=...} of /metrics, None when absent."""
+    import urllib.request
+    with urllib.request.urlopen(env.url("/metrics"), timeout=10 * SLOW) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith('pimon_host_up{host="%s"}' % host):
+                return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def restart_keeps_alarms_and_fleet(env, sig):
+    """Alarms and hosts survive a server restart by sig; a host that never
+    comes back reads down and raises host_down; forget removes it."""
+    timeout = 2.0
+    env.start_server(workers=2, timeout=timeout)
+    r1 = env.start_agent("r1")
+    r2 = env.start_agent("r2")
+    env.wait_hosts_up(["r1", "r2"])
+    for h in ("r1", "r2"):
+        wait_for(lambda: os.path.exists(os.path.join(env.host_dir(h), "load.csv")), 10,
+                 "rows of " + h, [env.server])
+    sock = env.alarm_socket("r1")
+    wait_for(lambda: os.path.exists(sock), 10, "the alarm socket", [r1])
+    p = subprocess.run([AGENT_BIN, "alarm", "--socket", sock, "--level", "critical", "--name",
+                        "fan", "fan stopped"], capture_output=True, text=True, timeout=30 * SLOW)
+    check(p.returncode == 0, "pimon-agent alarm: %r" % (p,))
+    wait_for(lambda: active(env, "r1", "fan"), 10, "the fan alarm", [env.server])
+    alarms_csv = os.path.join(env.host_dir("r1"), "alarms.csv")
+    before = open(alarms_csv).read()
+    # r2 dies while the server is away and never returns.
+    r2.kill()
+    wait_for(lambda: env.hosts()["r2"]["state"] == "down", 10, "r2 down", [env.server])
+    if sig == signal.SIGKILL:
+        env.server.kill()
+    else:
+        env.server.signal(sig)
+        env.server.p.wait(30 * SLOW)
+    check(open(alarms_csv).read() == before, "alarms.csv changed by the stop")
+    restarted = env.start_server(workers=2, timeout=timeout, name="server2")
+    # At once, before any agent is back: both hosts listed, the alarm active.
+    hosts = env.hosts()
+    check(sorted(hosts) == ["r1", "r2"], "hosts after the restart: %r" % sorted(hosts))
+    check(hosts["r2"]["state"] == "down", "r2 %r" % hosts["r2"])
+    check(active(env, "r1", "fan"), "the fan alarm is not active after the restart: %r"
+          % env.api("/api/v1/alarms")["active"])
+    check(open(alarms_csv).read().startswith(before), "alarms.csv lost rows: %r"
+          % open(alarms_csv).read())
+    check(host_up_sample(env, "r2") == 0.0, "pimon_host_up for r2: %r" % host_up_sample(env, "r2"))
+    env.wait_hosts_up(["r1"])
+    # r1's store reopened (its recovery ran): the alarm rows stay, the alarm too.
+    wait_for(lambda: len(open(os.path.join(env.host_dir("r1"), "events.csv")).read().splitlines())
+             > 2, 10, "r1's events", [restarted])
+    check(open(alarms_csv).read().startswith(before), "alarms.csv lost rows after r1 came back: %r"
+          % open(alarms_csv).read())
+    check(active(env, "r1", "fan"), "the fan alarm is gone after r1 came back")
+    a = wait_for(lambda: active(env, "r2", "host_down"), timeout + 10, "host_down for r2",
+                 [restarted])
+    check("server's start" in a["message"] or "session ended" in a["message"],
+          "host_down %r" % a)
+    check(not active(env, "r1", "host_down"), "r1 came back but has host_down")
+    # Forget: only a host that is not connected; its files stay.
+    env.token = None
+    c = subprocess.run([CTL_BIN, "-a", "127.0.0.1:%d" % env.http_port, "forget", "r1"],
+                       capture_output=True, text=True, timeout=30 * SLOW)
+    check(c.returncode == 1 and "connected" in c.stderr, "forget r1: %r" % (c,))
+    c = subprocess.run([CTL_BIN, "-a", "127.0.0.1:%d" % env.http_port, "forget", "r2"],
+                       capture_output=True, text=True, timeout=30 * SLOW)
+    check(c.returncode == 0, "forget r2: %r" % (c,))
+    check(sorted(env.hosts()) == ["r1"], "hosts after forget: %r" % sorted(env.hosts()))
+    check(host_up_sample(env, "r2") is None, "r2 still in /metrics")
+    check(os.path.exists(os.path.join(env.host_dir("r2"), "load.csv")), "r2's files went")
+    try:
+        env.api("/api/v1/hosts/r2")
+        check(False, "a forgotten host answers")
+    except urllib.error.HTTPError as e:
+        check(e.code == 404, "forgotten host: %d" % e.code)
+    restarted.stop()
+    env.start_server(workers=2, timeout=timeout, name="server3")
+    check(sorted(env.hosts()) == ["r1"], "r2 back after a restart: %r" % sorted(env.hosts()))
+
+
+def test_restart_by_sigterm_keeps_alarms_and_the_fleet(env):
+    restart_keeps_alarms_and_fleet(env, signal.SIGTERM)
+
+
+def test_restart_by_sigkill_keeps_alarms_and_the_fleet(env):
+    restart_keeps_alarms_and_fleet(env, signal.SIGKILL)
 
 
 if __name__ == "__main__":
