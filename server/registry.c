@@ -146,6 +146,18 @@ fail:
 	return NULL;
 }
 
+/* The data folder, open while the registry lives. */
+int registry_data_fd(const struct registry *r)
+{
+	return r->data_fd;
+}
+
+/* <data_dir>/hosts, open while the registry lives. */
+int registry_hosts_fd(const struct registry *r)
+{
+	return r->hosts_fd;
+}
+
 /* Free every host and the table. */
 void registry_destroy(struct registry *r)
 {
@@ -251,13 +263,27 @@ static void registry_emit(void *arg, const struct alarm_event *ev)
 		ctx->r->notify(ctx->r->notify_arg, ev);
 }
 
-/* Open the host's alarm book and log, once. MUST hold h->lock. */
+/* Open the host's alarm book and log, once; a log that cannot be read
+ * (logged) leaves the book empty. -1 when out of memory. MUST hold
+ * h->lock. */
 static int host_open_alarms(struct registry *r, struct host *h)
 {
-	char path[4200];
-	snprintf(path, sizeof path, "%s/hosts/%s/alarms.csv", r->data_dir, h->name);
+	char path[4200], why[64];
 	h->alarms = alarm_book_create();
-	return h->alarms ? alarm_book_load(h->alarms, path) : -1;
+	if (!h->alarms)
+		return -1;
+	int dfd = safefs_dir_open(r->hosts_fd, h->name, 0);
+	int rc = dfd < 0 ? -1 : alarm_book_load(h->alarms, dfd, "alarms.csv");
+	int err = errno;
+	if (dfd >= 0)
+		close(dfd);
+	if (rc < 0) {
+		snprintf(path, sizeof path, "%s/hosts/%s%s", r->data_dir, h->name,
+		         dfd >= 0 ? "/alarms.csv" : "");
+		log_err("registry", "host %s: %s%s%s: its active alarms are not known", h->name,
+		        path, safefs_refused(err) ? " " : ": ", safefs_why(err, why, sizeof why));
+	}
+	return 0;
 }
 
 /* Double the table when it gets crowded. MUST hold r->lock. */
