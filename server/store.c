@@ -322,9 +322,9 @@ static void store_cut(struct store *st, const char *name, int fd, off_t size)
 }
 
 /* Bring the files back to the commit record: open every file it names at
- * its committed length; cut files it does not name to their header. A
- * file that is a link is left alone (and logged): no batch is stored in
- * it. */
+ * its committed length; cut metric files it does not name to their header
+ * (the host's events.csv and alarms.csv are logs, not batches). A file
+ * that is a link is left alone (and logged): no batch is stored in it. */
 static void store_recover(struct store *st, const struct state *committed)
 {
 	char name[PROTO_KEY_MAX + 8];
@@ -356,7 +356,7 @@ static void store_recover(struct store *st, const struct state *committed)
 	while ((de = readdir(d))) {
 		size_t len = strlen(de->d_name);
 		if (len < 5 || strcmp(de->d_name + len - 4, ".csv") != 0 ||
-		    strcmp(de->d_name, "events.csv") == 0)
+		    strcmp(de->d_name, "events.csv") == 0 || strcmp(de->d_name, "alarms.csv") == 0)
 			continue;
 		char metric[PROTO_KEY_MAX + 1];
 		snprintf(metric, sizeof metric, "%.*s", (int)(len - 4), de->d_name);
