@@ -1,6 +1,7 @@
 /* Alarm rules, alarm books and their CSV rows. */
 #include "alarm.h"
 
+#include <errno.h>
 #include <fnmatch.h>
 #include <inttypes.h>
 #include <math.h>
@@ -585,11 +586,11 @@ static void book_replay(struct alarm_book *b, char **f)
 }
 
 /* Rebuild the book from the host's alarms.csv. */
-int alarm_book_load(struct alarm_book *b, const char *path)
+int alarm_book_load(struct alarm_book *b, int dirfd, const char *name)
 {
-	struct csvread *r = csvread_open(path);
+	struct csvread *r = csvread_open(dirfd, name);
 	if (!r)
-		return 0;
+		return errno == ENOENT ? 0 : -1;
 	const char *line;
 	size_t len;
 	off_t next;

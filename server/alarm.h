@@ -75,9 +75,11 @@ struct alarm_book *alarm_book_copy(const struct alarm_book *b);
 /* Make b what saved was, and free saved. */
 void alarm_book_restore(struct alarm_book *b, struct alarm_book *saved);
 
-/* Rebuild the book from a host's alarms.csv: its active alarms and the last
- * agent alarm recorded. A missing file is an empty book. 0 or -1 (logged). */
-int alarm_book_load(struct alarm_book *b, const char *path);
+/* Rebuild the book from a host's alarms.csv, the file name of folder dirfd
+ * (AT_FDCWD: name is a path), never read through a link: its active alarms
+ * and the last agent alarm recorded. A missing file is an empty book. 0, or
+ * -1 with errno when the file cannot be read (ELOOP: a link). */
+int alarm_book_load(struct alarm_book *b, int dirfd, const char *name);
 
 /* Check a group of a batch against the rules: fire, resolve, or start or
  * stop waiting out a rule's `for`, row by row in the rows' time order. */

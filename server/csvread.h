@@ -11,8 +11,10 @@
 
 struct csvread;
 
-/* Open path and read its header line. NULL with errno set on error. */
-struct csvread *csvread_open(const char *path);
+/* Open the file name of folder dirfd (AT_FDCWD: name is a path) and read
+ * its header line. The file must be a regular file and name not a
+ * symbolic link. NULL with errno set on error (ELOOP: a link). */
+struct csvread *csvread_open(int dirfd, const char *name);
 
 /* Close the file and free the reader. */
 void csvread_close(struct csvread *r);

@@ -17,18 +17,17 @@
 
 #include "csvread.h"
 #include "log.h"
+#include "safefs.h"
 #include "util.h"
 
 /* The marker file forgetting leaves in a host's folder. */
 #define FLEET_FORGOTTEN "forgotten"
 
-/* The last event of a host from its events.csv: its time and, when it
- * left the host down, its reason. 0, or -1 when there is none. */
-static int fleet_last_event(const char *dir, uint64_t *t, char *reason, size_t size)
+/* The last event of a host from its events.csv in folder dfd: its time
+ * and, when it left the host down, its reason. 0, or -1 when there is none. */
+static int fleet_last_event(int dfd, uint64_t *t, char *reason, size_t size)
 {
-	char path[4400];
-	struct csvread *r =
-	    util_path_join(path, sizeof path, dir, "events.csv") == 0 ? csvread_open(path) : NULL;
+	struct csvread *r = csvread_open(dfd, "events.csv");
 	if (!r)
 		return -1;
 	const char *line;
@@ -50,51 +49,63 @@ static int fleet_last_event(const char *dir, uint64_t *t, char *reason, size_t s
 	return rc;
 }
 
-/* Whether the host's folder holds a forget marker newer than its last event. */
-static int fleet_is_forgotten(const char *dir, uint64_t last_event_ms)
+/* Whether folder dfd holds a forget marker newer than the host's last event. */
+static int fleet_is_forgotten(int dfd, uint64_t last_event_ms)
 {
-	char path[4400];
 	struct stat sb;
-	if (util_path_join(path, sizeof path, dir, FLEET_FORGOTTEN) < 0 || lstat(path, &sb) < 0 ||
-	    !S_ISREG(sb.st_mode))
+	if (fstatat(dfd, FLEET_FORGOTTEN, &sb, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(sb.st_mode))
 		return 0;
 	uint64_t marked =
 	    (uint64_t)sb.st_mtim.tv_sec * 1000 + (uint64_t)sb.st_mtim.tv_nsec / 1000000;
 	return marked >= last_event_ms;
 }
 
+/* One host folder of the data folder listed in the registry: 1 listed, 0
+ * left out (forgotten, or not a folder the server may use: logged). */
+static int fleet_load_one(struct registry *reg, const char *data_dir, const char *name,
+                          int *forgotten)
+{
+	int dfd = safefs_dir_open(registry_hosts_fd(reg), name, 0);
+	if (dfd < 0) {
+		char why[64];
+		if (errno != ENOENT)
+			log_warn("fleet", "%s/hosts/%s %s: not listed", data_dir, name,
+			         safefs_why(errno, why, sizeof why));
+		return 0;
+	}
+	struct stat sb;
+	uint64_t t = 0;
+	char reason[32] = "no events";
+	if (fleet_last_event(dfd, &t, reason, sizeof reason) < 0)
+		t = fstat(dfd, &sb) == 0 ? (uint64_t)sb.st_mtim.tv_sec * 1000 : 0;
+	int listed = 0;
+	if (fleet_is_forgotten(dfd, t))
+		(*forgotten)++;
+	else
+		listed = registry_known(reg, name, t, reason) == 0;
+	close(dfd);
+	return listed;
+}
+
 /* List every host folder under <data_dir>/hosts in the registry. */
 int fleet_load(struct registry *reg, const char *data_dir)
 {
-	char hosts[4200], dir[4400];
-	snprintf(hosts, sizeof hosts, "%s/hosts", data_dir);
-	DIR *d = opendir(hosts);
+	/* A descriptor of its own to list: reading moves its offset. */
+	int lfd = openat(registry_hosts_fd(reg), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = lfd < 0 ? NULL : fdopendir(lfd);
 	if (!d) {
-		log_err("fleet", "%s: %s", hosts, strerror(errno));
+		log_err("fleet", "%s/hosts: %s", data_dir, strerror(errno));
+		if (lfd >= 0)
+			close(lfd);
 		return -1;
 	}
 	int n = 0, forgotten = 0;
 	struct dirent *de;
-	while ((de = readdir(d))) {
-		if (!util_valid_name(de->d_name))
-			continue;
-		struct stat sb;
-		if (util_path_join(dir, sizeof dir, hosts, de->d_name) < 0 || lstat(dir, &sb) < 0 ||
-		    !S_ISDIR(sb.st_mode))
-			continue;
-		uint64_t t = 0;
-		char reason[32] = "no events";
-		if (fleet_last_event(dir, &t, reason, sizeof reason) < 0)
-			t = (uint64_t)sb.st_mtim.tv_sec * 1000;
-		if (fleet_is_forgotten(dir, t)) {
-			forgotten++;
-			continue;
-		}
-		if (registry_known(reg, de->d_name, t, reason) == 0)
-			n++;
-	}
+	while ((de = readdir(d)))
+		if (util_valid_name(de->d_name))
+			n += fleet_load_one(reg, data_dir, de->d_name, &forgotten);
 	closedir(d);
-	log_info("fleet", "%d hosts known from %s (%d forgotten)", n, hosts, forgotten);
+	log_info("fleet", "%d hosts known from %s/hosts (%d forgotten)", n, data_dir, forgotten);
 	return n;
 }
 
@@ -104,21 +115,20 @@ int fleet_forget(struct registry *reg, const char *data_dir, const char *name)
 	int rc = registry_forget(reg, name);
 	if (rc < 0)
 		return rc;
-	char dir[4400], path[4400];
-	int n = snprintf(dir, sizeof dir, "%s/hosts/%s", data_dir, name);
-	int fd = n > 0 && (size_t)n < sizeof dir &&
-	                 util_path_join(path, sizeof path, dir, FLEET_FORGOTTEN) == 0
-	             ? open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644)
-	             : -1;
+	char why[64];
+	int dfd = safefs_dir_open(registry_hosts_fd(reg), name, 0);
+	int fd =
+	    dfd < 0 ? -1 : safefs_file_open(dfd, FLEET_FORGOTTEN, O_WRONLY | O_CREAT | O_TRUNC);
 	if (fd < 0 || futimens(fd, NULL) < 0) {
 		log_err("fleet",
-		        "host %s: cannot mark its folder %s: %s; it is listed again at the "
-		        "next start",
-		        name, dir, strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		return -3;
+		        "host %s: cannot mark %s/hosts/%s: %s; it is listed again at the next "
+		        "start",
+		        name, data_dir, name, safefs_why(errno, why, sizeof why));
+		rc = -3;
 	}
-	close(fd);
-	return 0;
+	if (fd >= 0)
+		close(fd);
+	if (dfd >= 0)
+		close(dfd);
+	return rc;
 }

@@ -1,14 +1,18 @@
 /* The JSON API under /api/v1/: a table of routes, one handler each.
  * Everything here runs on the HTTP thread; metric files are read with a
- * fresh descriptor per request and no registry lock held. */
+ * fresh descriptor per request and no registry lock held, and opened
+ * relative to the host's folder without following a link (safefs), so
+ * nothing planted in the data folder makes the API read elsewhere. */
 #include <dirent.h>
 #include <errno.h>
 #include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
+#include <unistd.h>
 
 #include "csvread.h"
 #include "fleet.h"
@@ -18,6 +22,7 @@
 #include "pimon_version.h"
 #include "proto.h"
 #include "registry.h"
+#include "safefs.h"
 #include "series.h"
 #include "util.h"
 #include "worker.h"
@@ -64,19 +69,21 @@ static const char *api_param(struct api_call *c, const char *key)
 	return NULL;
 }
 
-/* The folder of the host named by the call, in out; -1 if too long. */
-static int api_host_dir(struct api_call *c, char *out, size_t size)
+/* Log why a file of the host's folder ("" for the folder) was not read. */
+static void api_log_unread(struct api_call *c, const char *file, int err)
 {
-	int n = snprintf(out, size, "%s/hosts/%s", c->h->srv->cfg->server.data_dir, c->arg[0]);
-	return n < 0 || (size_t)n >= size ? -1 : 0;
+	char why[64];
+	log_warn("http", "host %s: %s/hosts/%s%s%s%s%s: not read", c->arg[0],
+	         c->h->srv->cfg->server.data_dir, c->arg[0], *file ? "/" : "", file,
+	         safefs_refused(err) ? " " : ": ", safefs_why(err, why, sizeof why));
 }
 
 /* The host named by the path: its JSON in *host (NULL when only its
- * folder is known: stored before this run, not yet seen) and its folder in
- * dir. 0, or -1 after replying 400 or 404. */
-static int api_host_lookup(struct api_call *c, json_t **host, char *dir, size_t size)
+ * folder is known: stored before this run, not yet seen) and its folder,
+ * checked as the store checks it, in *dfd (-1 for a known host without
+ * one). 0, or -1 after replying 400, 404 or 500. */
+static int api_host_lookup(struct api_call *c, json_t **host, int *dfd)
 {
-	struct stat sb;
 	if (!util_valid_name(c->arg[0])) {
 		http_reply_error(c->req, 400, "invalid host name");
 		return -1;
@@ -85,13 +92,16 @@ static int api_host_lookup(struct api_call *c, json_t **host, char *dir, size_t 
 		http_reply_error(c->req, 500, "cannot describe the host");
 		return -1;
 	}
-	if (api_host_dir(c, dir, size) < 0 ||
-	    (!*host && (stat(dir, &sb) < 0 || !S_ISDIR(sb.st_mode)))) {
-		json_decref(*host);
-		http_reply_error(c->req, 404, "no such host");
-		return -1;
-	}
-	return 0;
+	*dfd = safefs_dir_open(registry_hosts_fd(c->h->srv->registry), c->arg[0], 0);
+	if (*dfd >= 0 || (*host && errno == ENOENT))
+		return 0;
+	int missing = errno == ENOENT;
+	if (!missing)
+		api_log_unread(c, "", errno);
+	json_decref(*host);
+	http_reply_error(c->req, missing ? 404 : 500,
+	                 missing ? "no such host" : "cannot read the host's folder");
+	return -1;
 }
 
 /* Whether the host's latest values give metric instances: 1 yes, 0 no,
@@ -191,14 +201,19 @@ static json_t *api_instances(struct csvread *r, json_t *host, const char *metric
 	return arr;
 }
 
-/* Open <dir>/<metric>.csv and parse its columns. NULL with errno set
- * (ENOENT: no such metric; EINVAL: not a metric file). */
-static struct csvread *api_open_metric(const char *dir, const char *metric, json_t *host,
+/* Open <metric>.csv of the host's folder dfd (-1: none) and parse its
+ * columns. NULL with errno set (ENOENT: no such metric; EINVAL: not a
+ * metric file; ELOOP: a link, not followed). */
+static struct csvread *api_open_metric(int dfd, const char *metric, json_t *host,
                                        struct series_columns *cols)
 {
-	char path[4200];
-	snprintf(path, sizeof path, "%s/%s.csv", dir, metric);
-	struct csvread *r = csvread_open(path);
+	char name[PROTO_KEY_MAX + 8];
+	snprintf(name, sizeof name, "%s.csv", metric);
+	if (dfd < 0) {
+		errno = ENOENT;
+		return NULL;
+	}
+	struct csvread *r = csvread_open(dfd, name);
 	if (r && series_columns_parse(csvread_header(r), api_instanced(host, metric), cols) < 0) {
 		csvread_close(r);
 		errno = EINVAL;
@@ -215,14 +230,22 @@ static json_t *api_time(uint64_t t)
 
 /* One metric file described in *out: fields, instance key, instances,
  * and the times of its first and last rows. 0; 1 (*out NULL) when it is
- * not a metric file; -1 when the description cannot be built. */
-static int api_metric_json(const char *dir, const char *metric, json_t *host, json_t **out)
+ * not a metric file (a link or a file that cannot be read is logged); -1
+ * when the description cannot be built. */
+static int api_metric_json(struct api_call *c, int dfd, const char *metric, json_t *host,
+                           json_t **out)
 {
 	struct series_columns cols;
-	struct csvread *r = api_open_metric(dir, metric, host, &cols);
+	struct csvread *r = api_open_metric(dfd, metric, host, &cols);
 	*out = NULL;
-	if (!r)
+	if (!r) {
+		int e = errno;
+		char name[PROTO_KEY_MAX + 8];
+		snprintf(name, sizeof name, "%s.csv", metric);
+		if (e != ENOENT && e != EINVAL)
+			api_log_unread(c, name, e);
 		return 1;
+	}
 	uint64_t last;
 	json_t *insts = api_instances(r, host, metric, cols.inst_key[0] != '\0', &last);
 	json_t *fields = json_array();
@@ -301,18 +324,27 @@ static void api_host(struct api_call *c)
 static void api_metrics(struct api_call *c)
 {
 	json_t *host;
-	char dir[4096], metric[PROTO_KEY_MAX + 1];
-	if (api_host_lookup(c, &host, dir, sizeof dir) < 0)
+	int dfd;
+	char metric[PROTO_KEY_MAX + 1];
+	if (api_host_lookup(c, &host, &dfd) < 0)
 		return;
 	json_t *arr = json_array();
-	DIR *d = opendir(dir);
+	/* A descriptor of its own to list: reading moves its offset. */
+	int lfd = dfd < 0 ? -1 : openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = lfd < 0 ? NULL : fdopendir(lfd);
+	if (dfd >= 0 && !d) {
+		int e = errno;
+		if (lfd >= 0)
+			close(lfd);
+		api_log_unread(c, "", e);
+	}
 	struct dirent *de;
 	int rc = arr ? 0 : -1;
 	while (rc == 0 && d && (de = readdir(d))) {
 		json_t *m;
 		if (api_metric_of(de->d_name, metric, sizeof metric) < 0)
 			continue;
-		rc = api_metric_json(dir, metric, host, &m);
+		rc = api_metric_json(c, dfd, metric, host, &m);
 		if (rc == 0)
 			rc = json_push(arr, m);
 		else if (rc == 1)
@@ -320,6 +352,8 @@ static void api_metrics(struct api_call *c)
 	}
 	if (d)
 		closedir(d);
+	if (dfd >= 0)
+		close(dfd);
 	if (rc == 0)
 		rc = api_sort_array(arr, api_cmp_metric);
 	if (rc < 0) {
@@ -454,11 +488,11 @@ static void api_no_field(struct api_call *c, const char *field, const struct ser
 static void api_series(struct api_call *c)
 {
 	json_t *host, *known = NULL;
-	char dir[4096];
+	int dfd;
 	struct series_range rg;
 	struct series_columns cols;
 	const char *err, *instance;
-	if (api_host_lookup(c, &host, dir, sizeof dir) < 0)
+	if (api_host_lookup(c, &host, &dfd) < 0)
 		return;
 	struct csvread *r = NULL;
 	if (!util_valid_key(c->arg[1])) {
@@ -470,14 +504,17 @@ static void api_series(struct api_call *c)
 		http_reply_error(c->req, 400, err);
 		goto out;
 	}
-	r = api_open_metric(dir, c->arg[1], host, &cols);
+	r = api_open_metric(dfd, c->arg[1], host, &cols);
 	if (!r) {
-		int missing = errno == ENOENT;
-		if (!missing)
-			log_warn("http", "host %s: opening %s.csv: %s", c->arg[0], c->arg[1],
-			         errno == EINVAL ? "not a metric file" : strerror(errno));
-		http_reply_error(c->req, missing ? 404 : 500,
-		                 missing ? "no such metric" : "cannot read the metric's file");
+		int e = errno;
+		char name[PROTO_KEY_MAX + 8];
+		snprintf(name, sizeof name, "%s.csv", c->arg[1]);
+		if (e == EINVAL)
+			log_warn("http", "host %s: opening %s: not a metric file", c->arg[0], name);
+		else if (e != ENOENT)
+			api_log_unread(c, name, e);
+		http_reply_error(c->req, e == ENOENT ? 404 : 500,
+		                 e == ENOENT ? "no such metric" : "cannot read the metric's file");
 		goto out;
 	}
 	const char *field = api_param(c, "field") ? api_param(c, "field") : cols.fields[0];
@@ -495,6 +532,8 @@ static void api_series(struct api_call *c)
 	api_series_reply(c, r, field, column, instance, cols.inst_key[0] != '\0', known, &rg);
 out:
 	csvread_close(r);
+	if (dfd >= 0)
+		close(dfd);
 	json_decref(known);
 	json_decref(host);
 }
@@ -565,9 +604,12 @@ static json_t *api_recent_alarms(struct api_call *c, size_t n)
 	json_t *arr = json_array();
 	if (!arr)
 		return NULL;
-	char path[4200];
-	snprintf(path, sizeof path, "%s/alarms.csv", c->h->srv->cfg->server.data_dir);
-	struct csvread *r = csvread_open(path);
+	char why[64];
+	struct csvread *r = csvread_open(registry_data_fd(c->h->srv->registry), "alarms.csv");
+	int err = errno;
+	if (!r && err != ENOENT)
+		log_warn("http", "%s/alarms.csv%s%s: not read", c->h->srv->cfg->server.data_dir,
+		         safefs_refused(err) ? " " : ": ", safefs_why(err, why, sizeof why));
 	const char *line;
 	size_t len;
 	off_t next;

@@ -14,6 +14,7 @@
 #include "json_util.h"
 #include "log.h"
 #include "latest.h"
+#include "safefs.h"
 #include "store.h"
 #include "util.h"
 
@@ -58,6 +59,8 @@ struct registry {
 	size_t nbuckets;
 	size_t nhosts;
 	char data_dir[4096];
+	int data_fd;           /* data_dir, a link or not: configuration */
+	int hosts_fd;          /* <data_dir>/hosts, never through a link */
 	struct shapes *shapes; /* the latest values' metric shapes */
 	struct store_log *events;
 	struct store_log *alarm_log; /* <data_dir>/alarms.csv */
@@ -81,40 +84,81 @@ static size_t name_hash(const char *s)
 	return (size_t)h;
 }
 
+/* Open the data folder and its hosts folder, creating them if missing;
+ * hosts must not be a link (the data folder may: it is configuration). */
+static int registry_open_dirs(struct registry *r)
+{
+	char why[64];
+	if (util_mkdirs(r->data_dir) < 0 ||
+	    (r->data_fd = open(r->data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+		log_err("registry", "cannot create %s: %s", r->data_dir, strerror(errno));
+		return -1;
+	}
+	r->hosts_fd = safefs_dir_open(r->data_fd, "hosts", 1);
+	if (r->hosts_fd < 0) {
+		int err = errno;
+		if (safefs_refused(err))
+			log_err("registry", "%s/hosts %s: refusing to use it", r->data_dir,
+			        safefs_why(err, why, sizeof why));
+		else
+			log_err("registry", "cannot create %s/hosts: %s", r->data_dir,
+			        strerror(err));
+		return -1;
+	}
+	return 0;
+}
+
 /* Create an empty registry and open <data_dir>/events.csv. */
 struct registry *registry_create(const char *data_dir, enum registry_sync sync)
 {
 	struct registry *r = calloc(1, sizeof *r);
-	if (!r)
+	if (!r) {
+		log_err("registry", "out of memory");
 		return NULL;
+	}
 	r->sync = sync;
+	r->data_fd = r->hosts_fd = -1;
 	snprintf(r->data_dir, sizeof r->data_dir, "%s", data_dir);
 	r->nbuckets = 1024;
 	r->buckets = calloc(r->nbuckets, sizeof *r->buckets);
 	r->shapes = shapes_create();
-	char path[4200];
-	snprintf(path, sizeof path, "%s/hosts", data_dir);
-	if (!r->buckets || !r->shapes || util_mkdirs(path) < 0) {
-		log_err("registry", "cannot create %s", path);
+	if (!r->buckets || !r->shapes) {
+		log_err("registry", "out of memory");
 		goto fail;
 	}
-	snprintf(path, sizeof path, "%s/events.csv", data_dir);
-	r->events = store_log_open(path, STORE_EVENT_HEADER);
+	if (registry_open_dirs(r) < 0)
+		goto fail;
+	r->events = store_log_open(r->data_fd, data_dir, "events.csv", STORE_EVENT_HEADER);
 	if (!r->events)
 		goto fail;
-	snprintf(path, sizeof path, "%s/alarms.csv", data_dir);
-	r->alarm_log = store_log_open(path, ALARM_CSV_HEADER);
-	if (!r->alarm_log) {
-		store_log_close(r->events);
-		goto fail;
-	}
+	r->alarm_log = store_log_open(r->data_fd, data_dir, "alarms.csv", ALARM_CSV_HEADER);
+	if (!r->alarm_log)
+		goto fail_events;
 	pthread_mutex_init(&r->lock, NULL);
 	return r;
+fail_events:
+	store_log_close(r->events);
 fail:
+	if (r->hosts_fd >= 0)
+		close(r->hosts_fd);
+	if (r->data_fd >= 0)
+		close(r->data_fd);
 	shapes_destroy(r->shapes);
 	free(r->buckets);
 	free(r);
 	return NULL;
+}
+
+/* The data folder, open while the registry lives. */
+int registry_data_fd(const struct registry *r)
+{
+	return r->data_fd;
+}
+
+/* <data_dir>/hosts, open while the registry lives. */
+int registry_hosts_fd(const struct registry *r)
+{
+	return r->hosts_fd;
 }
 
 /* Free every host and the table. */
@@ -137,6 +181,8 @@ void registry_destroy(struct registry *r)
 	}
 	store_log_close(r->events);
 	store_log_close(r->alarm_log);
+	close(r->hosts_fd);
+	close(r->data_fd);
 	shapes_destroy(r->shapes);
 	pthread_mutex_destroy(&r->lock);
 	free(r->buckets);
@@ -150,17 +196,46 @@ void registry_set_notify(struct registry *r, alarm_emit_fn fn, void *arg)
 	r->notify_arg = arg;
 }
 
+/* Open the file name of the host's folder with flags, neither being a
+ * link; -1 with errno, and in *failed the path that was refused. */
+static int host_file_open(struct registry *r, const struct host *h, const char *name, int flags,
+                          char *failed, size_t size)
+{
+	int dfd = safefs_dir_open(r->hosts_fd, h->name, 0);
+	if (dfd < 0) {
+		snprintf(failed, size, "%s/hosts/%s", r->data_dir, h->name);
+		return -1;
+	}
+	int fd = safefs_file_open(dfd, name, flags);
+	int err = errno;
+	close(dfd);
+	if (fd < 0)
+		snprintf(failed, size, "%s/hosts/%s/%s", r->data_dir, h->name, name);
+	errno = err;
+	return fd;
+}
+
 /* Append one row to a host's alarms.csv, writing the header first into a
  * new file. The file is open only for the write: alarms are rare, and a
  * descriptor per host would cost the server sessions. 0 or -1 (logged). */
 static int host_alarm_append(struct registry *r, const struct host *h, const char *line)
 {
-	char path[4200], buf[2200];
+	char path[4200], buf[2200], why[64];
+	int fd =
+	    host_file_open(r, h, "alarms.csv", O_WRONLY | O_APPEND | O_CREAT, path, sizeof path);
+	if (fd < 0) {
+		if (safefs_refused(errno))
+			log_err("registry", "host %s: %s %s: alarm not recorded there", h->name,
+			        path, safefs_why(errno, why, sizeof why));
+		else
+			log_err("registry", "host %s: %s: cannot write an alarm: %s", h->name, path,
+			        strerror(errno));
+		return -1;
+	}
 	snprintf(path, sizeof path, "%s/hosts/%s/alarms.csv", r->data_dir, h->name);
-	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
 	struct stat st;
 	int rc = -1;
-	if (fd >= 0 && fstat(fd, &st) == 0) {
+	if (fstat(fd, &st) == 0) {
 		int n = snprintf(buf, sizeof buf, "%s%s%s\n", st.st_size ? "" : ALARM_CSV_HEADER,
 		                 st.st_size ? "" : "\n", line);
 		if (n > 0 && (size_t)n < sizeof buf && write(fd, buf, (size_t)n) == n)
@@ -170,8 +245,7 @@ static int host_alarm_append(struct registry *r, const struct host *h, const cha
 	}
 	if (rc < 0)
 		log_err("registry", "%s: cannot write an alarm: %s", path, strerror(errno));
-	if (fd >= 0)
-		close(fd);
+	close(fd);
 	return rc;
 }
 
@@ -192,13 +266,27 @@ static void registry_emit(void *arg, const struct alarm_event *ev)
 		ctx->r->notify(ctx->r->notify_arg, ev);
 }
 
-/* Open the host's alarm book and log, once. MUST hold h->lock. */
+/* Open the host's alarm book and log, once; a log that cannot be read
+ * (logged) leaves the book empty. -1 when out of memory. MUST hold
+ * h->lock. */
 static int host_open_alarms(struct registry *r, struct host *h)
 {
-	char path[4200];
-	snprintf(path, sizeof path, "%s/hosts/%s/alarms.csv", r->data_dir, h->name);
+	char path[4200], why[64];
 	h->alarms = alarm_book_create();
-	return h->alarms ? alarm_book_load(h->alarms, path) : -1;
+	if (!h->alarms)
+		return -1;
+	int dfd = safefs_dir_open(r->hosts_fd, h->name, 0);
+	int rc = dfd < 0 ? -1 : alarm_book_load(h->alarms, dfd, "alarms.csv");
+	int err = errno;
+	if (dfd >= 0)
+		close(dfd);
+	if (rc < 0) {
+		snprintf(path, sizeof path, "%s/hosts/%s%s", r->data_dir, h->name,
+		         dfd >= 0 ? "/alarms.csv" : "");
+		log_err("registry", "host %s: %s%s%s: its active alarms are not known", h->name,
+		        path, safefs_refused(err) ? " " : ": ", safefs_why(err, why, sizeof why));
+	}
+	return 0;
 }
 
 /* Double the table when it gets crowded. MUST hold r->lock. */
@@ -319,7 +407,7 @@ struct host *registry_attach(struct registry *r, const struct proto_hello *hello
 		return NULL;
 	pthread_mutex_lock(&h->lock);
 	if (!h->store) {
-		h->store = store_open(r->data_dir, h->name);
+		h->store = store_open(r->hosts_fd, r->data_dir, h->name);
 		if (!h->store) {
 			pthread_mutex_unlock(&h->lock);
 			return NULL;

@@ -33,6 +33,12 @@ struct registry *registry_create(const char *data_dir, enum registry_sync sync);
  * written to alarms.csv. Set before any session starts. */
 void registry_set_notify(struct registry *r, alarm_emit_fn fn, void *arg);
 
+/* Descriptors of the data folder and of <data_dir>/hosts, for reading what
+ * is stored (with safefs, never through a link). Open until
+ * registry_destroy; MUST NOT be closed by the caller. */
+int registry_data_fd(const struct registry *r);
+int registry_hosts_fd(const struct registry *r);
+
 /* Close every host's files and free everything. No session may be live. */
 void registry_destroy(struct registry *r);
 

@@ -7,7 +7,12 @@
  * more than a share of its descriptor limit (the rest is for sessions): a
  * store over that share closes its files after each commit and opens them
  * again at the next batch. Rows are formatted in a buffer that lives only
- * for the write, so an idle host costs a few hundred bytes here. */
+ * for the write, so an idle host costs a few hundred bytes here.
+ *
+ * Every file is opened relative to the host's folder with safefs, which
+ * follows no symbolic link, and the folder itself is checked each time it
+ * is opened: a host whose folder is unsafe is refused, and a batch for a
+ * file that is unsafe is not stored (nor acked). */
 #include "store.h"
 
 #include <dirent.h>
@@ -25,6 +30,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "safefs.h"
 #include "state.h"
 #include "util.h"
 
@@ -58,8 +64,10 @@ struct rowbuf {
 };
 
 struct store {
-	char *dir;
+	char *dir; /* the host's folder, for log lines */
 	char name[PROTO_NAME_MAX + 1];
+	int hosts_fd; /* <data_dir>/hosts: the registry's, borrowed */
+	int dir_fd;   /* the host's folder; -1 while released */
 	struct store_file *files;
 	size_t nfiles;
 	struct store_undo *undo; /* files written by the batch in progress */
@@ -95,10 +103,24 @@ static void store_budget_init(void)
 	store_fds_budget = n < STORE_FDS_MIN ? STORE_FDS_MIN : (int)n;
 }
 
-/* Open a file the store keeps, counted. */
-static int store_fd_open(const char *path, int flags)
+/* The host's folder, opened again (and checked again) after a release,
+ * counted; -1 with errno. */
+static int store_dir(struct store *st)
 {
-	int fd = open(path, flags | O_CLOEXEC, 0644);
+	if (st->dir_fd < 0) {
+		st->dir_fd = safefs_dir_open(st->hosts_fd, st->name, 0);
+		if (st->dir_fd < 0)
+			return -1;
+		atomic_fetch_add(&store_fds, 1);
+	}
+	return st->dir_fd;
+}
+
+/* Open a file of the host's folder that the store keeps, counted. */
+static int store_fd_open(struct store *st, const char *name, int flags)
+{
+	int dfd = store_dir(st);
+	int fd = dfd < 0 ? -1 : safefs_file_open(dfd, name, flags);
 	if (fd >= 0)
 		atomic_fetch_add(&store_fds, 1);
 	return fd;
@@ -123,6 +145,7 @@ static void store_release(struct store *st)
 	for (size_t i = 0; i < st->nfiles; i++)
 		store_fd_close(&st->files[i].fd);
 	store_fd_close(&st->state_fd);
+	store_fd_close(&st->dir_fd);
 }
 
 /* Quote a CSV field when it holds a comma, quote or line break. */
@@ -157,29 +180,37 @@ static void group_header(const struct proto_group *g, char *out, size_t size)
 		o += (size_t)snprintf(out + o, size - o, ",%s", g->fields[i]);
 }
 
-/* Open path for appending, its first line being header: write the header
- * when the file is new or empty; move a file with other columns aside so
- * columns never mix. Returns an O_APPEND descriptor or -1. */
-static int csv_prepare(const char *path, const char *header)
+/* Open the file name of folder dfd (dir, for log lines) for appending,
+ * its first line being header: write the header when the file is new or
+ * empty; move a file with other columns aside so columns never mix.
+ * Returns an O_APPEND descriptor or -1 with errno. */
+static int csv_prepare(int dfd, const char *dir, const char *name, const char *header)
 {
-	int fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	int fd = safefs_file_open(dfd, name, O_RDWR | O_CREAT | O_APPEND);
 	if (fd < 0)
 		return -1;
 	char first[4096];
 	ssize_t n = pread(fd, first, sizeof first - 1, 0);
+	if (n < 0) {
+		int saved = errno;
+		close(fd);
+		errno = saved;
+		return -1;
+	}
 	if (n > 0) {
 		first[n] = '\0';
 		first[strcspn(first, "\r\n")] = '\0';
 		if (strcmp(first, header) == 0)
 			return fd;
 		close(fd);
-		char aside[4200];
-		snprintf(aside, sizeof aside, "%s.%llu.old", path,
+		char aside[300];
+		snprintf(aside, sizeof aside, "%s.%llu.old", name,
 		         (unsigned long long)util_now_ms());
-		if (rename(path, aside) < 0)
+		if (renameat(dfd, name, dfd, aside) < 0)
 			return -1;
-		log_notice("store", "%s had other columns; moved to %s", path, aside);
-		fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+		log_notice("store", "%s/%s had other columns; moved to %s/%s", dir, name, dir,
+		           aside);
+		fd = safefs_file_open(dfd, name, O_RDWR | O_CREAT | O_APPEND);
 		if (fd < 0)
 			return -1;
 	}
@@ -197,18 +228,47 @@ static int csv_prepare(const char *path, const char *header)
 	return fd;
 }
 
-/* Log a failure once per streak, and again each STORE_FAIL_LOG_MS while it
- * lasts. */
-static int store_fail(struct store *st, const char *what)
+/* What a failed write means for the agent. */
+#define STORE_UNACKED  "not acking until it is stored"
+#define STORE_NO_EVENT "the event is not recorded there"
+
+/* Log a failure to store in file (a name in the host's folder), and what
+ * follows from it, once per streak, and again each STORE_FAIL_LOG_MS while
+ * it lasts. A refusal with the folder not open was the folder's. */
+static int store_fail(struct store *st, const char *file, const char *effect)
 {
+	int err = errno;
 	uint64_t now = util_mono_ms();
 	if (!st->failing || now - st->fail_log_ms >= STORE_FAIL_LOG_MS) {
-		log_err("store", "host %s: %s: %s; not acking until it is stored", st->name, what,
-		        strerror(errno));
+		char why[64];
+		int dir = st->dir_fd < 0;
+		if (safefs_refused(err))
+			log_err("store", "host %s: %s%s%s %s: refusing to store; %s", st->name,
+			        st->dir, dir ? "" : "/", dir ? "" : file,
+			        safefs_why(err, why, sizeof why), effect);
+		else
+			log_err("store", "host %s: %s: %s; %s", st->name, file, strerror(err),
+			        effect);
 		st->fail_log_ms = now;
 	}
 	st->failing = 1;
+	errno = err;
 	return -1;
+}
+
+/* Log why file of the host's folder ("" for the folder itself) cannot be
+ * opened; errno is kept. */
+static void store_open_failed(const struct store *st, const char *file)
+{
+	int err = errno;
+	char why[64];
+	if (safefs_refused(err))
+		log_err("store", "host %s: %s%s%s %s: refusing to store", st->name, st->dir,
+		        *file ? "/" : "", file, safefs_why(err, why, sizeof why));
+	else
+		log_err("store", "host %s: cannot open %s%s%s: %s", st->name, st->dir,
+		        *file ? "/" : "", file, strerror(err));
+	errno = err;
 }
 
 /* Length of a file's first line including its newline; 0 if none. */
@@ -239,50 +299,64 @@ static struct store_file *store_add_file(struct store *st, const char *metric, i
 	return f;
 }
 
-/* Cut path back to size (rows of a batch never committed). */
-static void store_cut(struct store *st, const char *path, int fd, off_t size)
+/* Cut the file name, open as fd, back to size (rows of a batch never
+ * committed). */
+static void store_cut(struct store *st, const char *name, int fd, off_t size)
 {
 	struct stat sb;
 	if (fstat(fd, &sb) < 0 || sb.st_size == size)
 		return;
 	if (sb.st_size < size) {
 		log_warn("store",
-		         "host %s: %s is %lld bytes shorter than its last commit (lost in a "
+		         "host %s: %s/%s is %lld bytes shorter than its last commit (lost in a "
 		         "power cut?)",
-		         st->name, path, (long long)(size - sb.st_size));
+		         st->name, st->dir, name, (long long)(size - sb.st_size));
 		return;
 	}
 	if (ftruncate(fd, size) < 0)
-		log_err("store", "host %s: cannot cut %s back: %s", st->name, path,
+		log_err("store", "host %s: cannot cut %s/%s back: %s", st->name, st->dir, name,
 		        strerror(errno));
 	else
-		log_notice("store", "host %s: %s: removed %lld bytes of a batch never acked",
-		           st->name, path, (long long)(sb.st_size - size));
+		log_notice("store", "host %s: %s/%s: removed %lld bytes of a batch never acked",
+		           st->name, st->dir, name, (long long)(sb.st_size - size));
 }
 
 /* Bring the files back to the commit record: open every file it names at
- * its committed length; cut files it does not name to their header. */
+ * its committed length; cut metric files it does not name to their header
+ * (the host's events.csv and alarms.csv are logs, not batches). A file
+ * that is a link is left alone (and logged): no batch is stored in it. */
 static void store_recover(struct store *st, const struct state *committed)
 {
-	char path[4200];
+	char name[PROTO_KEY_MAX + 8];
 	for (uint32_t i = 0; i < committed->nfiles; i++) {
 		const struct state_file *sf = &committed->files[i];
 		if (!util_valid_key(sf->metric))
 			continue;
-		snprintf(path, sizeof path, "%s/%s.csv", st->dir, sf->metric);
-		int fd = store_fd_open(path, O_WRONLY | O_APPEND);
-		if (fd < 0)
+		snprintf(name, sizeof name, "%s.csv", sf->metric);
+		int fd = store_fd_open(st, name, O_WRONLY | O_APPEND);
+		if (fd < 0) {
+			if (errno != ENOENT)
+				store_open_failed(st, name);
 			continue;
-		store_cut(st, path, fd, (off_t)sf->size);
+		}
+		store_cut(st, name, fd, (off_t)sf->size);
 		if (!store_add_file(st, sf->metric, fd))
 			store_fd_close(&fd);
 	}
-	DIR *d = opendir(st->dir);
+	/* A descriptor of its own: reading the folder moves its offset. */
+	int lfd = openat(st->dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = lfd >= 0 ? fdopendir(lfd) : NULL;
+	if (!d) {
+		log_err("store", "host %s: cannot list %s: %s", st->name, st->dir, strerror(errno));
+		if (lfd >= 0)
+			close(lfd);
+		return;
+	}
 	struct dirent *de;
-	while (d && (de = readdir(d))) {
+	while ((de = readdir(d))) {
 		size_t len = strlen(de->d_name);
 		if (len < 5 || strcmp(de->d_name + len - 4, ".csv") != 0 ||
-		    strcmp(de->d_name, "events.csv") == 0)
+		    strcmp(de->d_name, "events.csv") == 0 || strcmp(de->d_name, "alarms.csv") == 0)
 			continue;
 		char metric[PROTO_KEY_MAX + 1];
 		snprintf(metric, sizeof metric, "%.*s", (int)(len - 4), de->d_name);
@@ -291,25 +365,30 @@ static void store_recover(struct store *st, const struct state *committed)
 			known |= strcmp(st->files[i].metric, metric) == 0;
 		if (known)
 			continue;
-		snprintf(path, sizeof path, "%s/%s", st->dir, de->d_name);
-		int fd = open(path, O_RDWR | O_CLOEXEC);
-		if (fd < 0)
+		int fd = safefs_file_open(st->dir_fd, de->d_name, O_RDWR);
+		if (fd < 0) {
+			if (errno != ENOENT)
+				store_open_failed(st, de->d_name);
 			continue;
-		store_cut(st, path, fd, first_line_len(fd));
+		}
+		store_cut(st, de->d_name, fd, first_line_len(fd));
 		close(fd);
 	}
-	if (d)
-		closedir(d);
+	closedir(d);
 }
 
 /* Create the host's folder, read its commit record and repair the files. */
-struct store *store_open(const char *data_dir, const char *name)
+struct store *store_open(int hosts_fd, const char *data_dir, const char *name)
 {
 	pthread_once(&store_budget_once, store_budget_init);
 	struct store *st = calloc(1, sizeof *st);
-	if (!st)
+	if (!st) {
+		log_err("store", "host %s: out of memory", name);
 		return NULL;
+	}
 	st->state_fd = -1;
+	st->dir_fd = -1;
+	st->hosts_fd = hosts_fd;
 	char dir[4096];
 	int n = snprintf(dir, sizeof dir, "%s/hosts/%s", data_dir, name);
 	if (n < 0 || (size_t)n >= sizeof dir) {
@@ -322,18 +401,24 @@ struct store *store_open(const char *data_dir, const char *name)
 		goto fail;
 	}
 	snprintf(st->name, sizeof st->name, "%s", name);
-	if (util_mkdirs(st->dir) < 0) {
-		log_err("store", "host %s: cannot create %s: %s", name, st->dir, strerror(errno));
+	st->dir_fd = safefs_dir_open(hosts_fd, name, 1);
+	if (st->dir_fd < 0) {
+		store_open_failed(st, "");
 		goto fail;
 	}
+	atomic_fetch_add(&store_fds, 1);
 	char path[4200];
 	snprintf(path, sizeof path, "%s/%s", st->dir, STATE_FILE_NAME);
 	/* A record file, valid or not, is made before any row is written: with
 	 * one, rows it does not cover were never acked. */
-	int existed = access(path, F_OK) == 0;
-	st->state_fd = store_fd_open(path, O_RDWR | O_CREAT);
+	int existed = 1;
+	st->state_fd = store_fd_open(st, STATE_FILE_NAME, O_RDWR);
+	if (st->state_fd < 0 && errno == ENOENT) {
+		existed = 0;
+		st->state_fd = store_fd_open(st, STATE_FILE_NAME, O_RDWR | O_CREAT | O_EXCL);
+	}
 	if (st->state_fd < 0) {
-		log_err("store", "host %s: cannot open %s: %s", name, path, strerror(errno));
+		store_open_failed(st, STATE_FILE_NAME);
 		goto fail;
 	}
 	/* Both slots allocated now, so a full disk cannot refuse a commit. */
@@ -361,6 +446,7 @@ struct store *store_open(const char *data_dir, const char *name)
 	return st;
 fail:
 	store_fd_close(&st->state_fd);
+	store_fd_close(&st->dir_fd);
 	free(st->dir);
 	free(st);
 	return NULL;
@@ -375,6 +461,7 @@ void store_close(struct store *st)
 	for (size_t i = 0; i < st->nfiles; i++)
 		store_fd_close(&st->files[i].fd);
 	store_fd_close(&st->state_fd);
+	store_fd_close(&st->dir_fd);
 	free(st->files);
 	free(st->undo);
 	free(st->dir);
@@ -398,11 +485,11 @@ static struct store_file *store_file_for(struct store *st, const struct proto_gr
 			f = &st->files[i];
 	if (f && f->checked && f->fd >= 0)
 		return f;
-	char path[4200], header[2048];
-	snprintf(path, sizeof path, "%s/%s.csv", st->dir, g->metric);
+	char name[PROTO_KEY_MAX + 8], header[2048];
+	snprintf(name, sizeof name, "%s.csv", g->metric);
 	if (f && f->checked) {
 		/* Released after an earlier batch: open it again. */
-		f->fd = store_fd_open(path, O_WRONLY | O_APPEND);
+		f->fd = store_fd_open(st, name, O_WRONLY | O_APPEND);
 		if (f->fd >= 0)
 			return f;
 		if (errno != ENOENT)
@@ -410,7 +497,8 @@ static struct store_file *store_file_for(struct store *st, const struct proto_gr
 		f->checked = 0;
 	}
 	group_header(g, header, sizeof header);
-	int fd = csv_prepare(path, header);
+	int dfd = store_dir(st);
+	int fd = dfd < 0 ? -1 : csv_prepare(dfd, st->dir, name, header);
 	if (fd < 0)
 		return NULL;
 	atomic_fetch_add(&store_fds, 1);
@@ -519,9 +607,11 @@ void store_batch_abort(struct store *st)
 /* Append the group's rows with one write. */
 int store_write_group(struct store *st, const struct proto_group *g)
 {
+	char file[PROTO_KEY_MAX + 8];
+	snprintf(file, sizeof file, "%s.csv", g->metric);
 	struct store_file *f = store_file_for(st, g);
 	if (!f)
-		return store_fail(st, g->metric);
+		return store_fail(st, file, STORE_UNACKED);
 	char inst[PROTO_INST_MAX * 2 + 3];
 	struct rowbuf b = {0};
 	int rc = 0;
@@ -542,12 +632,12 @@ int store_write_group(struct store *st, const struct proto_group *g)
 	if (rc < 0) {
 		free(b.data);
 		errno = ENOMEM;
-		return store_fail(st, g->metric);
+		return store_fail(st, file, STORE_UNACKED);
 	}
 	if (store_note_undo(st, (size_t)(f - st->files)) < 0 ||
 	    write_all(f->fd, b.data, b.len) < 0) {
 		free(b.data);
-		return store_fail(st, g->metric);
+		return store_fail(st, file, STORE_UNACKED);
 	}
 	free(b.data);
 	f->size += (off_t)b.len;
@@ -558,12 +648,15 @@ int store_write_group(struct store *st, const struct proto_group *g)
 /* Append one event line to the host's events.csv. */
 int store_write_event(struct store *st, const char *line)
 {
-	/* Events are rare: the file is opened for each, not kept. */
-	char path[4200];
-	snprintf(path, sizeof path, "%s/events.csv", st->dir);
-	int fd = csv_prepare(path, STORE_HOST_EVENT_HEADER);
-	if (fd < 0)
-		return store_fail(st, "events.csv");
+	/* Events are rare: the file is opened for each, not kept, and the
+	 * folder given back when descriptors are short. */
+	int dfd = store_dir(st);
+	int fd = dfd < 0 ? -1 : csv_prepare(dfd, st->dir, "events.csv", STORE_HOST_EVENT_HEADER);
+	if (fd < 0) {
+		store_fail(st, "events.csv", STORE_NO_EVENT);
+		store_release(st);
+		return -1;
+	}
 	size_t len = strlen(line);
 	char *buf = malloc(len + 1);
 	int rc = -1;
@@ -574,7 +667,8 @@ int store_write_event(struct store *st, const char *line)
 		free(buf);
 	}
 	close(fd);
-	return rc < 0 ? store_fail(st, "events.csv") : 0;
+	store_release(st);
+	return rc < 0 ? store_fail(st, "events.csv", STORE_NO_EVENT) : 0;
 }
 
 /* The batch (run_id, seq) is whole in the files: it becomes the commit
@@ -593,9 +687,7 @@ void store_batch_done(struct store *st, uint64_t run_id, uint64_t seq)
 static int store_write_state(struct store *st)
 {
 	if (st->state_fd < 0) {
-		char path[4200];
-		snprintf(path, sizeof path, "%s/%s", st->dir, STATE_FILE_NAME);
-		st->state_fd = store_fd_open(path, O_RDWR);
+		st->state_fd = store_fd_open(st, STATE_FILE_NAME, O_RDWR);
 		if (st->state_fd < 0)
 			return -1;
 	}
@@ -620,22 +712,21 @@ int store_persist(struct store *st, int sync)
 			struct store_file *f = &st->files[i];
 			if (!f->dirty)
 				continue;
-			if (f->fd < 0) {
-				char path[4200];
-				snprintf(path, sizeof path, "%s/%s.csv", st->dir, f->metric);
-				f->fd = store_fd_open(path, O_WRONLY | O_APPEND);
-			}
+			char name[PROTO_KEY_MAX + 8];
+			snprintf(name, sizeof name, "%s.csv", f->metric);
+			if (f->fd < 0)
+				f->fd = store_fd_open(st, name, O_WRONLY | O_APPEND);
 			if (f->fd < 0 || fdatasync(f->fd) < 0)
-				return store_fail(st, f->metric);
+				return store_fail(st, name, STORE_UNACKED);
 			f->dirty = 0;
 		}
 	}
 	if (!st->persisted) {
 		if (store_write_state(st) < 0)
-			return store_fail(st, STATE_FILE_NAME);
+			return store_fail(st, STATE_FILE_NAME, STORE_UNACKED);
 		st->persisted = 1;
 		if (sync && fdatasync(st->state_fd) < 0)
-			return store_fail(st, STATE_FILE_NAME);
+			return store_fail(st, STATE_FILE_NAME, STORE_UNACKED);
 	}
 	if (st->failing) {
 		log_notice("store", "host %s: storing again", st->name);
@@ -646,22 +737,30 @@ int store_persist(struct store *st, int sync)
 }
 
 /* Open a shared log file such as <data_dir>/events.csv. */
-struct store_log *store_log_open(const char *path, const char *header)
+struct store_log *store_log_open(int dirfd, const char *dir, const char *name, const char *header)
 {
 	struct store_log *l = calloc(1, sizeof *l);
-	if (!l)
+	if (!l) {
+		log_err("store", "%s/%s: out of memory", dir, name);
 		return NULL;
-	int fd = csv_prepare(path, header);
+	}
+	int fd = csv_prepare(dirfd, dir, name, header);
 	l->fp = fd >= 0 ? fdopen(fd, "a") : NULL;
 	if (!l->fp) {
+		int err = errno;
+		char why[64];
 		if (fd >= 0)
 			close(fd);
-		log_err("store", "cannot open %s: %s", path, strerror(errno));
+		if (safefs_refused(err))
+			log_err("store", "%s/%s %s: refusing to write through it", dir, name,
+			        safefs_why(err, why, sizeof why));
+		else
+			log_err("store", "cannot open %s/%s: %s", dir, name, strerror(err));
 		free(l);
 		return NULL;
 	}
 	pthread_mutex_init(&l->lock, NULL);
-	snprintf(l->path, sizeof l->path, "%s", path);
+	snprintf(l->path, sizeof l->path, "%s/%s", dir, name);
 	return l;
 }
 

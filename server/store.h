@@ -10,9 +10,12 @@
 
 struct store;
 
-/* Open <data_dir>/hosts/<name>/ (created if new), read its commit record
- * and cut off rows of any batch after it. NULL on error (logged). */
-struct store *store_open(const char *data_dir, const char *name);
+/* Open <data_dir>/hosts/<name>/ (created if new) through hosts_fd, the
+ * folder <data_dir>/hosts (kept open by the caller while the store lives),
+ * read its commit record and cut off rows of any batch after it. NULL on
+ * error (logged), also when the folder or its commit record is a link or
+ * the folder is not owned by the server's user. */
+struct store *store_open(int hosts_fd, const char *data_dir, const char *name);
 
 /* Persist, sync and close every file. */
 void store_close(struct store *st);
@@ -40,9 +43,11 @@ int store_persist(struct store *st, int sync);
  * before the batch, so it is stored whole or not at all. */
 void store_batch_abort(struct store *st);
 
-/* A shared append-only CSV file with a header, for <data_dir>/events.csv. */
+/* A shared append-only CSV file with a header, for <data_dir>/events.csv:
+ * the file name in folder dirfd (dir, for log lines), which must not be a
+ * link. NULL on error (logged). */
 struct store_log;
-struct store_log *store_log_open(const char *path, const char *header);
+struct store_log *store_log_open(int dirfd, const char *dir, const char *name, const char *header);
 /* Append one line and flush; safe from any thread. */
 int store_log_append(struct store_log *l, const char *line);
 void store_log_close(struct store_log *l);

@@ -469,5 +469,31 @@ def test_bad_alarm_frame_closes_only_that_session(env):
     check(env.hosts()["witness"]["state"] == "up", "witness down")
 
 
+def test_restart_keeps_each_hosts_alarms_csv(env):
+    # The host's alarms.csv is its record of fires and resolves, not rows
+    # of a batch: recovery at a restart must leave it whole, and the alarm
+    # it shows firing stays active without firing again.
+    rule = {"name": "load_any", "metric": "load.load1", "op": ">=", "value": 0.0}
+    env.start_server(extra={"alarms": [rule]})
+    env.start_agent("keep")
+    env.wait_hosts_up(["keep"])
+    wait_for(lambda: named(alarm_rows(env, "keep"), "load_any"), 10, "load_any", [env.server])
+    path = os.path.join(env.host_dir("keep"), "alarms.csv")
+    before = open(path).read()
+    check(env.server.stop() == 0, "server exit status")
+    env.start_server(extra={"alarms": [rule]}, name="server2")
+    env.wait_hosts_up(["keep"])
+    load = os.path.join(env.host_dir("keep"), "load.csv")
+    stored = len(open(load).readlines())
+    wait_for(lambda: len(open(load).readlines()) >= stored + 2, 10, "rows after the restart",
+             [env.server])
+    check(open(path).read().startswith(before), "the host's alarms.csv was cut: %r"
+          % open(path).read())
+    check(named(alarm_rows(env, "keep"), "load_any") == [("firing", "warning")],
+          "rows %r" % alarm_rows(env, "keep"))
+    active = [a["name"] for a in env.api("/api/v1/alarms")["active"] if a["host"] == "keep"]
+    check(active == ["load_any"], "active %r" % active)
+
+
 if __name__ == "__main__":
     run_tests(globals())

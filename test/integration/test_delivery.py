@@ -253,7 +253,7 @@ def test_server_full_disk_survives_and_resumes(env):
         errors = sum(w["store_errors"] for w in env.api("/api/v1/workers"))
         check(errors >= 2, "store_errors %d" % errors)
         log = env.server.log_text()
-        check(log.count("full-a: load: No space left") + log.count("full-a: cpu: No space")
+        check(log.count("full-a: load.csv: No space left") + log.count("full-a: cpu.csv: No space")
               <= 3, "the error was logged on every batch")
         before = len(rows(env, "full-a", "load")[1])
         os.unlink(filler)

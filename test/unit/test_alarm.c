@@ -3,6 +3,7 @@
  * deduplication, and the book rebuilt from the rows it wrote. */
 #include "alarm.h"
 
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -244,7 +245,7 @@ static void test_down_agent_and_reload(void)
 
 	/* Read back: the same two alarms active, and run 77 seq 4 known. */
 	struct alarm_book *again = alarm_book_create();
-	CHECK(alarm_book_load(again, path) == 0);
+	CHECK(alarm_book_load(again, AT_FDCWD, path) == 0);
 	CHECK(alarm_book_active(again) == 2);
 	json_t *arr = json_array();
 	alarm_book_json(again, "pi", arr);
@@ -282,7 +283,7 @@ static void test_down_agent_and_reload(void)
 static void test_missing_file(void)
 {
 	struct alarm_book *b = alarm_book_create();
-	CHECK(alarm_book_load(b, "/nonexistent/alarms.csv") == 0);
+	CHECK(alarm_book_load(b, AT_FDCWD, "/nonexistent/alarms.csv") == 0);
 	CHECK(alarm_book_active(b) == 0);
 	alarm_book_free(b);
 }

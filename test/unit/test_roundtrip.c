@@ -3,6 +3,7 @@
  * instance name, every value bit for bit (NaN as no value), in random
  * metric shapes. PIMON_SEED repeats a run; the seed is printed. */
 #include <dirent.h>
+#include <fcntl.h>
 #include <float.h>
 #include <math.h>
 #include <stdint.h>
@@ -254,7 +255,7 @@ static void metric_check(const char *dir, const struct metric *m)
 {
 	char path[512];
 	snprintf(path, sizeof path, "%s/hosts/h1/%s.csv", dir, m->name);
-	struct csvread *r = csvread_open(path);
+	struct csvread *r = csvread_open(AT_FDCWD, path);
 	CHECK(r != NULL);
 	if (!r)
 		return;
@@ -325,12 +326,18 @@ static void remove_tree(const char *dir)
 /* One round: a fresh store, random metrics, batches, then everything read back. */
 static void round_trip_once(void)
 {
-	char dir[] = "/tmp/pimon-test-roundtrip-XXXXXX";
+	char dir[] = "/tmp/pimon-test-roundtrip-XXXXXX", hosts[64];
 	CHECK(mkdtemp(dir) != NULL);
-	struct store *st = store_open(dir, "h1");
+	snprintf(hosts, sizeof hosts, "%s/hosts", dir);
+	CHECK(mkdir(hosts, 0755) == 0);
+	int hosts_fd = open(hosts, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	CHECK(hosts_fd >= 0);
+	struct store *st = store_open(hosts_fd, dir, "h1");
 	CHECK(st != NULL);
-	if (!st)
+	if (!st) {
+		close(hosts_fd);
 		return;
+	}
 	static struct metric ms[MAX_METRICS];
 	unsigned nm = 1 + pick(MAX_METRICS);
 	for (unsigned i = 0; i < nm; i++)
@@ -351,12 +358,13 @@ static void round_trip_once(void)
 		metric_check(dir, &ms[i]);
 	store_close(st);
 	/* And again after the store closed and opened: recovery cut nothing. */
-	st = store_open(dir, "h1");
+	st = store_open(hosts_fd, dir, "h1");
 	CHECK(st != NULL);
 	if (st)
 		store_close(st);
 	for (unsigned i = 0; i < nm; i++)
 		metric_check(dir, &ms[i]);
+	close(hosts_fd);
 	remove_tree(dir);
 }
 

@@ -1,6 +1,7 @@
 /* Reading series from metric files: CSV lines, headers, query limits,
  * bucket arithmetic, and the reader's binary search, tail and partial
  * last line on real files. */
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -220,7 +221,7 @@ static void test_seek(void)
 	size_t n = 20000, len;
 	char *text = make_rows(n, 1000, &len), path[64];
 	write_file(path, text, len);
-	struct csvread *r = csvread_open(path);
+	struct csvread *r = csvread_open(AT_FDCWD, path);
 	CHECK(r != NULL);
 	if (!r)
 		goto out;
@@ -257,7 +258,7 @@ static void test_read(void)
 	size_t n = 1000, len;
 	char *text = make_rows(n, 1000, &len), path[64];
 	write_file(path, text, len);
-	struct csvread *r = csvread_open(path);
+	struct csvread *r = csvread_open(AT_FDCWD, path);
 	CHECK(r != NULL);
 	if (!r)
 		goto out;
@@ -318,7 +319,7 @@ static void test_instances(void)
 		}
 	}
 	write_file(path, text, o);
-	struct csvread *r = csvread_open(path);
+	struct csvread *r = csvread_open(AT_FDCWD, path);
 	CHECK(r != NULL);
 	if (!r)
 		goto out;
@@ -354,7 +355,7 @@ static void test_short_files(void)
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		char path[64];
 		write_file(path, cases[i], strlen(cases[i]));
-		struct csvread *r = csvread_open(path);
+		struct csvread *r = csvread_open(AT_FDCWD, path);
 		CHECK(r != NULL);
 		if (r) {
 			CHECK(csvread_seek(r, 0) == csvread_data(r));
@@ -366,7 +367,7 @@ static void test_short_files(void)
 		}
 		unlink(path);
 	}
-	CHECK(csvread_open("/nonexistent/pimon/x.csv") == NULL);
+	CHECK(csvread_open(AT_FDCWD, "/nonexistent/pimon/x.csv") == NULL);
 }
 
 /* Every test, then the tally. */
