@@ -490,6 +490,43 @@ void alarm_host_down(struct alarm_book *b, const char *host, uint64_t now_ms, co
 	emit_fire(e, host, now_ms, emit, arg);
 }
 
+/* A server-made alarm (origin "server") fires at level with message, once
+ * while it is active. */
+void alarm_server_fire(struct alarm_book *b, const char *host, const char *name, uint8_t level,
+                       uint64_t now_ms, const char *message, alarm_emit_fn emit, void *arg)
+{
+	if (book_find(b, name, ""))
+		return;
+	struct entry *e = book_add(b, KIND_DOWN, name, "");
+	if (!e)
+		return;
+	e->level = level;
+	e->since_ms = now_ms;
+	snprintf(e->origin, sizeof e->origin, "server");
+	snprintf(e->message, sizeof e->message, "%s", message);
+	emit_fire(e, host, now_ms, emit, arg);
+}
+
+/* A server-made alarm resolves with message, if it is active. */
+void alarm_server_resolve(struct alarm_book *b, const char *host, const char *name, uint64_t now_ms,
+                          const char *message, alarm_emit_fn emit, void *arg)
+{
+	struct entry *e = book_find(b, name, "");
+	if (!e || e->kind != KIND_DOWN)
+		return;
+	emit_resolve(e, host, now_ms, NAN, message, "server", emit, arg);
+	book_remove(b, e);
+}
+
+/* Whether the alarm called name is active in the book. */
+int alarm_book_has(const struct alarm_book *b, const char *name)
+{
+	for (size_t i = 0; i < b->n; i++)
+		if (strcmp(b->e[i].name, name) == 0 && b->e[i].level)
+			return 1;
+	return 0;
+}
+
 /* The host is back: host_down resolves with how long it was gone. */
 void alarm_host_up(struct alarm_book *b, const char *host, uint64_t now_ms, alarm_emit_fn emit,
                    void *arg)

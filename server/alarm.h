@@ -16,7 +16,8 @@
 #define ALARM_CSV_HEADER "time,host,name,instance,level,state,value,message,duration_s,origin"
 
 /* The name of the built-in alarm of a host whose heartbeats stopped. */
-#define ALARM_HOST_DOWN "host_down"
+#define ALARM_HOST_DOWN     "host_down"
+#define ALARM_NAME_CONFLICT "name_conflict"
 
 /* One fire or resolve. */
 struct alarm_event {
@@ -85,6 +86,14 @@ int alarm_book_load(struct alarm_book *b, int dirfd, const char *name);
  * stop waiting out a rule's `for`, row by row in the rows' time order. */
 void alarm_eval_group(struct alarm_book *b, const struct ruleset *rs, const char *host,
                       const struct proto_group *g, alarm_emit_fn emit, void *arg);
+
+/* A server-made alarm (origin "server", no instance): fire once while
+ * active, resolve, and whether it is active. */
+void alarm_server_fire(struct alarm_book *b, const char *host, const char *name, uint8_t level,
+                       uint64_t now_ms, const char *message, alarm_emit_fn emit, void *arg);
+void alarm_server_resolve(struct alarm_book *b, const char *host, const char *name, uint64_t now_ms,
+                          const char *message, alarm_emit_fn emit, void *arg);
+int alarm_book_has(const struct alarm_book *b, const char *name);
 
 /* The host went down (why: the transition's reason) or came back. */
 void alarm_host_down(struct alarm_book *b, const char *host, uint64_t now_ms, const char *why,

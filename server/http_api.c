@@ -269,7 +269,7 @@ static int api_metric_of(const char *file, char *out, size_t size)
 	if (len < 5 || len - 4 >= size || strcmp(file + len - 4, ".csv") != 0)
 		return -1;
 	snprintf(out, size, "%.*s", (int)(len - 4), file);
-	return util_valid_key(out) && strcmp(out, "events") != 0 ? 0 : -1;
+	return util_valid_key(out) && !proto_metric_reserved(out) ? 0 : -1;
 }
 
 /* Order metric objects by name. */

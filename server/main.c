@@ -217,6 +217,7 @@ int main(int argc, char **argv)
 	srv.registry = registry_create(cfg.server.data_dir, sync);
 	if (!srv.registry)
 		log_fatal("main", "cannot use data folder %s", cfg.server.data_dir);
+	registry_set_heartbeat(srv.registry, (uint64_t)(cfg.server.heartbeat_interval * 1000.0));
 	if (fleet_load(srv.registry, cfg.server.data_dir) < 0)
 		log_fatal("main", "cannot read the hosts of data folder %s", cfg.server.data_dir);
 	struct ruleset *rules = ruleset_create(&cfg);

@@ -20,6 +20,13 @@
 
 enum host_state { HOST_DOWN, HOST_UP };
 
+/* A session is alive while heard from within two heartbeats and a second. */
+#define REGISTRY_ALIVE_MS(hb_ms) (2 * (uint64_t)(hb_ms) + 1000)
+
+/* name_conflict resolves once no second agent was refused for this long:
+ * longer than the agents' longest back-off (agent.reconnect.max). */
+#define REGISTRY_CONFLICT_CLEAR_MS (120 * 1000)
+
 /* What HELLO says about the system, each string sized to its text, in one
  * block replaced whole by the next HELLO. */
 struct facts {
@@ -42,13 +49,13 @@ struct host {
 	struct session_ref session;
 	struct facts *facts; /* NULL until the first attach */
 	uint64_t uptime_s;
-	uint64_t run_id;
-	uint64_t last_seq;
+	uint64_t run_id;       /* of the current session */
 	struct latest *latest; /* NULL until the first batch */
 	struct store *store;
 	struct alarm_book *alarms; /* NULL until the first attach */
 	int attached;              /* a session said HELLO since the server started */
 	int forgotten;             /* left out of listings until it comes back; MUST hold r->lock */
+	uint64_t conflict_ms;      /* when a second agent of this name was last refused */
 	char name[];               /* immutable */
 };
 
@@ -64,6 +71,7 @@ struct registry {
 	struct shapes *shapes; /* the latest values' metric shapes */
 	struct store_log *events;
 	struct store_log *alarm_log; /* <data_dir>/alarms.csv */
+	uint64_t alive_ms;           /* a session heard from this recently is alive */
 	alarm_emit_fn notify;        /* set before sessions start */
 	void *notify_arg;
 };
@@ -117,6 +125,7 @@ struct registry *registry_create(const char *data_dir, enum registry_sync sync)
 		return NULL;
 	}
 	r->sync = sync;
+	r->alive_ms = REGISTRY_ALIVE_MS(3000);
 	r->data_fd = r->hosts_fd = -1;
 	snprintf(r->data_dir, sizeof r->data_dir, "%s", data_dir);
 	r->nbuckets = 1024;
@@ -187,6 +196,12 @@ void registry_destroy(struct registry *r)
 	pthread_mutex_destroy(&r->lock);
 	free(r->buckets);
 	free(r);
+}
+
+/* Agents send a frame at least every hb_ms; before any session. */
+void registry_set_heartbeat(struct registry *r, uint64_t hb_ms)
+{
+	r->alive_ms = REGISTRY_ALIVE_MS(hb_ms);
 }
 
 /* Set the notifier; before any session. */
@@ -396,23 +411,63 @@ static struct facts *facts_new(const struct proto_hello *hello)
 	return f;
 }
 
+/* Whether hello comes from a second agent of the host's name while its
+ * session is alive: another run from another boot. A restarted agent (same
+ * boot) or a Pi back from a power cut (its old session silent) is not one.
+ * MUST hold h->lock. */
+static int host_is_twin(const struct registry *r, const struct host *h,
+                        const struct proto_hello *hello, uint64_t now)
+{
+	return h->session.id != 0 && h->state == HOST_UP && h->facts &&
+	       now < h->last_seen_ms + r->alive_ms && hello->run_id != h->run_id &&
+	       strcmp(h->facts->boot_id, hello->boot_id) != 0;
+}
+
+/* Refuse a twin: log it, raise name_conflict naming both agents, and say
+ * why in out for the BYE. MUST hold h->lock. */
+static void host_refuse_twin(struct registry *r, struct host *h, const struct proto_hello *hello,
+                             const char *addr, uint64_t now, char *out, size_t size)
+{
+	char full[1024];
+	snprintf(full, sizeof full,
+	         "name conflict: %s is connected from %s (boot %s); %s (boot %s) is refused",
+	         h->name, h->addr, h->facts->boot_id, addr, hello->boot_id);
+	/* Cut as text: it is a BYE's reason and an alarm's message. */
+	proto_text_clean(out, size - 1 < PROTO_TEXT_MAX ? size - 1 : PROTO_TEXT_MAX, full,
+	                 strlen(full));
+	log_warn("registry", "host %s: %s", h->name, out);
+	h->conflict_ms = now;
+	if (h->alarms) {
+		struct emit_ctx ctx = {r, h, 0};
+		alarm_server_fire(h->alarms, h->name, ALARM_NAME_CONFLICT, PROTO_LEVEL_WARNING, now,
+		                  out, registry_emit, &ctx);
+	}
+}
+
 /* Attach a session that completed HELLO. */
 struct host *registry_attach(struct registry *r, const struct proto_hello *hello, const char *addr,
-                             struct session_ref self, struct session_ref *old)
+                             struct session_ref self, struct session_ref *old, char *refused,
+                             size_t refused_size)
 {
 	old->worker = -1;
 	old->id = 0;
+	refused[0] = '\0';
 	struct host *h = registry_get(r, hello->name);
 	if (!h)
 		return NULL;
 	pthread_mutex_lock(&h->lock);
+	uint64_t now = util_now_ms();
+	if (host_is_twin(r, h, hello, now)) {
+		host_refuse_twin(r, h, hello, addr, now, refused, refused_size);
+		pthread_mutex_unlock(&h->lock);
+		return NULL;
+	}
 	if (!h->store) {
 		h->store = store_open(r->hosts_fd, r->data_dir, h->name);
 		if (!h->store) {
 			pthread_mutex_unlock(&h->lock);
 			return NULL;
 		}
-		store_last(h->store, &h->run_id, &h->last_seq);
 	}
 	if (!h->alarms && host_open_alarms(r, h) < 0)
 		log_err("registry", "host %s: alarms cannot be recorded", h->name);
@@ -443,10 +498,7 @@ struct host *registry_attach(struct registry *r, const struct proto_hello *hello
 		log_err("registry", "host %s: out of memory: system facts not updated", h->name);
 	}
 	h->uptime_s = hello->uptime_s;
-	if (h->run_id != hello->run_id) {
-		h->run_id = hello->run_id;
-		h->last_seq = 0;
-	}
+	h->run_id = hello->run_id;
 	pthread_mutex_unlock(&h->lock);
 	return h;
 }
@@ -459,6 +511,15 @@ void registry_seen(struct registry *r, struct host *h, uint64_t sid)
 		h->last_seen_ms = util_now_ms();
 		if (h->state == HOST_DOWN)
 			host_transition(r, h, HOST_UP, "resumed", NULL);
+		if (h->conflict_ms &&
+		    h->last_seen_ms > h->conflict_ms + REGISTRY_CONFLICT_CLEAR_MS) {
+			h->conflict_ms = 0;
+			struct emit_ctx ctx = {r, h, 0};
+			if (h->alarms)
+				alarm_server_resolve(h->alarms, h->name, ALARM_NAME_CONFLICT,
+				                     h->last_seen_ms, "no second agent for 120 s",
+				                     registry_emit, &ctx);
+		}
 	}
 	pthread_mutex_unlock(&h->lock);
 }
@@ -488,7 +549,8 @@ int registry_store(struct registry *r, struct host *h, uint64_t sid, const struc
 		rc = -1;
 		goto out;
 	}
-	if (m->seq <= h->last_seq)
+	/* Stored before, in this run: acked, not written again. */
+	if (m->seq <= store_run_seq(h->store, h->run_id))
 		goto done;
 	for (uint32_t i = 0; i < m->ngroups && rc == 0; i++)
 		rc = store_write_group(h->store, &m->groups[i]);
@@ -498,7 +560,6 @@ int registry_store(struct registry *r, struct host *h, uint64_t sid, const struc
 		store_batch_done(h->store, h->run_id, m->seq);
 		if (r->sync != SYNC_INTERVAL && store_persist(h->store, r->sync == SYNC_BATCH) < 0)
 			rc = -1;
-		h->last_seq = m->seq;
 		struct emit_ctx ctx = {r, h, 0};
 		for (uint32_t i = 0; i < m->ngroups; i++) {
 			if (latest_set(r->shapes, &h->latest, &m->groups[i]) < 0)
@@ -510,7 +571,7 @@ int registry_store(struct registry *r, struct host *h, uint64_t sid, const struc
 		}
 	}
 done:
-	*stored = h->last_seq;
+	*stored = store_run_seq(h->store, h->run_id);
 out:
 	pthread_mutex_unlock(&h->lock);
 	return rc;

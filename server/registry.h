@@ -45,9 +45,18 @@ void registry_destroy(struct registry *r);
 /* Attach a session that sent HELLO. Creates the host if new, records up
  * (connected, or rebooted when the boot id changed). When the host had
  * another session, *old names it (to be closed) and "replaced" is recorded;
- * otherwise old->id is 0. NULL when the host's folder cannot be made. */
+ * otherwise old->id is 0. NULL when the host's folder cannot be made, or
+ * when the name is taken by another agent (another run from another boot)
+ * whose session is alive: then refused holds why (for BYE and the
+ * name_conflict alarm it raised), otherwise refused is "". */
 struct host *registry_attach(struct registry *r, const struct proto_hello *hello, const char *addr,
-                             struct session_ref self, struct session_ref *old);
+                             struct session_ref self, struct session_ref *old, char *refused,
+                             size_t refused_size);
+
+/* Agents send a frame at least every hb_ms (server.heartbeat.interval):
+ * a session heard from within two of them and a second is alive. Before
+ * any session. */
+void registry_set_heartbeat(struct registry *r, uint64_t hb_ms);
 
 /* A frame arrived on session sid: note the time; a down host whose current
  * session this is comes back up ("resumed"). */

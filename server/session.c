@@ -354,9 +354,13 @@ static void handle_hello(struct session *s, const struct proto_hello *h)
 		return;
 	}
 	struct session_ref self = {worker_id(set->w), s->id}, old;
-	s->host = registry_attach(set->srv->registry, h, s->addr, self, &old);
+	char refused[PROTO_TEXT_MAX + 1];
+	s->host =
+	    registry_attach(set->srv->registry, h, s->addr, self, &old, refused, sizeof refused);
 	if (!s->host) {
-		session_refuse(s, "server cannot store data for this host");
+		if (refused[0])
+			worker_count(set->w, WC_name_conflicts, 1);
+		session_refuse(s, refused[0] ? refused : "server cannot store data for this host");
 		return;
 	}
 	if (old.id != 0)

@@ -1,10 +1,12 @@
 /* A host's commit record in two checksummed slots.
  *
  * Slot layout, big-endian, STATE_SLOT bytes, zero-padded:
- *   0  magic "PMST"       4  version u32 = 1     8  gen u64
+ *   0  magic "PMST"       4  version u32 = 2     8  gen u64
  *  16  run_id u64        24  last_seq u64       32  nfiles u32
  *  36  nfiles x { metric name, 32 bytes NUL-padded; size u64 }
- *  36 + 40 * nfiles: CRC-32 u32 of every byte before it.
+ *   then nruns u32, nruns x { run_id u64; seq u64 }, most recent first
+ *   then CRC-32 u32 of every byte before it.
+ * Version 1 (no runs) is read too: its one run is the record's.
  * Slot gen % 2 is at offset (gen % 2) * STATE_SLOT. */
 #include "state.h"
 
@@ -15,8 +17,13 @@
 #include "util.h"
 
 #define STATE_MAGIC    0x504d5354u /* "PMST" */
-#define STATE_VERSION  1
+#define STATE_VERSION  2
 #define STATE_FILE_REC 40
+#define STATE_RUN_REC  16
+
+_Static_assert(36 + STATE_FILES_MAX * STATE_FILE_REC + 4 + RUNS_MAX * STATE_RUN_REC + 4 <=
+                   STATE_SLOT,
+               "a full commit record fits its slot");
 
 /* Encode s into one slot. */
 void state_encode(const struct state *s, uint8_t slot[STATE_SLOT])
@@ -34,20 +41,38 @@ void state_encode(const struct state *s, uint8_t slot[STATE_SLOT])
 		memcpy(p, s->files[i].metric, strnlen(s->files[i].metric, PROTO_KEY_MAX));
 		util_put_be64(p + 32, s->files[i].size);
 	}
+	uint32_t nr = s->runs.n > RUNS_MAX ? RUNS_MAX : s->runs.n;
+	util_put_be32(p, nr);
+	p += 4;
+	for (uint32_t i = 0; i < nr; i++, p += STATE_RUN_REC) {
+		util_put_be64(p, s->runs.r[i].run_id);
+		util_put_be64(p + 8, s->runs.r[i].seq);
+	}
 	util_put_be32(p, util_crc32(0, slot, (size_t)(p - slot)));
 }
 
-/* Decode one slot after checking magic, version, count and CRC. */
+/* Decode one slot of version 1 or 2 after checking magic, counts and CRC. */
 int state_decode(const uint8_t *slot, size_t len, struct state *s)
 {
-	if (len < 40 || util_get_be32(slot) != STATE_MAGIC ||
-	    util_get_be32(slot + 4) != STATE_VERSION)
+	if (len < 40 || util_get_be32(slot) != STATE_MAGIC)
+		return -1;
+	uint32_t version = util_get_be32(slot + 4);
+	if (version != 1 && version != STATE_VERSION)
 		return -1;
 	uint32_t n = util_get_be32(slot + 32);
-	size_t end = 36 + (size_t)n * STATE_FILE_REC;
-	if (n > STATE_FILES_MAX || end + 4 > len)
+	if (n > STATE_FILES_MAX)
 		return -1;
-	if (util_crc32(0, slot, end) != util_get_be32(slot + end))
+	size_t end = 36 + (size_t)n * STATE_FILE_REC;
+	uint32_t nr = 0;
+	if (version >= 2) {
+		if (end + 4 > len)
+			return -1;
+		nr = util_get_be32(slot + end);
+		if (nr > RUNS_MAX)
+			return -1;
+		end += 4 + (size_t)nr * STATE_RUN_REC;
+	}
+	if (end + 4 > len || util_crc32(0, slot, end) != util_get_be32(slot + end))
 		return -1;
 	s->gen = util_get_be64(slot + 8);
 	s->run_id = util_get_be64(slot + 16);
@@ -58,6 +83,18 @@ int state_decode(const uint8_t *slot, size_t len, struct state *s)
 		memcpy(s->files[i].metric, p, PROTO_KEY_MAX);
 		s->files[i].metric[PROTO_KEY_MAX] = '\0';
 		s->files[i].size = util_get_be64(p + 32);
+	}
+	memset(&s->runs, 0, sizeof s->runs);
+	if (version == 1) {
+		if (s->run_id || s->last_seq)
+			runs_stored(&s->runs, s->run_id, s->last_seq);
+		return 0;
+	}
+	p += 4;
+	s->runs.n = nr;
+	for (uint32_t i = 0; i < nr; i++, p += STATE_RUN_REC) {
+		s->runs.r[i].run_id = util_get_be64(p);
+		s->runs.r[i].seq = util_get_be64(p + 8);
 	}
 	return 0;
 }

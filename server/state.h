@@ -1,5 +1,6 @@
-/* A host's commit record: the agent run and last sequence stored, and how
- * long each metric file was when that batch was complete. Kept beside the
+/* A host's commit record: the agent run and last sequence stored, how
+ * long each metric file was when that batch was complete, and the highest
+ * batch stored of each recent run. Kept beside the
  * host's data in two checksummed slots written in turn, so a torn write
  * leaves the previous record readable. */
 #ifndef PIMON_STATE_H
@@ -9,6 +10,7 @@
 #include <stdint.h>
 
 #include "proto.h"
+#include "runs.h"
 
 #define STATE_SLOT      4096
 #define STATE_FILES_MAX 96
@@ -25,6 +27,7 @@ struct state {
 	uint64_t last_seq;
 	uint32_t nfiles;
 	struct state_file files[STATE_FILES_MAX];
+	struct runs runs; /* every recent run's highest batch stored */
 };
 
 /* Encode s into one slot. */

@@ -76,6 +76,7 @@ struct store {
 	uint64_t gen;    /* of the commit record last read or written */
 	uint64_t run_id; /* the last whole batch: run and seq */
 	uint64_t last_seq;
+	struct runs runs;     /* every recent run's highest batch stored */
 	int persisted;        /* the record is on disk */
 	int failing;          /* a write failed; cleared by the next success */
 	uint64_t fail_log_ms; /* when the failure was last logged */
@@ -441,6 +442,7 @@ struct store *store_open(int hosts_fd, const char *data_dir, const char *name)
 	st->gen = committed.gen;
 	st->run_id = committed.run_id;
 	st->last_seq = committed.last_seq;
+	st->runs = committed.runs;
 	st->persisted = 1;
 	store_release(st);
 	return st;
@@ -468,11 +470,10 @@ void store_close(struct store *st)
 	free(st);
 }
 
-/* The agent run and last sequence of the last whole batch. */
-void store_last(const struct store *st, uint64_t *run_id, uint64_t *last_seq)
+/* The highest batch of run_id in the files, 0 for none. */
+uint64_t store_run_seq(const struct store *st, uint64_t run_id)
 {
-	*run_id = st->run_id;
-	*last_seq = st->last_seq;
+	return runs_seq(&st->runs, run_id);
 }
 
 /* The file for a metric, opened (and its header checked) the first time
@@ -677,6 +678,7 @@ void store_batch_done(struct store *st, uint64_t run_id, uint64_t seq)
 {
 	st->run_id = run_id;
 	st->last_seq = seq;
+	runs_stored(&st->runs, run_id, seq);
 	for (size_t i = 0; i < st->nfiles; i++)
 		st->files[i].commit = (uint64_t)st->files[i].size;
 	st->nundo = 0;
@@ -691,7 +693,8 @@ static int store_write_state(struct store *st)
 		if (st->state_fd < 0)
 			return -1;
 	}
-	struct state c = {.gen = st->gen, .run_id = st->run_id, .last_seq = st->last_seq};
+	struct state c = {
+	    .gen = st->gen, .run_id = st->run_id, .last_seq = st->last_seq, .runs = st->runs};
 	for (size_t i = 0; i < st->nfiles && c.nfiles < STATE_FILES_MAX; i++) {
 		struct state_file *sf = &c.files[c.nfiles++];
 		snprintf(sf->metric, sizeof sf->metric, "%s", st->files[i].metric);

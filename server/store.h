@@ -20,8 +20,9 @@ struct store *store_open(int hosts_fd, const char *data_dir, const char *name);
 /* Persist, sync and close every file. */
 void store_close(struct store *st);
 
-/* Agent run and sequence of the last whole batch (0, 0 for a new host). */
-void store_last(const struct store *st, uint64_t *run_id, uint64_t *last_seq);
+/* The highest seq of agent run run_id whose batch is whole in the files
+ * (0: none is known); the commit record keeps it for RUNS_MAX recent runs. */
+uint64_t store_run_seq(const struct store *st, uint64_t run_id);
 
 /* Append a group's rows to <metric>.csv with one write; a failed write
  * leaves no partial row. 0, or -1 on an error (logged at most once per

@@ -24,6 +24,7 @@
 	X(hello_timeouts, "connections closed for sending no HELLO in time")                       \
 	X(refused, "connections refused over server.limits.max_sessions")                          \
 	X(auth_failures, "HELLOs refused for a missing or wrong proof")                            \
+	X(name_conflicts, "HELLOs refused: another agent of that name is connected")               \
 	X(throttled, "times reading paused: output over server.limits.max_output")                 \
 	X(stalled, "sessions closed: their peer read nothing for heartbeat.timeout")
 

@@ -213,7 +213,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				abort();
 			if (host)
 				registry_down(reg, host, sid - 1, "closed");
-			host = registry_attach(reg, &msg.u.hello, "127.0.0.1:1", self, &old);
+			char refused[PROTO_TEXT_MAX + 1];
+			host = registry_attach(reg, &msg.u.hello, "127.0.0.1:1", self, &old,
+			                       refused, sizeof refused);
+			if (!host && !proto_text_valid(refused, strlen(refused)))
+				abort(); /* a BYE must carry text */
 			if (host)
 				snprintf(name, sizeof name, "%s", msg.u.hello.name);
 			break;
@@ -221,7 +225,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		case PROTO_METRICS:
 			if (host) {
 				uint64_t stored = 0;
-				if (registry_store(reg, host, sid, &msg.u.metrics, rules, &stored) == 0 &&
+				if (registry_store(reg, host, sid, &msg.u.metrics, rules,
+				                   &stored) == 0 &&
 				    stored < msg.u.metrics.seq)
 					abort(); /* an ACK would skip what was just taken */
 			}

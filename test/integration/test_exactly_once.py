@@ -3,6 +3,8 @@ frames: ACKs name the run's highest stored batch and never go down, seq 0
 and an unknown version are refused with BYE, and resends store nothing."""
 
 import os
+import re
+import shutil
 import signal
 import socket
 import struct
@@ -10,7 +12,7 @@ import subprocess
 import time
 import urllib.error
 
-from harness import (AGENT_BIN, CTL_BIN, SLOW, T_ACK, T_BYE, T_METRICS, T_WELCOME, check,
+from harness import (AGENT_BIN, CTL_BIN, FIXTURES, SLOW, T_ACK, T_BYE, T_METRICS, T_WELCOME, check,
                      frame, hello, read_csv, read_frame, run_tests, wait_closed, wait_for)
 
 T_ALARM, T_ALARM_ACK = 9, 10
@@ -202,6 +204,63 @@ def test_restart_by_sigterm_keeps_alarms_and_the_fleet(env):
 
 def test_restart_by_sigkill_keeps_alarms_and_the_fleet(env):
     restart_keeps_alarms_and_fleet(env, signal.SIGKILL)
+
+
+def cloned_proc(env, name, boot_id):
+    """A copy of the Pi fixture's /proc whose boot id is boot_id: a cloned SD
+    card booted on another Pi."""
+    root = os.path.join(env.dir, "proc-" + name)
+    shutil.copytree(os.path.join(FIXTURES, "pi4", "proc"), root)
+    with open(os.path.join(root, "sys", "kernel", "random", "boot_id"), "w") as f:
+        f.write(boot_id + "\n")
+    return root
+
+
+def test_twins_do_not_flap_or_store_twice(env):
+    """Two Pis from one SD card image, both named twin, for 20 s: the first
+    keeps the name, the second is refused with BYE and backs off further
+    each time, name_conflict names both, and no row is stored twice (today:
+    26 replacements in 10 s and dozens of rows stored twice)."""
+    env.start_server(workers=2, timeout=2.0, extra={"sync": "none"})
+    spool = {"reconnect": {"min": 0.2, "max": 4.0}}
+    a = env.start_agent("twin", proc_root=cloned_proc(env, "a", "aaaaaaaa-0000-4000-8000-000000000001"),
+                        extra=dict(spool, spool_dir=os.path.join(env.dir, "spool-a"),
+                                   alarm_socket=os.path.join(env.dir, "alarm-a.sock")))
+    env.wait_hosts_up(["twin"])
+    b = env.start_agent("twin", proc_root=cloned_proc(env, "b", "bbbbbbbb-0000-4000-8000-000000000002"),
+                        extra=dict(spool, spool_dir=os.path.join(env.dir, "spool-b"),
+                                   alarm_socket=os.path.join(env.dir, "alarm-b.sock")))
+    conflict = wait_for(lambda: active(env, "twin", "name_conflict"), 15, "name_conflict",
+                        [env.server, a, b])
+    msg = conflict["message"]
+    check("aaaaaaaa-0000-4000-8000-000000000001" in msg and
+          "bbbbbbbb-0000-4000-8000-000000000002" in msg and msg.count("127.0.0.1:") == 2,
+          "name_conflict does not name both agents: %r" % msg)
+    check(conflict["level"] == "warning", "level %r" % conflict["level"])
+    end = time.monotonic() + 20
+    while time.monotonic() < end:
+        env.server.check_alive()
+        a.check_alive()
+        b.check_alive()
+        time.sleep(0.5)
+    check("name conflict" in env.server.log_text(), "no warning in the server's log")
+    events = open(os.path.join(env.host_dir("twin"), "events.csv")).read()
+    replaced = events.count(",replaced,")
+    check(replaced <= 3, "the twins replaced each other %d times" % replaced)
+    delays = [float(x) for x in re.findall(r"name conflict.*?reconnecting in ([0-9.]+) s",
+                                           b.log_text())]
+    check(len(delays) >= 3, "the second twin was not refused again and again: %r" % delays)
+    check(max(delays[-3:]) >= 2.0 and len(delays) <= 20,
+          "the second twin's back-off does not grow: %r" % delays)
+    for name in ("load.csv", "mem.csv", "cpu.csv"):
+        path = os.path.join(env.host_dir("twin"), name)
+        if not os.path.exists(path):
+            continue
+        lines = open(path).read().splitlines()[1:]
+        times = [l.split(",", 1)[0] for l in lines]
+        check(len(times) == len(set(times)), "%s holds a row twice" % name)
+    rows = len(open(os.path.join(env.host_dir("twin"), "load.csv")).read().splitlines()) - 1
+    check(rows >= 10, "the first twin stored only %d rows" % rows)
 
 
 if __name__ == "__main__":
