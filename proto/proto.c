@@ -172,6 +172,42 @@ static const char *group_shape_check(const struct proto_group *g, char *buf, siz
 	return NULL;
 }
 
+/* FNV-1a of a name, for the repeated-metric check. */
+static uint32_t name_hash(const char *s)
+{
+	uint32_t h = 2166136261u;
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 16777619u;
+	return h;
+}
+
+/* The first metric named by two groups of a batch, or NULL (also when out
+ * of memory, "?" is returned): each metric's rows of a batch are one group,
+ * in one file. A hash set of group indexes keeps it linear. */
+static const char *metrics_repeated(const struct proto_metrics *m)
+{
+	if (m->ngroups < 2)
+		return NULL;
+	size_t cap = 4;
+	while (cap < 2 * (size_t)m->ngroups)
+		cap *= 2;
+	uint32_t *slot = calloc(cap, sizeof *slot); /* index + 1; 0 is empty */
+	if (!slot)
+		return "?";
+	const char *dup = NULL;
+	for (uint32_t i = 0; i < m->ngroups && !dup; i++) {
+		size_t k = name_hash(m->groups[i].metric) & (cap - 1);
+		for (; slot[k]; k = (k + 1) & (cap - 1))
+			if (strcmp(m->groups[slot[k] - 1].metric, m->groups[i].metric) == 0) {
+				dup = m->groups[i].metric;
+				break;
+			}
+		slot[k] = i + 1;
+	}
+	free(slot);
+	return dup;
+}
+
 /* Whether type is one of enum proto_type. */
 static bool type_known(unsigned type)
 {
@@ -523,6 +559,12 @@ static void dec_metrics(struct dec *d, struct proto_metrics *m)
 			groups[i] = group;
 	}
 	m->groups = groups;
+	/* Names are at hand only in the filling pass. */
+	if (d->arena && !d->err) {
+		const char *dup = metrics_repeated(m);
+		if (dup)
+			dec_fail(d, "metric %s appears twice in one batch", dup);
+	}
 }
 
 /* ALARM: an agent alarm's new state. */
@@ -906,6 +948,11 @@ static void enc_metrics(struct enc *e, const struct proto_metrics *m)
 	}
 	if (m->seq == 0) {
 		enc_fail(e, "seq is 0 (sequences start at 1)");
+		return;
+	}
+	const char *dup = metrics_repeated(m);
+	if (dup) {
+		enc_fail(e, "metric %s appears twice in one batch", dup);
 		return;
 	}
 	enc_u64(e, m->seq);

@@ -437,24 +437,98 @@ static json_t *api_points(const struct series_buckets *bk)
 	return arr;
 }
 
-/* Reply with the series, or 404 for an instance neither current nor in
- * the range's rows. */
-static void api_series_reply(struct api_call *c, struct csvread *r, const char *field, int column,
-                             const char *instance, int instanced, json_t *known,
+/* Reply 404 for a field the metric does not have, naming those it has. */
+static void api_no_field(struct api_call *c, const char *field, const struct series_columns *cols)
+{
+	char msg[1200];
+	size_t o = (size_t)snprintf(msg, sizeof msg, "no such field: %s (fields:", field);
+	for (int i = 0; i < cols->nfields && o < sizeof msg; i++)
+		o += (size_t)snprintf(msg + o, sizeof msg - o, "%s %s", i ? "," : "",
+		                      cols->fields[i]);
+	if (o < sizeof msg)
+		snprintf(msg + o, sizeof msg - o, ")");
+	http_reply_error(c->req, 404, msg);
+}
+
+/* Whether file is an earlier generation of metric: "<metric>.<ms>.csv". */
+static int api_is_generation(const char *file, const char *metric)
+{
+	size_t ml = strlen(metric), fl = strlen(file);
+	if (fl < ml + 6 || strncmp(file, metric, ml) != 0 || file[ml] != '.' ||
+	    strcmp(file + fl - 4, ".csv") != 0)
+		return 0;
+	for (size_t i = ml + 1; i < fl - 4; i++)
+		if (file[i] < '0' || file[i] > '9')
+			return 0;
+	return 1;
+}
+
+/* Fold the rows of the metric's earlier generations (files it had before
+ * its columns changed) into bk, where they have the field and the same
+ * kind of instances: 0, or -1 (errno set). *rows and *found grow. */
+static int api_read_generations(struct api_call *c, int dfd, const char *field,
+                                const char *instance, int instanced, const struct series_range *rg,
+                                struct series_buckets *bk, uint64_t *rows, int *found)
+{
+	if (dfd < 0)
+		return 0;
+	int lfd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = lfd < 0 ? NULL : fdopendir(lfd);
+	if (!d) {
+		if (lfd >= 0)
+			close(lfd);
+		return -1;
+	}
+	int rc = 0;
+	struct dirent *de;
+	while (rc == 0 && (de = readdir(d))) {
+		if (!api_is_generation(de->d_name, c->arg[1]))
+			continue;
+		struct csvread *r = csvread_open(dfd, de->d_name);
+		struct series_columns cols;
+		if (!r || series_columns_parse(csvread_header(r), -1, &cols) < 0 ||
+		    (cols.inst_key[0] != '\0') != (instanced != 0)) {
+			csvread_close(r);
+			continue;
+		}
+		int column = series_columns_find(&cols, field);
+		if (column > 0) {
+			struct series_filter f = {column, instanced, instance};
+			uint64_t n = 0;
+			rc = series_read(r, rg, &f, bk, &n);
+			*rows += n;
+			*found = 1;
+		}
+		csvread_close(r);
+	}
+	closedir(d);
+	return rc;
+}
+
+/* Reply with the series, from the metric's file and its earlier
+ * generations, or 404 for an instance neither current nor in the range's
+ * rows, or a field none of them has. */
+static void api_series_reply(struct api_call *c, int dfd, struct csvread *r, const char *field,
+                             const struct series_columns *cols, const char *instance, json_t *known,
                              const struct series_range *rg)
 {
 	struct series_buckets bk;
+	int instanced = cols->inst_key[0] != '\0';
+	int column = series_columns_find(cols, field), found = column > 0;
 	struct series_filter f = {column, instanced, instance};
-	uint64_t rows;
+	uint64_t rows = 0;
 	char msg[1200], list[900];
-	if (series_buckets_init(&bk, rg) < 0 || series_read(r, rg, &f, &bk, &rows) < 0) {
+	if (series_buckets_init(&bk, rg) < 0 || (found && series_read(r, rg, &f, &bk, &rows) < 0) ||
+	    api_read_generations(c, dfd, field, instance, instanced, rg, &bk, &rows, &found) < 0) {
 		log_warn("http", "host %s: reading %s.csv: %s", c->arg[0], c->arg[1],
 		         strerror(errno));
 		series_buckets_free(&bk);
 		http_reply_error(c->req, 500, "cannot read the metric's file");
 		return;
 	}
-	if (instance && instanced && rows == 0 && !api_has_string(known, instance)) {
+	if (!found) {
+		api_no_field(c, field, cols);
+	} else if (instance && instanced && rows == 0 && !api_has_string(known, instance)) {
 		api_join(known, list, sizeof list);
 		snprintf(msg, sizeof msg, "no such instance: %s (instances: %s)", instance, list);
 		http_reply_error(c->req, 404, msg);
@@ -469,19 +543,6 @@ static void api_series_reply(struct api_call *c, struct csvread *r, const char *
 		                          api_points(&bk), "rows", (json_int_t)rows));
 	}
 	series_buckets_free(&bk);
-}
-
-/* Reply 404 for a field the metric does not have, naming those it has. */
-static void api_no_field(struct api_call *c, const char *field, const struct series_columns *cols)
-{
-	char msg[1200];
-	size_t o = (size_t)snprintf(msg, sizeof msg, "no such field: %s (fields:", field);
-	for (int i = 0; i < cols->nfields && o < sizeof msg; i++)
-		o += (size_t)snprintf(msg + o, sizeof msg - o, "%s %s", i ? "," : "",
-		                      cols->fields[i]);
-	if (o < sizeof msg)
-		snprintf(msg + o, sizeof msg - o, ")");
-	http_reply_error(c->req, 404, msg);
 }
 
 /* GET /api/v1/hosts/<name>/series/<metric>: one field over a range. */
@@ -522,14 +583,9 @@ static void api_series(struct api_call *c)
 		http_reply_error(c->req, 400, "invalid field name");
 		goto out;
 	}
-	int column = series_columns_find(&cols, field);
-	if (column < 0) {
-		api_no_field(c, field, &cols);
-		goto out;
-	}
 	if (api_pick_instance(c, r, host, &cols, &instance, &known) < 0)
 		goto out;
-	api_series_reply(c, r, field, column, instance, cols.inst_key[0] != '\0', known, &rg);
+	api_series_reply(c, dfd, r, field, &cols, instance, known, &rg);
 out:
 	csvread_close(r);
 	if (dfd >= 0)

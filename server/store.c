@@ -46,6 +46,7 @@ struct store_file {
 	char metric[PROTO_KEY_MAX + 1];
 	int fd;          /* O_APPEND; -1 while released */
 	int checked;     /* header verified in this run */
+	uint64_t shape;  /* hash of the header verified */
 	int dirty;       /* written since the last sync */
 	off_t size;      /* where the file ends (only this store writes it) */
 	uint64_t commit; /* its length in the commit record */
@@ -185,8 +186,21 @@ static void group_header(const struct proto_group *g, char *out, size_t size)
  * its first line being header: write the header when the file is new or
  * empty; move a file with other columns aside so columns never mix.
  * Returns an O_APPEND descriptor or -1 with errno. */
-static int csv_prepare(int dfd, const char *dir, const char *name, const char *header)
+/* The name an earlier generation of file name ("cpu.csv") takes when its
+ * columns change: "cpu.<Unix ms>.csv", which no metric name can be. */
+static int csv_generation_name(const char *name, char *out, size_t size)
 {
+	size_t len = strlen(name);
+	if (len < 5 || strcmp(name + len - 4, ".csv") != 0)
+		return -1;
+	int n = snprintf(out, size, "%.*s.%llu.csv", (int)(len - 4), name,
+	                 (unsigned long long)util_now_ms());
+	return n > 0 && (size_t)n < size ? 0 : -1;
+}
+
+static int csv_prepare(int dfd, const char *dir, const char *name, const char *header, int *moved)
+{
+	*moved = 0;
 	int fd = safefs_file_open(dfd, name, O_RDWR | O_CREAT | O_APPEND);
 	if (fd < 0)
 		return -1;
@@ -205,12 +219,14 @@ static int csv_prepare(int dfd, const char *dir, const char *name, const char *h
 			return fd;
 		close(fd);
 		char aside[300];
-		snprintf(aside, sizeof aside, "%s.%llu.old", name,
-		         (unsigned long long)util_now_ms());
-		if (renameat(dfd, name, dfd, aside) < 0)
+		if (csv_generation_name(name, aside, sizeof aside) < 0 ||
+		    renameat(dfd, name, dfd, aside) < 0)
 			return -1;
-		log_notice("store", "%s/%s had other columns; moved to %s/%s", dir, name, dir,
-		           aside);
+		log_notice("store",
+		           "%s/%s: columns changed from \"%s\" to \"%s\"; its rows so far "
+		           "stay readable as %s/%s",
+		           dir, name, first, header, dir, aside);
+		*moved = 1;
 		fd = safefs_file_open(dfd, name, O_RDWR | O_CREAT | O_APPEND);
 		if (fd < 0)
 			return -1;
@@ -361,6 +377,9 @@ static void store_recover(struct store *st, const struct state *committed)
 			continue;
 		char metric[PROTO_KEY_MAX + 1];
 		snprintf(metric, sizeof metric, "%.*s", (int)(len - 4), de->d_name);
+		/* An earlier generation ("cpu.<ms>.csv") holds committed rows only. */
+		if (len - 4 > PROTO_KEY_MAX || !util_valid_key(metric))
+			continue;
 		int known = 0;
 		for (size_t i = 0; i < st->nfiles; i++)
 			known |= strcmp(st->files[i].metric, metric) == 0;
@@ -476,6 +495,36 @@ uint64_t store_run_seq(const struct store *st, uint64_t run_id)
 	return runs_seq(&st->runs, run_id);
 }
 
+/* FNV-1a of a header line, to tell a group's shape from the file's. */
+static uint64_t header_hash(const char *s)
+{
+	uint64_t h = 1469598103934665603ull;
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ull;
+	return h;
+}
+
+static int store_write_state(struct store *st);
+
+/* The metric's rows come with other columns (an agent upgrade): close its
+ * file, whose rows are all committed, for csv_prepare to move it aside as
+ * an earlier generation and start the new one. 0, or -1 (errno set). */
+static int store_new_generation(struct store *st, struct store_file *f)
+{
+	if ((uint64_t)f->size != f->commit) {
+		/* Rows of this very batch are in it: two shapes in one batch. */
+		errno = EINVAL;
+		return -1;
+	}
+	/* The earlier generation is whole on disk before it moves. */
+	if (f->fd >= 0 && f->dirty && fdatasync(f->fd) < 0)
+		return -1;
+	f->dirty = 0;
+	store_fd_close(&f->fd);
+	f->checked = 0;
+	return 0;
+}
+
 /* The file for a metric, opened (and its header checked) the first time
  * in this run, and opened again after a release; NULL on error. */
 static struct store_file *store_file_for(struct store *st, const struct proto_group *g)
@@ -484,9 +533,13 @@ static struct store_file *store_file_for(struct store *st, const struct proto_gr
 	for (size_t i = 0; i < st->nfiles && !f; i++)
 		if (strcmp(st->files[i].metric, g->metric) == 0)
 			f = &st->files[i];
+	char name[PROTO_KEY_MAX + 8], header[2048];
+	group_header(g, header, sizeof header);
+	uint64_t shape = header_hash(header);
+	if (f && f->checked && f->shape != shape && store_new_generation(st, f) < 0)
+		return NULL;
 	if (f && f->checked && f->fd >= 0)
 		return f;
-	char name[PROTO_KEY_MAX + 8], header[2048];
 	snprintf(name, sizeof name, "%s.csv", g->metric);
 	if (f && f->checked) {
 		/* Released after an earlier batch: open it again. */
@@ -497,9 +550,9 @@ static struct store_file *store_file_for(struct store *st, const struct proto_gr
 			return NULL;
 		f->checked = 0;
 	}
-	group_header(g, header, sizeof header);
 	int dfd = store_dir(st);
-	int fd = dfd < 0 ? -1 : csv_prepare(dfd, st->dir, name, header);
+	int moved = 0;
+	int fd = dfd < 0 ? -1 : csv_prepare(dfd, st->dir, name, header, &moved);
 	if (fd < 0)
 		return NULL;
 	atomic_fetch_add(&store_fds, 1);
@@ -518,8 +571,15 @@ static struct store_file *store_file_for(struct store *st, const struct proto_gr
 		f->fd = fd;
 		off_t end = lseek(fd, 0, SEEK_END);
 		f->size = end > 0 ? end : 0;
+		if (moved) {
+			/* A new generation: the record names its header, not the old rows. */
+			f->commit = (uint64_t)f->size;
+			if (store_write_state(st) < 0)
+				return NULL;
+		}
 	}
 	f->checked = 1;
+	f->shape = shape;
 	f->dirty = 1;
 	return f;
 }
@@ -651,8 +711,9 @@ int store_write_event(struct store *st, const char *line)
 {
 	/* Events are rare: the file is opened for each, not kept, and the
 	 * folder given back when descriptors are short. */
-	int dfd = store_dir(st);
-	int fd = dfd < 0 ? -1 : csv_prepare(dfd, st->dir, "events.csv", STORE_HOST_EVENT_HEADER);
+	int dfd = store_dir(st), moved;
+	int fd =
+	    dfd < 0 ? -1 : csv_prepare(dfd, st->dir, "events.csv", STORE_HOST_EVENT_HEADER, &moved);
 	if (fd < 0) {
 		store_fail(st, "events.csv", STORE_NO_EVENT);
 		store_release(st);
@@ -747,7 +808,8 @@ struct store_log *store_log_open(int dirfd, const char *dir, const char *name, c
 		log_err("store", "%s/%s: out of memory", dir, name);
 		return NULL;
 	}
-	int fd = csv_prepare(dirfd, dir, name, header);
+	int moved;
+	int fd = csv_prepare(dirfd, dir, name, header, &moved);
 	l->fp = fd >= 0 ? fdopen(fd, "a") : NULL;
 	if (!l->fp) {
 		int err = errno;

@@ -23,6 +23,16 @@ def pstr(s):
     return struct.pack(">B", len(b)) + b
 
 
+def group_frame(seq, metric, fields, rows, inst_key=""):
+    """One METRICS batch of one group; rows are (time, instance, values)."""
+    p = struct.pack(">QH", seq, 1) + pstr(metric) + pstr(inst_key)
+    p += struct.pack(">B", len(fields)) + b"".join(pstr(f) for f in fields)
+    p += struct.pack(">I", len(rows))
+    for t, inst, values in rows:
+        p += struct.pack(">Q", t) + pstr(inst) + b"".join(struct.pack(">d", v) for v in values)
+    return frame(T_METRICS, p)
+
+
 def batch(seq, t):
     """One METRICS batch: a load row at time t."""
     p = struct.pack(">QH", seq, 1) + pstr("load") + pstr("") + struct.pack(">B", 1)
@@ -204,6 +214,69 @@ def test_restart_by_sigterm_keeps_alarms_and_the_fleet(env):
 
 def test_restart_by_sigkill_keeps_alarms_and_the_fleet(env):
     restart_keeps_alarms_and_fleet(env, signal.SIGKILL)
+
+
+def series_values(env, host, metric, field, t0, t1, instance=None):
+    """{time: avg} of a field over [t0, t1], one bucket per millisecond."""
+    import json
+    import urllib.parse
+    import urllib.request
+    q = {"field": field, "from": t0, "to": t1, "points": t1 - t0 + 1}
+    if instance is not None:
+        q["instance"] = instance
+    url = env.url("/api/v1/hosts/%s/series/%s?%s" % (host, metric, urllib.parse.urlencode(q)))
+    with urllib.request.urlopen(url, timeout=10 * SLOW) as r:
+        return {p[0]: p[1] for p in json.loads(r.read())["points"]}
+
+
+def test_changed_fields_start_a_new_generation(env):
+    """An agent upgrade reorders, adds and drops fields, then adds an instance
+    key: each change starts a new file generation, the old rows stay where
+    they were and every field reads back from both (today: rows appended
+    under the old header, values in the wrong columns, and after a restart
+    the old file moved to .old out of reach)."""
+    env.start_server(workers=1, extra={"sync": "none"})
+    t = int(time.time() * 1000) - 60000
+    s = session(env, run_id=1)
+    s.sendall(group_frame(1, "cpu", ["user", "system"], [(t + i, "", [i, 100 + i]) for i in range(3)]))
+    check(next_of(s, T_ACK) == 1, "batch 1")
+    s.close()
+    # The upgraded agent: a new run, fields reordered, one added, one dropped.
+    s = session(env, run_id=2)
+    s.sendall(group_frame(1, "cpu", ["system", "iowait"],
+                          [(t + 10 + i, "", [200 + i, 300 + i]) for i in range(3)]))
+    check(next_of(s, T_ACK) == 1, "batch 1 of run 2")
+    # And in the same session, a metric gains an instance key.
+    s.sendall(group_frame(2, "temp", ["celsius"], [(t + 20, "", [40.0])]))
+    check(next_of(s, T_ACK) == 2, "batch 2 of run 2")
+    s.sendall(group_frame(3, "temp", ["celsius"], [(t + 21, "cpu0", [41.0])], "zone"))
+    check(next_of(s, T_ACK) == 3, "batch 3 of run 2")
+    s.close()
+    hdir = env.host_dir("h1")
+    gens = sorted(n for n in os.listdir(hdir) if re.match(r"^cpu\.\d+\.csv$", n))
+    check(len(gens) == 1, "generations %r in %r" % (gens, sorted(os.listdir(hdir))))
+    cur = open(os.path.join(hdir, "cpu.csv")).read().splitlines()
+    check(cur[0] == "time,system,iowait" and len(cur) == 4, "current %r" % cur)
+    old = open(os.path.join(hdir, gens[0])).read().splitlines()
+    check(old[0] == "time,user,system" and len(old) == 4, "first generation %r" % old)
+    tgens = [n for n in os.listdir(hdir) if re.match(r"^temp\.\d+\.csv$", n)]
+    check(len(tgens) == 1 and open(os.path.join(hdir, "temp.csv")).readline().strip()
+          == "time,zone,celsius", "temp: %r" % sorted(os.listdir(hdir)))
+    check("columns changed" in env.server.log_text(), "the change was not logged")
+    for restart in (False, True):
+        if restart:
+            env.server.stop()
+            env.start_server(workers=1, extra={"sync": "none"}, name="server2")
+            check(not [n for n in os.listdir(hdir) if n.endswith(".old")], "moved aside")
+        system = series_values(env, "h1", "cpu", "system", t, t + 19)
+        check(system == {t: 100, t + 1: 101, t + 2: 102, t + 10: 200, t + 11: 201, t + 12: 202},
+              "system across generations: %r" % system)
+        check(series_values(env, "h1", "cpu", "user", t, t + 19) == {t: 0, t + 1: 1, t + 2: 2},
+              "user, only in the first generation")
+        check(series_values(env, "h1", "cpu", "iowait", t, t + 19) ==
+              {t + 10: 300, t + 11: 301, t + 12: 302}, "iowait, only in the second")
+        check(series_values(env, "h1", "temp", "celsius", t, t + 30, instance="cpu0") ==
+              {t + 21: 41}, "the keyed generation")
 
 
 def cloned_proc(env, name, boot_id):

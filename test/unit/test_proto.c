@@ -1145,6 +1145,16 @@ static void test_group_shape(void)
 	g.inst_key = "time";
 	check_encode_rejects(&m, "instance key may not be \"time\"");
 
+	/* One group per metric in a batch. */
+	g.inst_key = "mount";
+	struct proto_group pair[2] = {g, g};
+	pair[0].metric = pair[1].metric = "disk";
+	m.u.metrics = (struct proto_metrics){1, 2, pair};
+	check_encode_rejects(&m, "metric disk appears twice in one batch");
+	pair[1].metric = "disk2";
+	check_round_trip(&m);
+	m.u.metrics = (struct proto_metrics){1, 1, &g};
+
 	/* The decoder refuses a reserved metric sent anyway. */
 	g.inst_key = "mount";
 	g.metric = "alarmz";
@@ -1331,13 +1341,19 @@ static void test_many_tiny_groups(void)
 
 	if (!groups)
 		abort();
-	for (i = 0; i < UINT16_MAX; i++)
-		groups[i] = (struct proto_group){"m", "", 1, fields, 0, NULL};
+	static char names[UINT16_MAX][8];
+	size_t name_bytes = 0;
+	for (i = 0; i < UINT16_MAX; i++) {
+		/* Each metric once per batch: as short as distinct names get. */
+		snprintf(names[i], sizeof names[i], "m%zx", i);
+		name_bytes += strlen(names[i]);
+		groups[i] = (struct proto_group){names[i], "", 1, fields, 0, NULL};
+	}
 	memset(&m, 0, sizeof m);
 	m.type = PROTO_METRICS;
 	m.u.metrics = (struct proto_metrics){3, UINT16_MAX, groups};
 	encode_fresh(&m, &buf);
-	CHECK(buf.len == PROTO_HEADER_SIZE + 8 + 2 + (size_t)UINT16_MAX * 10);
+	CHECK(buf.len == PROTO_HEADER_SIZE + 8 + 2 + (size_t)UINT16_MAX * 9 + name_bytes);
 	CHECK(decode_copy(buf.data, buf.len, PROTO_MAX_PAYLOAD, &out, &used) == PROTO_OK);
 	CHECK(out.u.metrics.ngroups == UINT16_MAX);
 	CHECK(arena_bounded(&out, buf.len));
