@@ -472,22 +472,14 @@ void alarm_eval_group(struct alarm_book *b, const struct ruleset *rs, const char
 void alarm_host_down(struct alarm_book *b, const char *host, uint64_t now_ms, const char *why,
                      alarm_emit_fn emit, void *arg)
 {
-	if (book_find(b, ALARM_HOST_DOWN, ""))
-		return;
-	struct entry *e = book_add(b, KIND_DOWN, ALARM_HOST_DOWN, "");
-	if (!e)
-		return;
-	e->level = PROTO_LEVEL_CRITICAL;
-	e->since_ms = now_ms;
-	snprintf(e->origin, sizeof e->origin, "server");
+	char msg[PROTO_TEXT_MAX + 1];
 	if (strcmp(why, "timeout") == 0)
-		snprintf(e->message, sizeof e->message, "no heartbeat: host is not answering");
+		snprintf(msg, sizeof msg, "no heartbeat: host is not answering");
 	else if (strcmp(why, "absent") == 0)
-		snprintf(e->message, sizeof e->message,
-		         "not back within the heartbeat timeout of the server's start");
+		snprintf(msg, sizeof msg, "not back within the heartbeat timeout of the server's start");
 	else
-		snprintf(e->message, sizeof e->message, "session ended: %s", why);
-	emit_fire(e, host, now_ms, emit, arg);
+		snprintf(msg, sizeof msg, "session ended: %s", why);
+	alarm_server_fire(b, host, ALARM_HOST_DOWN, PROTO_LEVEL_CRITICAL, now_ms, msg, emit, arg);
 }
 
 /* A server-made alarm (origin "server") fires at level with message, once
