@@ -1,6 +1,8 @@
 /* The agent's one session to the server: connect, HELLO, batches at the
  * server's interval, heartbeats, reconnect with capped exponential backoff
- * and jitter. Unacked batches are kept and resent after a reconnect.
+ * and jitter. What waits for
+ * an ACK (queue, alarms, spool, runs) is the outbox's (outbox.h); the link
+ * sends what it hands out and tells it what was acked.
  * Single-threaded: everything runs on the agent's event base. */
 #ifndef PIMON_LINK_H
 #define PIMON_LINK_H
