@@ -32,7 +32,9 @@ struct outbox {
 	int stale;           /* the file holds entries no longer kept */
 	uint64_t run_id;
 	uint64_t next_seq, next_aseq;
-	struct pending *queue; /* ring of unacked batches, oldest first */
+	uint64_t sent_b, sent_a;   /* highest seqs this process handed out */
+	uint64_t acked_b, acked_a; /* highest ACKs taken */
+	struct pending *queue;     /* ring of unacked batches, oldest first */
 	size_t qhead, qlen, qcap;
 	size_t qmax;            /* queue_max: qcap grows up to it */
 	size_t qsent;           /* of those, handed out on this connection */
@@ -335,6 +337,7 @@ const uint8_t *outbox_next_alarm(struct outbox *ob, size_t *len)
 		return NULL;
 	const struct pending *p = &ob->alarms[ob->asent];
 	ob->asent++;
+	ob->sent_a = max_u64(ob->sent_a, p->seq);
 	*len = p->len;
 	return p->data;
 }
@@ -346,6 +349,7 @@ const uint8_t *outbox_next_batch(struct outbox *ob, size_t *len)
 		return NULL;
 	const struct pending *p = &ob->queue[(ob->qhead + ob->qsent) % ob->qcap];
 	ob->qsent++;
+	ob->sent_b = max_u64(ob->sent_b, p->seq);
 	*len = p->len;
 	return p->data;
 }
@@ -372,11 +376,18 @@ void outbox_rewind(struct outbox *ob)
 	ob->asent = 0;
 }
 
-/* Forget the batches the ACK covers. */
+/* Forget the batches the ACK covers, as far as they were sent. */
 int outbox_ack(struct outbox *ob, uint64_t seq)
 {
+	if (seq < ob->acked_b) {
+		log_debug("outbox", "ACK %llu below %llu, already taken: ignored",
+		          (unsigned long long)seq, (unsigned long long)ob->acked_b);
+		return 0;
+	}
+	/* acked_b <= sent_b, so this never goes down. */
+	ob->acked_b = seq < ob->sent_b ? seq : ob->sent_b;
 	int moved = 0;
-	while (ob->qlen && ob->queue[ob->qhead].seq <= seq) {
+	while (ob->qlen && ob->queue[ob->qhead].seq <= ob->acked_b) {
 		outbox_pop(ob);
 		moved = 1;
 	}
@@ -389,11 +400,17 @@ int outbox_ack(struct outbox *ob, uint64_t seq)
 	return 1;
 }
 
-/* Forget the alarms the ALARM_ACK covers. */
+/* Forget the alarms the ALARM_ACK covers, as far as they were sent. */
 int outbox_alarm_ack(struct outbox *ob, uint64_t seq)
 {
+	if (seq < ob->acked_a) {
+		log_debug("outbox", "ALARM_ACK %llu below %llu, already taken: ignored",
+		          (unsigned long long)seq, (unsigned long long)ob->acked_a);
+		return 0;
+	}
+	ob->acked_a = seq < ob->sent_a ? seq : ob->sent_a;
 	size_t n = 0;
-	while (n < ob->nalarms && ob->alarms[n].seq <= seq) {
+	while (n < ob->nalarms && ob->alarms[n].seq <= ob->acked_a) {
 		if (ob->alarms[n].spooled)
 			ob->stale = 1;
 		free(ob->alarms[n].data);

@@ -62,8 +62,9 @@ size_t outbox_in_flight(const struct outbox *ob);
  * goes again, oldest first. */
 void outbox_rewind(struct outbox *ob);
 
-/* ACK: forget the batches up to seq. Once nothing is left the spool is
- * removed. 1 when something was forgotten, else 0. */
+/* ACK: forget the batches up to seq, but never one not yet sent; an ACK
+ * below one already taken in this run is ignored. Once nothing is left the
+ * spool is removed. 1 when something was forgotten, else 0. */
 int outbox_ack(struct outbox *ob, uint64_t seq);
 
 /* ALARM_ACK: the same for alarms, in their own sequence. */
