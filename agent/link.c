@@ -19,6 +19,9 @@
 
 /* No ACK progress for this long (or 3 intervals) and the unacked are resent. */
 #define LINK_ACK_TIMEOUT_MS 5000
+/* Pump again this soon when the outbox held batches back (a mark it could
+ * not write), not the catch-up rate. */
+#define LINK_RETRY_SEND_MS 1000
 
 enum link_state {
 	LINK_IDLE,
@@ -332,8 +335,10 @@ static void link_pump(struct link *l)
 	if (before == 0 && outbox_in_flight(l->ob) > 0)
 		link_arm_ack_timer(l);
 	if (outbox_ready(l->ob) > 0) {
+		/* Held back by the rate, or by the outbox (then try again later). */
 		double rate = l->cfg->agent.catchup_rate;
-		uint64_t ms = (uint64_t)((1.0 - l->tokens) * 1000.0 / rate) + 1;
+		uint64_t ms = l->tokens >= 1.0 ? LINK_RETRY_SEND_MS
+		                               : (uint64_t)((1.0 - l->tokens) * 1000.0 / rate) + 1;
 		struct timeval tv = ms_tv(ms);
 		evtimer_add(l->pump_timer, &tv);
 	}

@@ -4,6 +4,18 @@
  * away (up to queue_max slots) and shrinks again once all is acked; alarms
  * wait in a list of their own. Each entry remembers whether the spool file
  * holds it too.
+ *
+ * A run's sequence numbers never repeat. A run lasts as long as its spool
+ * file: a restarted agent goes on with the run the spool names, and starts
+ * a new run when there is no spool (nothing of the old one is left to
+ * send). So that a run taken over cannot hand a new batch a seq the server
+ * already holds, every spool file carries marks: records whose data is
+ * OUTBOX_MARK_SIZE bytes, "SEQMARK1" then the alarm mark (u64, big-endian),
+ * and whose seq is the batch mark. While the file exists, its highest marks
+ * are at or past every batch and alarm seq that has left the agent in the
+ * run: a new file starts with them, and before a seq past them leaves, a
+ * mark OUTBOX_MARK_AHEAD further on is written and synced. On load the
+ * run goes on after the highest mark and the highest seq spooled.
  * Single-threaded: MUST be used only from the agent's event loop thread. */
 #include "outbox.h"
 
@@ -17,6 +29,9 @@
 /* Slots the batch ring starts with and shrinks back to: a connected agent
  * keeps 1 kB of ring, not queue_max slots. */
 #define OUTBOX_QUEUE_MIN 32
+/* A mark record's data: the magic, then the alarm mark. */
+#define OUTBOX_MARK_MAGIC "SEQMARK1"
+#define OUTBOX_MARK_SIZE  16
 
 /* An encoded METRICS or ALARM frame waiting for its ACK. */
 struct pending {
@@ -28,10 +43,14 @@ struct pending {
 
 struct outbox {
 	struct spool *spool; /* NULL: memory only */
-	int on_disk;         /* the spool file exists */
+	int on_disk;         /* the spool file exists, marks and all */
 	int stale;           /* the file holds entries no longer kept */
+	int mark_failing;    /* a mark could not be written; logged once */
+	int marks_loaded;    /* the spool taken over held marks */
 	uint64_t run_id;
 	uint64_t next_seq, next_aseq;
+	uint64_t left_b, left_a;   /* highest seqs that may have left the agent in the run */
+	uint64_t mark_b, mark_a;   /* the highest marks the spool file holds */
 	uint64_t sent_b, sent_a;   /* highest seqs this process handed out */
 	uint64_t acked_b, acked_a; /* highest ACKs taken */
 	struct pending *queue;     /* ring of unacked batches, oldest first */
@@ -52,6 +71,22 @@ struct outbox {
 static uint64_t max_u64(uint64_t a, uint64_t b)
 {
 	return a > b ? a : b;
+}
+
+/* Fill out with a mark record's data for alarm mark ma. */
+static void outbox_mark_encode(uint8_t out[OUTBOX_MARK_SIZE], uint64_t ma)
+{
+	memcpy(out, OUTBOX_MARK_MAGIC, 8);
+	util_put_be64(out + 8, ma);
+}
+
+/* Whether a spooled record's data is a mark; then *ma is its alarm mark. */
+static int outbox_mark_parse(const uint8_t *data, size_t len, uint64_t *ma)
+{
+	if (len != OUTBOX_MARK_SIZE || memcmp(data, OUTBOX_MARK_MAGIC, 8) != 0)
+		return 0;
+	*ma = util_get_be64(data + 8);
+	return 1;
 }
 
 /* Forget the oldest batch (acked or dropped). */
@@ -162,14 +197,21 @@ static void outbox_settle(struct outbox *ob)
 	}
 	ob->on_disk = 0;
 	ob->stale = 0;
+	ob->mark_b = 0;
+	ob->mark_a = 0;
 }
 
-/* One record of a spool left by an earlier process: an alarm or a batch
- * (the frame's type byte tells which). */
+/* One record of a spool left by an earlier process: a mark, an alarm or a
+ * batch (the frame's type byte tells the last two apart). */
 static int outbox_load_record(void *arg, uint64_t seq, const uint8_t *data, size_t len)
 {
 	struct outbox *ob = arg;
-	if (len > 3 && data[3] == PROTO_ALARM) {
+	uint64_t ma;
+	if (outbox_mark_parse(data, len, &ma)) {
+		ob->marks_loaded = 1;
+		ob->left_b = max_u64(ob->left_b, seq);
+		ob->left_a = max_u64(ob->left_a, ma);
+	} else if (len > 3 && data[3] == PROTO_ALARM) {
 		outbox_alarm_keep(ob, seq, data, len, 1);
 		ob->next_aseq = max_u64(ob->next_aseq, seq + 1);
 	} else {
@@ -179,8 +221,8 @@ static int outbox_load_record(void *arg, uint64_t seq, const uint8_t *data, size
 	return 0;
 }
 
-/* Take over what an earlier process left in the spool: its run, its
- * unacked batches and alarms, its count of lost batches. */
+/* Take over what an earlier process left in the spool: its run, past its
+ * marks, its unacked batches and alarms, its count of lost batches. */
 static void outbox_load(struct outbox *ob)
 {
 	uint64_t run_id = 0, dropped = 0;
@@ -195,6 +237,13 @@ static void outbox_load(struct outbox *ob)
 	if (n > 0) {
 		ob->run_id = run_id;
 		ob->dropped += dropped;
+		ob->next_seq = max_u64(ob->next_seq, ob->left_b + 1);
+		ob->next_aseq = max_u64(ob->next_aseq, ob->left_a + 1);
+		ob->mark_b = ob->left_b;
+		ob->mark_a = ob->left_a;
+		/* A file without marks (spool version 1) gets them when next written. */
+		if (!ob->marks_loaded)
+			ob->stale = 1;
 		log_notice("outbox",
 		           "%zu unacked batches and %zu alarms from the spool will be sent (%llu "
 		           "batches lost before); run %016llx goes on at seq %llu",
@@ -256,42 +305,82 @@ uint64_t outbox_run_id(const struct outbox *ob)
 	return ob->run_id;
 }
 
-/* Bring the spool file up to date: a new or stale file is written whole
- * (every kept entry); otherwise the alarms and batches it lacks are
- * appended. 0, or -1 (logged by the spool). */
-static int outbox_spool_write(struct outbox *ob)
+/* Bring the spool file up to date with marks mb and ma. A new or stale
+ * file is written whole (every kept entry); otherwise the marks are
+ * appended if higher than the file's, and with entries the alarms and
+ * batches it lacks too; synced when sync. 0, or -1 (logged by the spool). */
+static int outbox_spool_write(struct outbox *ob, uint64_t mb, uint64_t ma, int entries, int sync)
 {
 	int whole = ob->stale || !ob->on_disk;
-	struct spool_record *recs = calloc(ob->nalarms + ob->qlen, sizeof *recs);
+	mb = max_u64(mb, ob->mark_b);
+	ma = max_u64(ma, ob->mark_a);
+	struct spool_record *recs = calloc(1 + ob->nalarms + ob->qlen, sizeof *recs);
 	if (!recs) {
 		log_err("outbox", "out of memory: the spool is not written");
 		return -1;
 	}
+	uint8_t mark[OUTBOX_MARK_SIZE];
 	size_t n = 0;
-	for (size_t i = 0; i < ob->nalarms; i++) {
-		struct pending *p = &ob->alarms[i];
-		if (whole || !p->spooled)
-			recs[n++] = (struct spool_record){p->seq, p->data, p->len};
+	if (whole || mb > ob->mark_b || ma > ob->mark_a) {
+		outbox_mark_encode(mark, ma);
+		recs[n++] = (struct spool_record){mb, mark, sizeof mark};
 	}
-	for (size_t i = 0; i < ob->qlen; i++) {
-		struct pending *p = &ob->queue[(ob->qhead + i) % ob->qcap];
-		if (whole || !p->spooled)
-			recs[n++] = (struct spool_record){p->seq, p->data, p->len};
+	if (whole || entries) {
+		for (size_t i = 0; i < ob->nalarms; i++) {
+			struct pending *p = &ob->alarms[i];
+			if (whole || !p->spooled)
+				recs[n++] = (struct spool_record){p->seq, p->data, p->len};
+		}
+		for (size_t i = 0; i < ob->qlen; i++) {
+			struct pending *p = &ob->queue[(ob->qhead + i) % ob->qcap];
+			if (whole || !p->spooled)
+				recs[n++] = (struct spool_record){p->seq, p->data, p->len};
+		}
 	}
 	int rc = 0;
 	if (whole && (ob->on_disk || spool_bytes(ob->spool) > 0))
 		rc = spool_rewrite(ob->spool, ob->run_id, ob->dropped, recs, n);
 	else if (n)
 		rc = spool_append(ob->spool, ob->run_id, ob->dropped, recs, n);
+	if (rc == 0 && sync && !whole)
+		rc = spool_sync(ob->spool);
 	free(recs);
 	if (rc < 0)
 		return -1;
 	ob->on_disk = 1;
 	ob->stale = 0;
-	for (size_t i = 0; i < ob->nalarms; i++)
-		ob->alarms[i].spooled = 1;
-	for (size_t i = 0; i < ob->qlen; i++)
-		ob->queue[(ob->qhead + i) % ob->qcap].spooled = 1;
+	ob->mark_b = mb;
+	ob->mark_a = ma;
+	if (whole || entries) {
+		for (size_t i = 0; i < ob->nalarms; i++)
+			ob->alarms[i].spooled = 1;
+		for (size_t i = 0; i < ob->qlen; i++)
+			ob->queue[(ob->qhead + i) % ob->qcap].spooled = 1;
+	}
+	return 0;
+}
+
+/* Before batch seq b and alarm seq a leave: while a spool file exists, it
+ * must hold marks at or past them. 0 when they may go, -1 when not. */
+static int outbox_reserve(struct outbox *ob, uint64_t b, uint64_t a)
+{
+	if (!ob->spool || !ob->on_disk || (b <= ob->mark_b && a <= ob->mark_a))
+		return 0;
+	uint64_t mb = b > ob->mark_b ? b + OUTBOX_MARK_AHEAD : ob->mark_b;
+	uint64_t ma = a > ob->mark_a ? a + OUTBOX_MARK_AHEAD : ob->mark_a;
+	if (outbox_spool_write(ob, mb, ma, 0, 1) < 0) {
+		if (!ob->mark_failing)
+			log_err("outbox",
+			        "run %016llx: cannot record in the spool how far it has sent; "
+			        "batches past seq %llu wait",
+			        (unsigned long long)ob->run_id, (unsigned long long)ob->mark_b);
+		ob->mark_failing = 1;
+		return -1;
+	}
+	if (ob->mark_failing)
+		log_notice("outbox", "run %016llx: sending past the spool's mark again",
+		           (unsigned long long)ob->run_id);
+	ob->mark_failing = 0;
 	return 0;
 }
 
@@ -336,8 +425,11 @@ const uint8_t *outbox_next_alarm(struct outbox *ob, size_t *len)
 	if (ob->asent >= ob->nalarms)
 		return NULL;
 	const struct pending *p = &ob->alarms[ob->asent];
+	if (outbox_reserve(ob, 0, p->seq) < 0)
+		return NULL;
 	ob->asent++;
 	ob->sent_a = max_u64(ob->sent_a, p->seq);
+	ob->left_a = max_u64(ob->left_a, p->seq);
 	*len = p->len;
 	return p->data;
 }
@@ -348,8 +440,11 @@ const uint8_t *outbox_next_batch(struct outbox *ob, size_t *len)
 	if (outbox_ready(ob) == 0)
 		return NULL;
 	const struct pending *p = &ob->queue[(ob->qhead + ob->qsent) % ob->qcap];
+	if (outbox_reserve(ob, p->seq, 0) < 0)
+		return NULL;
 	ob->qsent++;
 	ob->sent_b = max_u64(ob->sent_b, p->seq);
+	ob->left_b = max_u64(ob->left_b, p->seq);
 	*len = p->len;
 	return p->data;
 }
@@ -434,7 +529,7 @@ void outbox_flush(struct outbox *ob)
 		outbox_settle(ob);
 		return;
 	}
-	outbox_spool_write(ob);
+	outbox_spool_write(ob, ob->left_b, ob->left_a, 1, 0);
 }
 
 /* Batches kept. */

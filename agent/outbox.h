@@ -16,14 +16,18 @@
 #define OUTBOX_WINDOW 64
 /* Unacked alarms kept, at most; past this the oldest go (logged). */
 #define OUTBOX_ALARMS_MAX 1024
+/* While a spool file exists, a batch or alarm beyond the file's mark waits
+ * until a mark this far past it is written and synced. */
+#define OUTBOX_MARK_AHEAD 1024
 
 struct outbox;
 
 /* Batches and alarms for one host, at most queue_max (at least 1) batches
  * and spool_max bytes of them, spooled in dir (NULL: memory only; a dir that
  * cannot be used is logged and means memory only too). A spool left in dir
- * is loaded and its run continued; without one the outbox starts run
- * run_id at seq 1. NULL when out of memory (logged). */
+ * is loaded and its run continued past everything it may have sent;
+ * without one the outbox starts run run_id at seq 1. NULL when out of
+ * memory (logged). */
 struct outbox *outbox_create(const char *dir, size_t queue_max, size_t spool_max, uint64_t run_id);
 
 /* Free the outbox; the spool file stays as it is (outbox_flush first to
@@ -43,13 +47,14 @@ int outbox_add_alarm(struct outbox *ob, uint8_t source, const char *name, uint8_
                      const char *message, uint64_t time_ms);
 
 /* The next alarm to write on this connection (oldest first), taken as
- * sent; NULL when every alarm went. The frame stays valid until the next
- * call. */
+ * sent; NULL when every alarm went, or when its seq cannot be recorded in
+ * the spool first (logged). The frame stays valid until the next call. */
 const uint8_t *outbox_next_alarm(struct outbox *ob, size_t *len);
 
 /* The next batch to write on this connection, taken as sent: NULL while an
- * alarm is unsent, OUTBOX_WINDOW batches are unacked, or every batch went.
- * The frame stays valid until the next call. */
+ * alarm is unsent, OUTBOX_WINDOW batches are unacked, every batch went, or
+ * its seq cannot be recorded in the spool first (logged). The frame stays
+ * valid until the next call. */
 const uint8_t *outbox_next_batch(struct outbox *ob, size_t *len);
 
 /* Batches outbox_next_batch would hand out now, as the window allows. */

@@ -7,7 +7,8 @@
  *
  *   Header, 32 bytes, once at the start of the file:
  *     0   8  magic "PMSPOOL1" (ASCII, no NUL)
- *     8   4  version, u32 = 1
+ *     8   4  version, u32 = 2 (1 is read the same way: written before
+ *            records could be marks, which old readers would send as frames)
  *    12   4  reserved, u32, written 0, ignored on read
  *    16   8  run_id, u64: the agent run that created the file
  *    24   8  dropped, u64: batches lost to the size bound so far in that run
@@ -17,7 +18,8 @@
  *     4   4  crc, u32: CRC-32/IEEE (reflected, poly 0xEDB88320, init and
  *            final xor 0xFFFFFFFF) over bytes 8..15 (seq as stored) then data
  *     8   8  seq, u64: the batch's sequence number
- *    16   n  data: one encoded frame, opaque here
+ *    16   n  data: one encoded frame, or a mark of the run's sequence
+ *            numbers (see outbox.c); opaque here
  *
  * A reader takes records until the first one that is short, too long or
  * fails its CRC; everything from there on is a torn tail and is cut off.
@@ -37,7 +39,9 @@
 #include "util.h"
 
 #define SPOOL_MAGIC   "PMSPOOL1"
-#define SPOOL_VERSION 1u
+#define SPOOL_VERSION 2u
+/* The oldest version still read. */
+#define SPOOL_VERSION_MIN 1u
 
 struct spool {
 	char dir[PATH_MAX];
@@ -64,7 +68,8 @@ static const char *spool_header_problem(const uint8_t *buf, size_t len)
 		return "short header";
 	if (memcmp(buf, SPOOL_MAGIC, 8) != 0)
 		return "bad magic";
-	if (util_get_be32(buf + 8) != SPOOL_VERSION)
+	uint32_t version = util_get_be32(buf + 8);
+	if (version < SPOOL_VERSION_MIN || version > SPOOL_VERSION)
 		return "unknown version";
 	return NULL;
 }

@@ -1,7 +1,7 @@
 /* Unit tests for the agent's outbox, driven without sockets: seqs and the
  * window, cumulative and out-of-order ACKs, resends, alarms in their own
- * sequence, the bounds, the spool at exit and during an outage. Real spool
- * files under a mkdtemp folder. */
+ * sequence, the bounds, the spool at exit and during an outage, and a run
+ * taken over after a kill. Real spool files under a mkdtemp folder. */
 #include <errno.h>
 #include <ftw.h>
 #include <stdint.h>
@@ -310,6 +310,159 @@ static void test_spool_reload(void)
 	outbox_destroy(ob);
 }
 
+/* The bug of issue 13: killed while catching up (the spool still holds the
+ * outage's batches, the server acked more than that), the restarted agent
+ * must go on in the same run past every seq it had sent, and resend the
+ * spooled batches with their own seqs and bytes. */
+static void test_restart_after_kill(void)
+{
+	char dir[128];
+	test_dir(dir, sizeof dir, "kill");
+	struct outbox *ob = outbox_create(dir, QUEUE_MAX, SPOOL_MAX, 70);
+	if (!ob)
+		return;
+	for (uint64_t t = 1; t <= 20; t++)
+		add_batch(ob, t);
+	outbox_flush(ob); /* the outage */
+	size_t len1 = 0;
+	const uint8_t *p = outbox_next_batch(ob, &len1); /* back: the catch-up */
+	uint8_t copy[256];
+	CHECK(p && len1 <= sizeof copy);
+	if (p && len1 <= sizeof copy)
+		memcpy(copy, p, len1);
+	send_all(ob, NULL, NULL);
+	/* New batches queue behind the backlog, so the queue never empties. */
+	for (uint64_t t = 21; t <= 25; t++)
+		add_batch(ob, t);
+	CHECK(outbox_ack(ob, 20) == 1 && outbox_batches(ob) == 5);
+	uint64_t last = 0;
+	CHECK(send_all(ob, NULL, &last) == 5 && last == 25);
+	CHECK(outbox_ack(ob, 23) == 1 && outbox_batches(ob) == 2);
+	outbox_destroy(ob); /* kill -9: no flush */
+
+	ob = outbox_create(dir, QUEUE_MAX, SPOOL_MAX, 71);
+	if (!ob)
+		return;
+	CHECK(outbox_run_id(ob) == 70 && outbox_batches(ob) == 20);
+	size_t len2 = 0;
+	p = outbox_next_batch(ob, &len2);
+	CHECK(p && len2 == len1 && memcmp(p, copy, len1) == 0);
+	uint64_t first = 0;
+	CHECK(send_all(ob, &first, &last) == 19 && first == 2 && last == 20);
+	add_batch(ob, 26);
+	uint64_t seq = send_batch(ob);
+	CHECK(seq > 25 && seq <= 25 + OUTBOX_MARK_AHEAD + 1);
+	outbox_destroy(ob); /* killed again */
+
+	/* Past one mark, another is written before anything goes beyond it. An
+	 * unacked alarm keeps the spool file while batches are acked. */
+	ob = outbox_create(dir, QUEUE_MAX, SPOOL_MAX, 72);
+	if (!ob)
+		return;
+	CHECK(outbox_run_id(ob) == 70);
+	CHECK(outbox_add_alarm(ob, PROTO_ALARM_LOCAL, "x", PROTO_LEVEL_WARNING, "", 1) == 0);
+	struct seen a = send_alarm(ob);
+	CHECK(a.seq == 1);
+	send_all(ob, NULL, NULL);
+	uint64_t top = 0;
+	for (int i = 0; i < 3 * OUTBOX_MARK_AHEAD; i++) {
+		add_batch(ob, 100 + (uint64_t)i);
+		uint64_t s = send_batch(ob);
+		CHECK(s > top);
+		top = s > top ? s : top;
+		outbox_ack(ob, s);
+	}
+	CHECK(outbox_batches(ob) == 0 && outbox_alarms(ob) == 1 && outbox_spool_bytes(ob) > 0);
+	outbox_destroy(ob);
+
+	ob = outbox_create(dir, QUEUE_MAX, SPOOL_MAX, 73);
+	if (!ob)
+		return;
+	CHECK(outbox_run_id(ob) == 70 && outbox_alarms(ob) == 1);
+	add_batch(ob, 5000);
+	CHECK(outbox_add_alarm(ob, PROTO_ALARM_LOCAL, "x", PROTO_LEVEL_OK, "", 2) == 0);
+	a = send_alarm(ob);
+	CHECK(a.seq == 1);
+	a = send_alarm(ob);
+	CHECK(a.seq > 1);
+	/* Batches the file still holds go first (the server acks them again),
+	 * then the new one, past everything sent before. */
+	CHECK(send_all(ob, NULL, &last) >= 1 && last > top);
+	outbox_destroy(ob);
+}
+
+/* A spool written before marks (version 1) is read, its run goes on after
+ * its last seq, and it is rewritten with a mark before anything is sent. */
+static void test_spool_version_1(void)
+{
+	char dir[128], path[160];
+	test_dir(dir, sizeof dir, "v1");
+	snprintf(path, sizeof path, "%s/spool.dat", dir);
+	struct outbox *ob = outbox_create(dir, QUEUE_MAX, SPOOL_MAX, 5);
+	if (!ob)
+		return;
+	for (uint64_t t = 1; t <= 3; t++)
+		add_batch(ob, t);
+	outbox_flush(ob);
+	outbox_destroy(ob);
+	/* Turn the file into what an older agent wrote: version 1, no mark (the
+	 * first record, 16 + 16 bytes after the header). */
+	FILE *f = fopen(path, "rb");
+	uint8_t img[4096];
+	size_t n = f ? fread(img, 1, sizeof img, f) : 0;
+	if (f)
+		fclose(f);
+	CHECK(n > 64 && n < sizeof img && img[11] == 2);
+	if (n <= 64 || n >= sizeof img)
+		return;
+	img[11] = 1;
+	memmove(img + 32, img + 64, n - 64);
+	f = fopen(path, "wb");
+	CHECK(f && fwrite(img, 1, n - 32, f) == n - 32);
+	if (f)
+		fclose(f);
+
+	ob = outbox_create(dir, QUEUE_MAX, SPOOL_MAX, 6);
+	if (!ob)
+		return;
+	CHECK(outbox_run_id(ob) == 5 && outbox_batches(ob) == 3);
+	add_batch(ob, 4);
+	CHECK(send_batch(ob) == 1);
+	f = fopen(path, "rb");
+	n = f ? fread(img, 1, sizeof img, f) : 0;
+	if (f)
+		fclose(f);
+	CHECK(n > 32 && img[11] == 2 && memcmp(img + 32 + 16, "SEQMARK1", 8) == 0);
+	uint64_t last = 0;
+	CHECK(send_all(ob, NULL, &last) == 3 && last == 4);
+	outbox_destroy(ob);
+}
+
+/* While the mark cannot be written, nothing goes past it. */
+static void test_mark_unwritable(void)
+{
+	char dir[128], path[160];
+	test_dir(dir, sizeof dir, "unwritable");
+	snprintf(path, sizeof path, "%s/spool.dat", dir);
+	struct outbox *ob = outbox_create(dir, QUEUE_MAX, SPOOL_MAX, 11);
+	if (!ob)
+		return;
+	for (uint64_t t = 1; t <= 3; t++)
+		add_batch(ob, t);
+	outbox_flush(ob);
+	outbox_destroy(ob);
+	ob = outbox_create(dir, QUEUE_MAX, SPOOL_MAX, 12);
+	if (!ob)
+		return;
+	/* A folder where the file was: neither append nor rewrite can work. */
+	CHECK(unlink(path) == 0 && mkdir(path, 0700) == 0);
+	CHECK(outbox_batches(ob) == 3 && outbox_ready(ob) == 3);
+	CHECK(send_batch(ob) == 0 && outbox_in_flight(ob) == 0);
+	CHECK(rmdir(path) == 0);
+	CHECK(send_batch(ob) == 1);
+	outbox_destroy(ob);
+}
+
 /* Remove one entry of the temporary tree for nftw. */
 static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
@@ -333,6 +486,9 @@ int main(void)
 	test_alarms();
 	test_bounds();
 	test_spool_reload();
+	test_restart_after_kill();
+	test_spool_version_1();
+	test_mark_unwritable();
 	nftw(base, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 	return check_report("outbox");
 }

@@ -254,7 +254,7 @@ static void test_format(void)
 	CHECK(img && len == 32 + 16 + 3);
 	if (img && len == 51) {
 		static const uint8_t head[32] = {
-		    'P',  'M',  'S',  'P',  'O',  'O',  'L',  '1',  0, 0, 0, 1, 0, 0, 0, 0,
+		    'P',  'M',  'S',  'P',  'O',  'O',  'L',  '1',  0, 0, 0, 2, 0, 0, 0, 0,
 		    0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0, 0, 0, 0, 0, 0, 0, 5,
 		};
 		static const uint8_t rec[] = {0, 0, 0, 3, 1, 2, 3, 4, 5, 6, 7, 8, 'a', 'b', 'c'};
@@ -520,7 +520,15 @@ static void test_corrupt_middle(void)
 	CHECK(file_size(path) == -1 && strstr(log, "bad magic"));
 
 	memcpy(copy, img, len);
-	copy[11] = 2;
+	copy[11] = 1; /* written before marks: still read */
+	CHECK(load_image(sp, path, copy, len, &g, &log) == 5 && got_range(&g, 1, 5));
+
+	memcpy(copy, img, len);
+	copy[11] = 3;
+	CHECK(load_image(sp, path, copy, len, &g, &log) == 0 && strstr(log, "unknown version"));
+
+	memcpy(copy, img, len);
+	copy[11] = 0;
 	CHECK(load_image(sp, path, copy, len, &g, &log) == 0 && strstr(log, "unknown version"));
 
 	free(copy);
