@@ -19,6 +19,9 @@
 
 /* No ACK progress for this long (or 3 intervals) and the unacked are resent. */
 #define LINK_ACK_TIMEOUT_MS 5000
+/* A session up this long (or 3 heartbeats) was stable: losing it starts the
+ * reconnect delay over from agent.reconnect.min. */
+#define LINK_STABLE_MS 10000
 /* Pump again this soon when the outbox held batches back (a mark it could
  * not write), not the catch-up rate. */
 #define LINK_RETRY_SEND_MS 1000
@@ -46,7 +49,8 @@ struct link {
 	struct event *pump_timer;  /* next send when the catch-up rate allows */
 	struct event *ack_timer;   /* no ACK progress: resend */
 	struct event *spool_timer; /* while away: write new batches to the spool */
-	unsigned attempt;          /* failed connects since the last WELCOME */
+	unsigned attempt;          /* reconnects since the last stable session */
+	uint64_t ready_ms;         /* monotonic time of this session's WELCOME */
 	uint32_t interval_ms;      /* from WELCOME; 0 until the first */
 	uint32_t heartbeat_ms;     /* from WELCOME */
 	struct outbox *ob;         /* what waits for the server's ACK */
@@ -187,13 +191,29 @@ static void link_retry_cb(evutil_socket_t fd, short what, void *arg)
 	link_connect(arg);
 }
 
-/* Lose the session and plan the next attempt. */
+/* Whether the session now ending was up long enough to call stable:
+ * LINK_STABLE_MS, or three heartbeats if longer. A session the server
+ * replaces soon after WELCOME (another agent with the same name) is not. */
+static int link_was_stable(const struct link *l)
+{
+	if (l->state != LINK_READY)
+		return 0;
+	uint64_t need = 3ull * l->heartbeat_ms;
+	if (need < LINK_STABLE_MS)
+		need = LINK_STABLE_MS;
+	return util_mono_ms() - l->ready_ms >= need;
+}
+
+/* Lose the session and plan the next attempt: the delay starts over only
+ * after a stable session, and grows after every other loss. */
 static void link_lost(struct link *l, const char *why)
 {
 	if (l->state == LINK_STOPPING) {
 		event_base_loopexit(l->base, NULL);
 		return;
 	}
+	if (link_was_stable(l))
+		l->attempt = 0;
 	link_drop(l);
 	l->state = LINK_IDLE;
 	outbox_flush(l->ob);
@@ -436,7 +456,7 @@ static void handle_welcome(struct link *l, const struct proto_welcome *w)
 	l->interval_ms = w->interval_ms;
 	l->heartbeat_ms = w->heartbeat_ms;
 	l->state = LINK_READY;
-	l->attempt = 0;
+	l->ready_ms = util_mono_ms();
 	log_info("link",
 	         "connected to %s:%d as %s: every %.1f s, %u collectors, %zu batches to resend",
 	         l->host, l->port, l->name, w->interval_ms / 1000.0, (unsigned)w->nmetrics,

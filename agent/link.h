@@ -1,6 +1,6 @@
 /* The agent's one session to the server: connect, HELLO, batches at the
  * server's interval, heartbeats, reconnect with capped exponential backoff
- * and jitter. What waits for
+ * and jitter that starts over only after a stable session. What waits for
  * an ACK (queue, alarms, spool, runs) is the outbox's (outbox.h); the link
  * sends what it hands out and tells it what was acked.
  * Single-threaded: everything runs on the agent's event base. */
