@@ -476,7 +476,8 @@ void alarm_host_down(struct alarm_book *b, const char *host, uint64_t now_ms, co
 	if (strcmp(why, "timeout") == 0)
 		snprintf(msg, sizeof msg, "no heartbeat: host is not answering");
 	else if (strcmp(why, "absent") == 0)
-		snprintf(msg, sizeof msg, "not back within the heartbeat timeout of the server's start");
+		snprintf(msg, sizeof msg,
+		         "not back within the heartbeat timeout of the server's start");
 	else
 		snprintf(msg, sizeof msg, "session ended: %s", why);
 	alarm_server_fire(b, host, ALARM_HOST_DOWN, PROTO_LEVEL_CRITICAL, now_ms, msg, emit, arg);
