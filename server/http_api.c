@@ -24,6 +24,7 @@
 #include "registry.h"
 #include "safefs.h"
 #include "series.h"
+#include "tierseries.h"
 #include "util.h"
 #include "worker.h"
 
@@ -450,78 +451,28 @@ static void api_no_field(struct api_call *c, const char *field, const struct ser
 	http_reply_error(c->req, 404, msg);
 }
 
-/* Whether file is an earlier generation of metric: "<metric>.<ms>.csv". */
-static int api_is_generation(const char *file, const char *metric)
-{
-	size_t ml = strlen(metric), fl = strlen(file);
-	if (fl < ml + 6 || strncmp(file, metric, ml) != 0 || file[ml] != '.' ||
-	    strcmp(file + fl - 4, ".csv") != 0)
-		return 0;
-	for (size_t i = ml + 1; i < fl - 4; i++)
-		if (file[i] < '0' || file[i] > '9')
-			return 0;
-	return 1;
-}
-
-/* Fold the rows of the metric's earlier generations (files it had before
- * its columns changed) into bk, where they have the field and the same
- * kind of instances: 0, or -1 (errno set). *rows and *found grow. */
-static int api_read_generations(struct api_call *c, int dfd, const char *field,
-                                const char *instance, int instanced, const struct series_range *rg,
-                                struct series_buckets *bk, uint64_t *rows, int *found)
-{
-	if (dfd < 0)
-		return 0;
-	int lfd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	DIR *d = lfd < 0 ? NULL : fdopendir(lfd);
-	if (!d) {
-		if (lfd >= 0)
-			close(lfd);
-		return -1;
-	}
-	int rc = 0;
-	struct dirent *de;
-	while (rc == 0 && (de = readdir(d))) {
-		if (!api_is_generation(de->d_name, c->arg[1]))
-			continue;
-		struct csvread *r = csvread_open(dfd, de->d_name);
-		struct series_columns cols;
-		if (!r || series_columns_parse(csvread_header(r), -1, &cols) < 0 ||
-		    (cols.inst_key[0] != '\0') != (instanced != 0)) {
-			csvread_close(r);
-			continue;
-		}
-		int column = series_columns_find(&cols, field);
-		if (column > 0) {
-			struct series_filter f = {column, instanced, instance};
-			uint64_t n = 0;
-			rc = series_read(r, rg, &f, bk, &n);
-			*rows += n;
-			*found = 1;
-		}
-		csvread_close(r);
-	}
-	closedir(d);
-	return rc;
-}
-
-/* Reply with the series, from the metric's file and its earlier
- * generations, or 404 for an instance neither current nor in the range's
- * rows, or a field none of them has. */
+/* Reply with the series, from the tier the bucket width asks for, or 404
+ * for an instance neither current nor in the range's rows, or a field
+ * no file of the tier (nor the open raw file) has. */
 static void api_series_reply(struct api_call *c, int dfd, struct csvread *r, const char *field,
                              const struct series_columns *cols, const char *instance, json_t *known,
                              const struct series_range *rg)
 {
 	struct series_buckets bk;
 	int instanced = cols->inst_key[0] != '\0';
-	int column = series_columns_find(cols, field), found = column > 0;
-	struct series_filter f = {column, instanced, instance};
+	int found = series_columns_find(cols, field) > 0;
+	struct tierseries_query q = {c->arg[0], c->arg[1], field,
+	                             instance,  instanced, csvread_header(r)};
 	uint64_t rows = 0;
 	char msg[1200], list[900];
-	if (series_buckets_init(&bk, rg) < 0 || (found && series_read(r, rg, &f, &bk, &rows) < 0) ||
-	    api_read_generations(c, dfd, field, instance, instanced, rg, &bk, &rows, &found) < 0) {
-		log_warn("http", "host %s: reading %s.csv: %s", c->arg[0], c->arg[1],
-		         strerror(errno));
+	if (series_buckets_init(&bk, rg) < 0) {
+		http_reply_error(c->req, 500, "out of memory");
+		return;
+	}
+	enum tier t = tierseries_pick(dfd, c->arg[1], bk.width);
+	if (tierseries_read(dfd, t, &q, rg, &bk, &rows, &found) < 0) {
+		log_warn("http", "host %s: reading the %s tier of %s: %s", c->arg[0], tier_name(t),
+		         c->arg[1], strerror(errno));
 		series_buckets_free(&bk);
 		http_reply_error(c->req, 500, "cannot read the metric's file");
 		return;
@@ -534,13 +485,13 @@ static void api_series_reply(struct api_call *c, int dfd, struct csvread *r, con
 		http_reply_error(c->req, 404, msg);
 	} else {
 		http_reply_json(c->req, 200,
-		                json_pack("{s:s, s:s, s:s, s:o, s:I, s:I, s:I, s:o, s:I}", "host",
-		                          c->arg[0], "metric", c->arg[1], "field", field,
+		                json_pack("{s:s, s:s, s:s, s:o, s:I, s:I, s:I, s:s, s:o, s:I}",
+		                          "host", c->arg[0], "metric", c->arg[1], "field", field,
 		                          "instance",
 		                          instance ? json_string(instance) : json_null(), "from",
 		                          (json_int_t)rg->from, "to", (json_int_t)rg->to,
-		                          "bucket_ms", (json_int_t)bk.width, "points",
-		                          api_points(&bk), "rows", (json_int_t)rows));
+		                          "bucket_ms", (json_int_t)bk.width, "tier", tier_name(t),
+		                          "points", api_points(&bk), "rows", (json_int_t)rows));
 	}
 	series_buckets_free(&bk);
 }
