@@ -316,31 +316,28 @@ static int series_split(struct series_scratch *s, const char *line, size_t len, 
 	return csvread_split(line, len, s->buf, fields, SERIES_ROW_FIELDS);
 }
 
-/* Fold one split row at time t into the buckets and the row count. */
-static void series_fold(char **fields, int n, uint64_t t, const struct series_filter *f,
-                        struct series_buckets *bk, uint64_t *rows)
+/* Hand one split row at time t to fn: its instance and values. */
+static void series_visit(char **fields, int n, uint64_t t, const struct series_filter *f,
+                         series_row_fn *fn, void *arg)
 {
 	if (n <= f->column || (f->instance && strcmp(fields[1], f->instance) != 0))
 		return;
+	struct series_rollup v = {1, 0, NAN, NAN, NAN};
 	if (f->count_column > 0) {
-		struct series_rollup v;
 		if (series_rollup_get(fields, n, f, &v) < 0)
 			return;
-		*rows += v.count;
-		series_buckets_add_rollup(bk, t, &v);
-		return;
+	} else if (series_value(fields[f->column], &v.min) == 0) {
+		v.avg = v.max = v.min;
+		v.weight = 1;
 	}
-	(*rows)++;
-	double v;
-	if (series_value(fields[f->column], &v) == 0)
-		series_buckets_add(bk, t, v);
+	fn(t, f->instanced ? fields[1] : NULL, &v, arg);
 }
 
 /* Read forward from the first row at or after from (by binary search when
  * sorted, else from the first row) until a row past to when sorted, else
  * to the end. */
-int series_read(struct csvread *r, int sorted, const struct series_range *rg,
-                const struct series_filter *f, struct series_buckets *bk, uint64_t *rows)
+int series_each(struct csvread *r, int sorted, const struct series_range *rg,
+                const struct series_filter *f, series_row_fn *fn, void *arg)
 {
 	struct series_scratch s = {NULL, 0};
 	char *fields[SERIES_ROW_FIELDS];
@@ -348,7 +345,6 @@ int series_read(struct csvread *r, int sorted, const struct series_range *rg,
 	size_t len;
 	off_t next;
 	int rc;
-	*rows = 0;
 	for (off_t off = sorted ? csvread_seek(r, rg->from) : csvread_data(r);
 	     (rc = csvread_line(r, off, &line, &len, &next)) > 0; off = next) {
 		uint64_t t;
@@ -360,10 +356,35 @@ int series_read(struct csvread *r, int sorted, const struct series_range *rg,
 			continue;
 		}
 		int n = series_split(&s, line, len, fields);
-		series_fold(fields, n, t, f, bk, rows);
+		series_visit(fields, n, t, f, fn, arg);
 	}
 	free(s.buf);
 	return rc < 0 ? -1 : 0;
+}
+
+/* Where series_read folds rows. */
+struct series_fold {
+	struct series_buckets *bk;
+	uint64_t rows;
+};
+
+/* Fold a row into its bucket and count it. */
+static void series_fold(uint64_t t, const char *instance, const struct series_rollup *v, void *arg)
+{
+	struct series_fold *fo = arg;
+	(void)instance;
+	fo->rows += v->count;
+	series_buckets_add_rollup(fo->bk, t, v);
+}
+
+/* Every row of the range into the buckets. */
+int series_read(struct csvread *r, int sorted, const struct series_range *rg,
+                const struct series_filter *f, struct series_buckets *bk, uint64_t *rows)
+{
+	struct series_fold fo = {bk, 0};
+	int rc = series_each(r, sorted, rg, f, series_fold, &fo);
+	*rows = fo.rows;
+	return rc;
 }
 
 /* Scan the last n rows for the latest time and the instances. */

@@ -126,6 +126,16 @@ void series_buckets_free(struct series_buckets *bk);
  * not a number. */
 int series_value(const char *s, double *v);
 
+/* A row of a range: its time, instance (NULL when rows name none) and
+ * values (raw rows: a count of 1, weight 0 when the field is empty). */
+typedef void series_row_fn(uint64_t t, const char *instance, const struct series_rollup *v,
+                           void *arg);
+
+/* Call fn for each row of the range that passes the filter, read as
+ * series_read reads. 0, or -1 on a read error or out of memory. */
+int series_each(struct csvread *r, int sorted, const struct series_range *rg,
+                const struct series_filter *f, series_row_fn *fn, void *arg);
+
 /* Read the rows of the range that pass the filter into the buckets; *rows
  * counts them (with or without a value; for rollup rows, the raw rows they
  * summarise). sorted: the rows are in time order (compressed segments), so
