@@ -94,7 +94,7 @@ int series_rollup_get(char **fields, int n, const struct series_filter *f,
 
 /* Merge rollup values b into a (rows of one bucket and instance): counts
  * added, min of the minimums, max of the maximums, avg weighted by count.
- * A with count 0 (or NaN min) takes b. */
+ * An a without a value (weight 0) takes b's values. */
 void series_rollup_merge(struct series_rollup *a, const struct series_rollup *b);
 
 /* Parse the from, to and points parameters (NULL when absent) against the

@@ -268,7 +268,8 @@ struct tierread *tierread_open(int hostfd, enum tier t, const char *metric, uint
 		errno = saved;
 		return NULL;
 	}
-	qsort(tr->files, (size_t)tr->n, sizeof *tr->files, tierread_cmp);
+	if (tr->n > 1)
+		qsort(tr->files, (size_t)tr->n, sizeof *tr->files, tierread_cmp);
 	return tr;
 }
 
