@@ -1,6 +1,8 @@
 /* Reading CSV files that workers append to: the size at open bounds what
  * is read, and a last line without its newline (a row being written) is
- * never returned. Each reader is used by one thread. */
+ * never returned. The same reader runs over a buffer in memory (a
+ * decompressed segment): its window then points into the buffer instead
+ * of being read into. Each reader is used by one thread. */
 #include "csvread.h"
 
 #include <errno.h>
@@ -19,13 +21,15 @@
 #define CSVREAD_LINEAR 4096
 
 struct csvread {
-	int fd;
-	off_t size; /* the file's size when opened */
-	off_t data; /* where the first row starts */
+	int fd;          /* -1 when reading memory */
+	const char *mem; /* the bytes read, when not a file */
+	off_t size;      /* the file's size when opened */
+	off_t data;      /* where the first row starts */
 	char *header;
-	off_t buf_off; /* file offset of buf[0] */
+	const char *buf; /* the window: own, or a part of mem */
+	off_t buf_off;   /* file offset of buf[0] */
 	size_t buf_len;
-	char buf[CSVREAD_BUF];
+	char own[]; /* CSVREAD_BUF bytes for a file */
 };
 
 /* Load the buffer with the bytes from off on, up to end at most; -1 on a
@@ -34,41 +38,58 @@ static int csvread_fill(struct csvread *r, off_t off, off_t end)
 {
 	size_t want = (size_t)(end - off < CSVREAD_BUF ? end - off : CSVREAD_BUF);
 	ssize_t n;
+	if (r->mem) {
+		r->buf = r->mem + off;
+		r->buf_off = off;
+		r->buf_len = want;
+		return 0;
+	}
 	do
-		n = pread(r->fd, r->buf, want, off);
+		n = pread(r->fd, r->own, want, off);
 	while (n < 0 && errno == EINTR);
 	r->buf_off = off;
 	r->buf_len = n > 0 ? (size_t)n : 0;
 	return n < 0 ? -1 : 0;
 }
 
-/* Open the file, never through a link, and keep its header. */
-struct csvread *csvread_open(int dirfd, const char *name)
+/* Read the header line of a reader whose fd or mem and size are set:
+ * 0, or -1 (errno set). */
+static int csvread_start(struct csvread *r)
 {
-	struct csvread *r = malloc(sizeof *r);
-	if (!r)
-		return NULL;
-	r->fd = safefs_file_open(dirfd, name, O_RDONLY);
-	struct stat sb;
-	if (r->fd < 0 || fstat(r->fd, &sb) < 0)
-		goto fail;
-	r->size = sb.st_size;
 	r->buf_off = 0;
 	r->buf_len = 0;
 	const char *line;
 	size_t len;
 	int rc = csvread_line(r, 0, &line, &len, &r->data);
 	if (rc < 0)
-		goto fail;
+		return -1;
 	if (rc == 0 || !line) {
 		len = 0;
 		r->data = r->size;
 	}
 	r->header = malloc(len + 1);
 	if (!r->header)
-		goto fail;
+		return -1;
 	memcpy(r->header, line, len);
 	r->header[len] = '\0';
+	return 0;
+}
+
+/* Open the file, never through a link, and keep its header. */
+struct csvread *csvread_open(int dirfd, const char *name)
+{
+	struct csvread *r = malloc(sizeof *r + CSVREAD_BUF);
+	if (!r)
+		return NULL;
+	r->mem = NULL;
+	r->buf = r->own;
+	r->fd = safefs_file_open(dirfd, name, O_RDONLY);
+	struct stat sb;
+	if (r->fd < 0 || fstat(r->fd, &sb) < 0)
+		goto fail;
+	r->size = sb.st_size;
+	if (csvread_start(r) < 0)
+		goto fail;
 	return r;
 fail:
 	if (r->fd >= 0) {
@@ -80,12 +101,30 @@ fail:
 	return NULL;
 }
 
+/* A reader over the caller's bytes; nothing is copied. */
+struct csvread *csvread_mem(const char *buf, size_t len)
+{
+	struct csvread *r = malloc(sizeof *r);
+	if (!r)
+		return NULL;
+	r->fd = -1;
+	r->mem = buf;
+	r->buf = buf;
+	r->size = (off_t)len;
+	if (csvread_start(r) < 0) {
+		free(r);
+		return NULL;
+	}
+	return r;
+}
+
 /* Close and free. */
 void csvread_close(struct csvread *r)
 {
 	if (!r)
 		return;
-	close(r->fd);
+	if (r->fd >= 0)
+		close(r->fd);
 	free(r->header);
 	free(r);
 }

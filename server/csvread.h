@@ -1,7 +1,7 @@
 /* Reading the store's CSV files while workers append to them: a reader
  * that sees the file as it was when opened, never returns a last line
  * without its newline, seeks to a time by binary search and reads the
- * tail; and the line parsers it uses, which take buffers. */
+ * tail; the same over a buffer in memory; and the line parsers it uses, which take buffers. */
 #ifndef PIMON_CSVREAD_H
 #define PIMON_CSVREAD_H
 
@@ -15,6 +15,10 @@ struct csvread;
  * its header line. The file must be a regular file and name not a
  * symbolic link. NULL with errno set on error (ELOOP: a link). */
 struct csvread *csvread_open(int dirfd, const char *name);
+
+/* A reader over len bytes at buf (a decompressed file), which MUST stay
+ * as they are until csvread_close. NULL when out of memory. */
+struct csvread *csvread_mem(const char *buf, size_t len);
 
 /* Close the file and free the reader. */
 void csvread_close(struct csvread *r);

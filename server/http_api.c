@@ -21,9 +21,11 @@
 #include "log.h"
 #include "pimon_version.h"
 #include "proto.h"
+#include "rank.h"
 #include "registry.h"
 #include "safefs.h"
 #include "series.h"
+#include "tierseries.h"
 #include "util.h"
 #include "worker.h"
 
@@ -450,78 +452,28 @@ static void api_no_field(struct api_call *c, const char *field, const struct ser
 	http_reply_error(c->req, 404, msg);
 }
 
-/* Whether file is an earlier generation of metric: "<metric>.<ms>.csv". */
-static int api_is_generation(const char *file, const char *metric)
-{
-	size_t ml = strlen(metric), fl = strlen(file);
-	if (fl < ml + 6 || strncmp(file, metric, ml) != 0 || file[ml] != '.' ||
-	    strcmp(file + fl - 4, ".csv") != 0)
-		return 0;
-	for (size_t i = ml + 1; i < fl - 4; i++)
-		if (file[i] < '0' || file[i] > '9')
-			return 0;
-	return 1;
-}
-
-/* Fold the rows of the metric's earlier generations (files it had before
- * its columns changed) into bk, where they have the field and the same
- * kind of instances: 0, or -1 (errno set). *rows and *found grow. */
-static int api_read_generations(struct api_call *c, int dfd, const char *field,
-                                const char *instance, int instanced, const struct series_range *rg,
-                                struct series_buckets *bk, uint64_t *rows, int *found)
-{
-	if (dfd < 0)
-		return 0;
-	int lfd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	DIR *d = lfd < 0 ? NULL : fdopendir(lfd);
-	if (!d) {
-		if (lfd >= 0)
-			close(lfd);
-		return -1;
-	}
-	int rc = 0;
-	struct dirent *de;
-	while (rc == 0 && (de = readdir(d))) {
-		if (!api_is_generation(de->d_name, c->arg[1]))
-			continue;
-		struct csvread *r = csvread_open(dfd, de->d_name);
-		struct series_columns cols;
-		if (!r || series_columns_parse(csvread_header(r), -1, &cols) < 0 ||
-		    (cols.inst_key[0] != '\0') != (instanced != 0)) {
-			csvread_close(r);
-			continue;
-		}
-		int column = series_columns_find(&cols, field);
-		if (column > 0) {
-			struct series_filter f = {column, instanced, instance};
-			uint64_t n = 0;
-			rc = series_read(r, rg, &f, bk, &n);
-			*rows += n;
-			*found = 1;
-		}
-		csvread_close(r);
-	}
-	closedir(d);
-	return rc;
-}
-
-/* Reply with the series, from the metric's file and its earlier
- * generations, or 404 for an instance neither current nor in the range's
- * rows, or a field none of them has. */
+/* Reply with the series, from the tier the bucket width asks for, or 404
+ * for an instance neither current nor in the range's rows, or a field
+ * no file of the tier (nor the open raw file) has. */
 static void api_series_reply(struct api_call *c, int dfd, struct csvread *r, const char *field,
                              const struct series_columns *cols, const char *instance, json_t *known,
                              const struct series_range *rg)
 {
 	struct series_buckets bk;
 	int instanced = cols->inst_key[0] != '\0';
-	int column = series_columns_find(cols, field), found = column > 0;
-	struct series_filter f = {column, instanced, instance};
+	int found = series_columns_find(cols, field) > 0;
+	struct tierseries_query q = {c->arg[0], c->arg[1], field,
+	                             instance,  instanced, csvread_header(r)};
 	uint64_t rows = 0;
 	char msg[1200], list[900];
-	if (series_buckets_init(&bk, rg) < 0 || (found && series_read(r, rg, &f, &bk, &rows) < 0) ||
-	    api_read_generations(c, dfd, field, instance, instanced, rg, &bk, &rows, &found) < 0) {
-		log_warn("http", "host %s: reading %s.csv: %s", c->arg[0], c->arg[1],
-		         strerror(errno));
+	if (series_buckets_init(&bk, rg) < 0) {
+		http_reply_error(c->req, 500, "out of memory");
+		return;
+	}
+	enum tier t = tierseries_pick(dfd, c->arg[1], bk.width);
+	if (tierseries_read(dfd, t, &q, rg, &bk, &rows, &found) < 0) {
+		log_warn("http", "host %s: reading the %s tier of %s: %s", c->arg[0], tier_name(t),
+		         c->arg[1], strerror(errno));
 		series_buckets_free(&bk);
 		http_reply_error(c->req, 500, "cannot read the metric's file");
 		return;
@@ -534,13 +486,13 @@ static void api_series_reply(struct api_call *c, int dfd, struct csvread *r, con
 		http_reply_error(c->req, 404, msg);
 	} else {
 		http_reply_json(c->req, 200,
-		                json_pack("{s:s, s:s, s:s, s:o, s:I, s:I, s:I, s:o, s:I}", "host",
-		                          c->arg[0], "metric", c->arg[1], "field", field,
+		                json_pack("{s:s, s:s, s:s, s:o, s:I, s:I, s:I, s:s, s:o, s:I}",
+		                          "host", c->arg[0], "metric", c->arg[1], "field", field,
 		                          "instance",
 		                          instance ? json_string(instance) : json_null(), "from",
 		                          (json_int_t)rg->from, "to", (json_int_t)rg->to,
-		                          "bucket_ms", (json_int_t)bk.width, "points",
-		                          api_points(&bk), "rows", (json_int_t)rows));
+		                          "bucket_ms", (json_int_t)bk.width, "tier", tier_name(t),
+		                          "points", api_points(&bk), "rows", (json_int_t)rows));
 	}
 	series_buckets_free(&bk);
 }
@@ -592,6 +544,109 @@ out:
 		close(dfd);
 	json_decref(known);
 	json_decref(host);
+}
+
+/* One ranked host as JSON; NULL if it cannot be built. */
+static json_t *api_rank_json(const struct rank_entry *e, enum rank_agg agg)
+{
+	return json_pack("{s:s, s:o, s:o, s:o, s:s, s:I}", "host", e->host, "value",
+	                 json_number(e->value), "instance",
+	                 e->instanced ? json_string(e->instance) : json_null(), "time",
+	                 agg == RANK_AVG ? json_null() : json_integer((json_int_t)e->time), "tier",
+	                 tier_name(e->tier), "rows", (json_int_t)e->rows);
+}
+
+/* The first n entries as a JSON array; NULL if it cannot be built. */
+static json_t *api_rank_array(const struct rank_entry *e, size_t n, enum rank_agg agg)
+{
+	json_t *arr = json_array();
+	for (size_t i = 0; arr && i < n; i++)
+		if (json_push(arr, api_rank_json(&e[i], agg)) < 0) {
+			json_decref(arr);
+			arr = NULL;
+		}
+	return arr;
+}
+
+/* Rank every listed host with a folder into e (room for every host):
+ * the count ranked; *unread counts hosts whose files could not be read
+ * (logged). */
+static size_t api_rank_hosts(struct api_call *c, json_t *hosts, const struct rank_query *q,
+                             struct rank_entry *e, size_t *unread)
+{
+	size_t i, n = 0;
+	json_t *h;
+	*unread = 0;
+	json_array_foreach(hosts, i, h)
+	{
+		const char *name = json_string_value(json_object_get(h, "name"));
+		if (!name || !util_valid_name(name))
+			continue;
+		int dfd = safefs_dir_open(registry_hosts_fd(c->h->srv->registry), name, 0);
+		if (dfd < 0) {
+			if (errno != ENOENT) {
+				char why[64];
+				log_warn("http", "host %s: %s/hosts/%s%s%s: not read", name,
+				         c->h->srv->cfg->server.data_dir, name,
+				         safefs_refused(errno) ? " " : ": ",
+				         safefs_why(errno, why, sizeof why));
+				(*unread)++;
+			}
+			continue;
+		}
+		int rc = rank_host(dfd, name, c->arg[0], c->arg[1], q, &e[n]);
+		close(dfd);
+		if (rc < 0)
+			(*unread)++;
+		else
+			n += (size_t)rc;
+	}
+	return n;
+}
+
+/* GET /api/v1/fleet/<metric>/<field>: the hosts ranked by a field over a
+ * range, from each host's coarsest tier. */
+static void api_fleet(struct api_call *c)
+{
+	struct rank_query q;
+	const char *err;
+	if (!util_valid_key(c->arg[0])) {
+		http_reply_error(c->req, 400, "invalid metric name");
+		return;
+	}
+	if (!util_valid_key(c->arg[1])) {
+		http_reply_error(c->req, 400, "invalid field name");
+		return;
+	}
+	if (rank_query_parse(api_param(c, "since"), api_param(c, "from"), api_param(c, "to"),
+	                     api_param(c, "agg"), api_param(c, "top"), util_now_ms(), &q,
+	                     &err) < 0) {
+		http_reply_error(c->req, 400, err);
+		return;
+	}
+	json_t *hosts = registry_hosts_json(c->h->srv->registry);
+	size_t total = json_array_size(hosts), unread;
+	struct rank_entry *e = hosts ? calloc(total ? total : 1, sizeof *e) : NULL;
+	if (!e) {
+		json_decref(hosts);
+		http_reply_error(c->req, 500, "cannot list the hosts");
+		return;
+	}
+	size_t n = api_rank_hosts(c, hosts, &q, e, &unread);
+	json_decref(hosts);
+	rank_sort(e, n, q.agg);
+	json_t *top = api_rank_array(e, n < q.top ? n : q.top, q.agg);
+	free(e);
+	if (!top) {
+		http_reply_error(c->req, 500, "out of memory");
+		return;
+	}
+	http_reply_json(c->req, 200,
+	                json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:o}", "metric",
+	                          c->arg[0], "field", c->arg[1], "agg", rank_agg_name(q.agg),
+	                          "from", (json_int_t)q.from, "to", (json_int_t)q.to, "hosts",
+	                          (json_int_t)total, "ranked", (json_int_t)n, "unread",
+	                          (json_int_t)unread, "top", top));
 }
 
 /* POST /api/v1/hosts/<name>/poll: ask the host's agent for a sample now. */
@@ -757,6 +812,7 @@ static void api_workers(struct api_call *c)
 
 static const char *const api_no_params[] = {NULL};
 static const char *const api_series_params[] = {"field", "instance", "from", "to", "points", NULL};
+static const char *const api_fleet_params[] = {"since", "from", "to", "agg", "top", NULL};
 
 static const struct api_route api_routes[] = {
     {"hosts", EVHTTP_REQ_GET, api_no_params, api_hosts},
@@ -765,6 +821,7 @@ static const struct api_route api_routes[] = {
     {"hosts/*/series/*", EVHTTP_REQ_GET, api_series_params, api_series},
     {"hosts/*/poll", EVHTTP_REQ_POST, api_no_params, api_poll},
     {"hosts/*/forget", EVHTTP_REQ_POST, api_no_params, api_forget},
+    {"fleet/*/*", EVHTTP_REQ_GET, api_fleet_params, api_fleet},
     {"alarms", EVHTTP_REQ_GET, api_no_params, api_alarms},
     {"stats", EVHTTP_REQ_GET, api_no_params, api_stats},
     {"workers", EVHTTP_REQ_GET, api_no_params, api_workers},

@@ -1,6 +1,7 @@
-/* Series from metric files: header columns, query limits, time buckets,
- * and the forward read from where the binary search lands to the range's
- * end. */
+/* Series from metric files: header columns (raw and rollup), query
+ * limits, time buckets, rollup merging, and the read of a file's rows of a
+ * range: forward from where the binary search lands in a sorted file, or
+ * every row of one that may be out of order. */
 #include "series.h"
 
 #include <math.h>
@@ -10,8 +11,9 @@
 
 #include "util.h"
 
-/* Most fields a row may have: time, instance and every field. */
-#define SERIES_ROW_FIELDS (PROTO_MAX_FIELDS + 2)
+/* Most fields a row may have: time, instance, count and every field's
+ * min, avg and max. */
+#define SERIES_ROW_FIELDS (3 * PROTO_MAX_FIELDS + 3)
 
 /* Largest accepted time: 15 digits of milliseconds, past year 30000. */
 #define SERIES_TIME_MAX 999999999999999ull
@@ -56,13 +58,75 @@ out:
 	return rc;
 }
 
-/* Where field sits in a row. */
+/* Whether col is base followed by suffix (".min"), base a valid key. */
+static int series_is_stat(const char *col, const char *suffix, char *base, size_t size)
+{
+	size_t len = strlen(col), sl = strlen(suffix);
+	if (len <= sl || len - sl >= size || strcmp(col + len - sl, suffix) != 0)
+		return 0;
+	snprintf(base, size, "%.*s", (int)(len - sl), col);
+	return util_valid_key(base);
+}
+
+/* Columns of a rollup header: time, the instance key if any, count, then
+ * a .min, .avg, .max triple for each field. */
+int series_rollup_parse(const char *header, int instanced, struct series_columns *c)
+{
+	size_t len = strlen(header);
+	char *out = malloc(len + 1);
+	char *cols[SERIES_ROW_FIELDS];
+	int n = out ? csvread_split(header, len, out, cols, SERIES_ROW_FIELDS) : -1;
+	int rc = -1;
+	memset(c, 0, sizeof *c);
+	c->rollup = 1;
+	if (n < 3 || strcmp(cols[0], "time") != 0)
+		goto out;
+	if (instanced < 0)
+		instanced = strcmp(cols[1], "count") != 0;
+	int first = instanced ? 3 : 2;
+	if (n <= first || strcmp(cols[first - 1], "count") != 0 || (n - first) % 3 != 0 ||
+	    (n - first) / 3 > PROTO_MAX_FIELDS)
+		goto out;
+	if (instanced) {
+		if (!util_valid_key(cols[1]))
+			goto out;
+		snprintf(c->inst_key, sizeof c->inst_key, "%s", cols[1]);
+	}
+	for (int i = first; i < n; i += 3) {
+		char base[PROTO_KEY_MAX + 1], avg[PROTO_KEY_MAX + 1], max[PROTO_KEY_MAX + 1];
+		if (!series_is_stat(cols[i], ".min", base, sizeof base) ||
+		    !series_is_stat(cols[i + 1], ".avg", avg, sizeof avg) ||
+		    !series_is_stat(cols[i + 2], ".max", max, sizeof max) ||
+		    strcmp(base, avg) != 0 || strcmp(base, max) != 0)
+			goto out;
+		snprintf(c->fields[c->nfields++], sizeof c->fields[0], "%s", base);
+	}
+	rc = 0;
+out:
+	free(out);
+	return rc;
+}
+
+/* Where field sits in a row: after time and the instance, and for rollup
+ * rows after the count, three columns a field. */
 int series_columns_find(const struct series_columns *c, const char *field)
 {
+	int first = c->inst_key[0] ? 2 : 1;
 	for (int i = 0; i < c->nfields; i++)
 		if (strcmp(c->fields[i], field) == 0)
-			return i + (c->inst_key[0] ? 2 : 1);
+			return c->rollup ? first + 1 + 3 * i : first + i;
 	return -1;
+}
+
+/* The field's column, and for rollups the count's. */
+int series_filter_init(struct series_filter *f, const struct series_columns *c, const char *field,
+                       const char *instance)
+{
+	f->column = series_columns_find(c, field);
+	f->instanced = c->inst_key[0] != '\0';
+	f->instance = instance;
+	f->count_column = c->rollup ? (f->instanced ? 2 : 1) : 0;
+	return f->column > 0 ? 0 : -1;
 }
 
 /* A decimal number of 1..15 digits, nothing else. */
@@ -129,6 +193,69 @@ int series_buckets_init(struct series_buckets *bk, const struct series_range *rg
 	return bk->b ? 0 : -1;
 }
 
+/* The count and the field's three values of a split rollup row. */
+int series_rollup_get(char **fields, int n, const struct series_filter *f,
+                      struct series_rollup *out)
+{
+	uint64_t count;
+	if (n <= f->column + 2 || f->count_column <= 0 ||
+	    series_parse_u64(fields[f->count_column], SERIES_TIME_MAX, &count) < 0 || count == 0)
+		return -1;
+	out->count = count;
+	out->weight = 0;
+	out->min = out->avg = out->max = NAN;
+	const char *const *v = (const char *const *)fields + f->column;
+	if (!v[0][0] && !v[1][0] && !v[2][0])
+		return 0;
+	if (series_value(v[0], &out->min) < 0 || series_value(v[1], &out->avg) < 0 ||
+	    series_value(v[2], &out->max) < 0)
+		return -1;
+	out->weight = count;
+	return 1;
+}
+
+/* a * (wa / w) + b * (wb / w): a mean weighted by counts, each term at
+ * most its value, so no overflow where the sum of products would. */
+static double series_weighted(double a, uint64_t wa, double b, uint64_t wb)
+{
+	double w = (double)wa + (double)wb;
+	return a * ((double)wa / w) + b * ((double)wb / w);
+}
+
+/* Merge two rows of one bucket and instance. */
+void series_rollup_merge(struct series_rollup *a, const struct series_rollup *b)
+{
+	a->count += b->count;
+	if (b->weight == 0)
+		return;
+	if (a->weight == 0) {
+		a->min = b->min;
+		a->avg = b->avg;
+		a->max = b->max;
+	} else {
+		a->min = b->min < a->min ? b->min : a->min;
+		a->max = b->max > a->max ? b->max : a->max;
+		a->avg = series_weighted(a->avg, a->weight, b->avg, b->weight);
+	}
+	a->weight += b->weight;
+}
+
+/* Fold a rollup row into its bucket, as weight values of its avg. */
+void series_buckets_add_rollup(struct series_buckets *bk, uint64_t t, const struct series_rollup *v)
+{
+	if (v->weight == 0)
+		return;
+	struct series_bucket *b = &bk->b[(t - bk->from) / bk->width];
+	double part = v->avg * (double)v->weight;
+	if (b->count == 0 || v->min < b->min)
+		b->min = v->min;
+	if (b->count == 0 || v->max > b->max)
+		b->max = v->max;
+	b->sum = b->count == 0 ? part : b->sum + part;
+	b->mean = b->count == 0 ? v->avg : series_weighted(b->mean, b->count, v->avg, v->weight);
+	b->count += v->weight;
+}
+
 /* Fold a value into its bucket. */
 void series_buckets_add(struct series_buckets *bk, uint64_t t, double v)
 {
@@ -189,9 +316,28 @@ static int series_split(struct series_scratch *s, const char *line, size_t len, 
 	return csvread_split(line, len, s->buf, fields, SERIES_ROW_FIELDS);
 }
 
-/* Read forward from the first row at or after from until a row past to. */
-int series_read(struct csvread *r, const struct series_range *rg, const struct series_filter *f,
-                struct series_buckets *bk, uint64_t *rows)
+/* Hand one split row at time t to fn: its instance and values. */
+static void series_visit(char **fields, int n, uint64_t t, const struct series_filter *f,
+                         series_row_fn *fn, void *arg)
+{
+	if (n <= f->column || (f->instance && strcmp(fields[1], f->instance) != 0))
+		return;
+	struct series_rollup v = {1, 0, NAN, NAN, NAN};
+	if (f->count_column > 0) {
+		if (series_rollup_get(fields, n, f, &v) < 0)
+			return;
+	} else if (series_value(fields[f->column], &v.min) == 0) {
+		v.avg = v.max = v.min;
+		v.weight = 1;
+	}
+	fn(t, f->instanced ? fields[1] : NULL, &v, arg);
+}
+
+/* Read forward from the first row at or after from (by binary search when
+ * sorted, else from the first row) until a row past to when sorted, else
+ * to the end. */
+int series_each(struct csvread *r, int sorted, const struct series_range *rg,
+                const struct series_filter *f, series_row_fn *fn, void *arg)
 {
 	struct series_scratch s = {NULL, 0};
 	char *fields[SERIES_ROW_FIELDS];
@@ -199,24 +345,46 @@ int series_read(struct csvread *r, const struct series_range *rg, const struct s
 	size_t len;
 	off_t next;
 	int rc;
-	*rows = 0;
-	for (off_t off = csvread_seek(r, rg->from);
+	for (off_t off = sorted ? csvread_seek(r, rg->from) : csvread_data(r);
 	     (rc = csvread_line(r, off, &line, &len, &next)) > 0; off = next) {
 		uint64_t t;
 		if (!line || csvread_time(line, len, &t) < 0 || t < rg->from)
 			continue;
-		if (t > rg->to)
-			break;
-		int n = series_split(&s, line, len, fields);
-		if (n <= f->column || (f->instance && strcmp(fields[1], f->instance) != 0))
+		if (t > rg->to) {
+			if (sorted)
+				break;
 			continue;
-		(*rows)++;
-		double v;
-		if (series_value(fields[f->column], &v) == 0)
-			series_buckets_add(bk, t, v);
+		}
+		int n = series_split(&s, line, len, fields);
+		series_visit(fields, n, t, f, fn, arg);
 	}
 	free(s.buf);
 	return rc < 0 ? -1 : 0;
+}
+
+/* Where series_read folds rows. */
+struct series_fold {
+	struct series_buckets *bk;
+	uint64_t rows;
+};
+
+/* Fold a row into its bucket and count it. */
+static void series_fold(uint64_t t, const char *instance, const struct series_rollup *v, void *arg)
+{
+	struct series_fold *fo = arg;
+	(void)instance;
+	fo->rows += v->count;
+	series_buckets_add_rollup(fo->bk, t, v);
+}
+
+/* Every row of the range into the buckets. */
+int series_read(struct csvread *r, int sorted, const struct series_range *rg,
+                const struct series_filter *f, struct series_buckets *bk, uint64_t *rows)
+{
+	struct series_fold fo = {bk, 0};
+	int rc = series_each(r, sorted, rg, f, series_fold, &fo);
+	*rows = fo.rows;
+	return rc;
 }
 
 /* Scan the last n rows for the latest time and the instances. */

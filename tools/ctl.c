@@ -36,6 +36,10 @@ static void usage(FILE *out)
 	             "      --instance I     the mount, interface or zone (needed when several)\n"
 	             "      --since D        how far back: 90s, 15m, 1h, 24h, 7d (default 1h)\n"
 	             "      --points N       at most N rows, 1..10000 (default 500)\n"
+	             "  top METRIC.FIELD     hosts ranked by a field over a range (from rollups):\n"
+	             "      --since D        how far back (default 24h)\n"
+	             "      --agg A          max, min or avg (default max)\n"
+	             "      --top N          at most N hosts, 1..1000 (default 20)\n"
 	             "  poll HOST            ask HOST's agent for a sample now\n"
 	             "  forget HOST          stop listing HOST, which is not connected, until it\n"
 	             "                       reports again; its files stay\n"
@@ -60,7 +64,10 @@ struct ctl {
 	int json;
 	const char *field, *instance;
 	uint64_t since_ms;
+	int since_set;                /* --since given */
 	unsigned points;              /* 0: the server's default */
+	const char *agg;              /* top: NULL for the server's default */
+	unsigned top;                 /* top: 0 for the server's default */
 	const struct auth_key *admin; /* sent as a bearer token; NULL: none */
 };
 
@@ -69,6 +76,7 @@ struct command {
 	const char *name;
 	int nargs;
 	int post;
+	const char *opts; /* the options it takes, as getopt letters; --json always */
 	int (*path)(const struct ctl *c, char *out, size_t size); /* 0 or an exit code */
 	void (*print)(json_t *doc, const struct ctl *c);
 };
@@ -512,6 +520,33 @@ static void print_series(json_t *doc, const struct ctl *c)
 	table_print(&t, 0xe);
 }
 
+/* top: rank, host, value, instance, when, tier. */
+static void print_top(json_t *doc, const struct ctl *c)
+{
+	struct table t = {.ncols = 6};
+	const char *head[6] = {"RANK", "HOST", "VALUE", "INSTANCE", "TIME", "TIER"};
+	char rank[24], when[64], v[64];
+	size_t i;
+	json_t *e;
+	table_row(&t, head);
+	json_array_foreach(json_object_get(doc, "top"), i, e)
+	{
+		json_t *tm = json_object_get(e, "time"), *inst = json_object_get(e, "instance");
+		snprintf(rank, sizeof rank, "%zu", i + 1);
+		const char *row[6] = {
+		    rank,
+		    str(e, "host"),
+		    fmt_value(v, sizeof v, json_object_get(e, "value")),
+		    json_is_string(inst) ? json_string_value(inst) : "-",
+		    json_is_number(tm) ? fmt_time(when, sizeof when, json_number_value(tm)) : "-",
+		    str(e, "tier")};
+		table_row(&t, row);
+	}
+	table_print(&t, 0x5);
+	if (json_array_size(json_object_get(doc, "top")) == 0)
+		printf("no host has %s.%s in the range\n", str(doc, "metric"), str(doc, "field"));
+}
+
 /* poll: what was asked. */
 static void print_poll(json_t *doc, const struct ctl *c)
 {
@@ -558,12 +593,12 @@ static int path_host_action(const struct ctl *c, char *out, size_t size)
 	return rc;
 }
 
-/* Append "&key=value" (value URI-encoded) to out. */
+/* Append "&key=value" (value URI-encoded; "?" for the first) to out. */
 static void add_param(char *out, size_t size, const char *key, const char *value)
 {
 	char *enc = evhttp_uriencode(value, -1, 0);
 	size_t n = strlen(out);
-	snprintf(out + n, size - n, "&%s=%s", key, enc ? enc : "");
+	snprintf(out + n, size - n, "%c%s=%s", strchr(out, '?') ? '&' : '?', key, enc ? enc : "");
 	free(enc);
 }
 
@@ -593,13 +628,42 @@ static int path_series(const struct ctl *c, char *out, size_t size)
 	return 0;
 }
 
+/* top METRIC.FIELD: /api/v1/fleet/METRIC/FIELD with the options given. */
+static int path_top(const struct ctl *c, char *out, size_t size)
+{
+	char metric[64];
+	const char *dot = strchr(c->args[0], '.');
+	size_t ml = dot ? (size_t)(dot - c->args[0]) : 0;
+	if (dot && ml < sizeof metric)
+		snprintf(metric, sizeof metric, "%.*s", (int)ml, c->args[0]);
+	if (!dot || ml >= sizeof metric || !util_valid_key(metric) || !util_valid_key(dot + 1)) {
+		fprintf(stderr, "pimon-ctl: '%s' is not METRIC.FIELD (such as cpu.usage)\n",
+		        c->args[0]);
+		return EXIT_USAGE;
+	}
+	snprintf(out, size, "/api/v1/fleet/%s/%s", metric, dot + 1);
+	char n[32];
+	if (c->since_set) {
+		snprintf(n, sizeof n, "%llus", (unsigned long long)(c->since_ms / 1000));
+		add_param(out, size, "since", n);
+	}
+	if (c->agg)
+		add_param(out, size, "agg", c->agg);
+	if (c->top) {
+		snprintf(n, sizeof n, "%u", c->top);
+		add_param(out, size, "top", n);
+	}
+	return 0;
+}
+
 static const struct command commands[] = {
     {.name = "hosts", .path = path_plain, .print = print_hosts},
     {.name = "show", .nargs = 1, .path = path_show, .print = print_show},
     {.name = "workers", .path = path_plain, .print = print_workers},
     {.name = "stats", .path = path_plain, .print = print_stats},
     {.name = "alarms", .path = path_plain, .print = print_alarms},
-    {.name = "series", .nargs = 2, .path = path_series, .print = print_series},
+    {.name = "series", .nargs = 2, .opts = "fisn", .path = path_series, .print = print_series},
+    {.name = "top", .nargs = 1, .opts = "sgt", .path = path_top, .print = print_top},
     {.name = "poll", .nargs = 1, .post = 1, .path = path_host_action, .print = print_poll},
     {.name = "forget", .nargs = 1, .post = 1, .path = path_host_action, .print = print_forget},
 };
@@ -619,6 +683,7 @@ static int command_option(struct ctl *c, int opt, const char *arg)
 		c->instance = arg;
 		return 0;
 	case 's':
+		c->since_set = 1;
 		if (parse_duration(arg, &c->since_ms) == 0)
 			return 0;
 		fprintf(stderr,
@@ -635,6 +700,22 @@ static int command_option(struct ctl *c, int opt, const char *arg)
 		fprintf(stderr, "pimon-ctl: --points %s: expected 1..10000\n", arg);
 		return EXIT_USAGE;
 	}
+	case 'g':
+		if (strcmp(arg, "max") == 0 || strcmp(arg, "min") == 0 || strcmp(arg, "avg") == 0) {
+			c->agg = arg;
+			return 0;
+		}
+		fprintf(stderr, "pimon-ctl: --agg %s: expected max, min or avg\n", arg);
+		return EXIT_USAGE;
+	case 't': {
+		unsigned long n = strtoul(arg, &end, 10);
+		if (*arg >= '0' && *arg <= '9' && !*end && n >= 1 && n <= 1000) {
+			c->top = (unsigned)n;
+			return 0;
+		}
+		fprintf(stderr, "pimon-ctl: --top %s: expected 1..1000\n", arg);
+		return EXIT_USAGE;
+	}
 	default:
 		return EXIT_USAGE;
 	}
@@ -647,7 +728,8 @@ static int parse_command(struct ctl *c, int argc, char **argv)
 	static const struct option opts[] = {
 	    {"json", no_argument, NULL, 'j'},           {"field", required_argument, NULL, 'f'},
 	    {"instance", required_argument, NULL, 'i'}, {"since", required_argument, NULL, 's'},
-	    {"points", required_argument, NULL, 'n'},   {NULL, 0, NULL, 0},
+	    {"points", required_argument, NULL, 'n'},   {"agg", required_argument, NULL, 'g'},
+	    {"top", required_argument, NULL, 't'},      {NULL, 0, NULL, 0},
 	};
 	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
 		if (strcmp(argv[0], commands[i].name) == 0)
@@ -657,7 +739,7 @@ static int parse_command(struct ctl *c, int argc, char **argv)
 		usage(stderr);
 		return EXIT_USAGE;
 	}
-	int series = strcmp(c->cmd->name, "series") == 0, opt, rc;
+	int opt, rc;
 	optind = 0; /* start over on the command's own arguments */
 	opterr = 0; /* getopt would name the command as the program */
 	while ((opt = getopt_long(argc, argv, "j", opts, NULL)) != -1) {
@@ -666,7 +748,7 @@ static int parse_command(struct ctl *c, int argc, char **argv)
 			        c->cmd->name, argv[optind - 1]);
 			return EXIT_USAGE;
 		}
-		if (opt != 'j' && !series) {
+		if (opt != 'j' && (!c->cmd->opts || !strchr(c->cmd->opts, opt))) {
 			fprintf(stderr, "pimon-ctl: %s takes no such option\n", c->cmd->name);
 			return EXIT_USAGE;
 		}

@@ -264,14 +264,14 @@ static void test_read(void)
 		goto out;
 	/* Rows 10..29 (times 1100..1290) in 2 buckets of 100 ms. */
 	struct series_range rg = {1100, 1290, 2};
-	struct series_filter f = {2, 0, NULL}; /* load5: "" for every third row */
+	struct series_filter f = {2, 0, NULL, 0}; /* load5: "" for every third row */
 	struct series_buckets bk;
 	uint64_t rows;
 	CHECK(series_buckets_init(&bk, &rg) == 0 && bk.width == 96 && bk.n == 2);
 	series_buckets_free(&bk);
 	rg.points = 20;
 	CHECK(series_buckets_init(&bk, &rg) == 0 && bk.width == 10 && bk.n == 20);
-	CHECK(series_read(r, &rg, &f, &bk, &rows) == 0 && rows == 20);
+	CHECK(series_read(r, 1, &rg, &f, &bk, &rows) == 0 && rows == 20);
 	uint64_t values = 0;
 	for (size_t i = 0; i < bk.n; i++)
 		values += bk.b[i].count;
@@ -280,7 +280,7 @@ static void test_read(void)
 	f.column = 1;
 	rg.points = 2;
 	CHECK(series_buckets_init(&bk, &rg) == 0);
-	CHECK(series_read(r, &rg, &f, &bk, &rows) == 0 && rows == 20);
+	CHECK(series_read(r, 1, &rg, &f, &bk, &rows) == 0 && rows == 20);
 	/* Bucket 0: times 1100..1195 = rows 10..19; bucket 1: rows 20..29. */
 	CHECK(bk.b[0].count == 10 && bk.b[0].min == 10 && bk.b[0].max == 19);
 	CHECK_NEAR(bk.b[0].sum / 10, 14.5, 1e-9);
@@ -325,18 +325,18 @@ static void test_instances(void)
 		goto out;
 	CHECK_STR(csvread_header(r), "time,mount,used_pct");
 	struct series_range rg = {1000, 1490, 500};
-	struct series_filter f = {2, 1, "/mnt/a,b"};
+	struct series_filter f = {2, 1, "/mnt/a,b", 0};
 	struct series_buckets bk;
 	uint64_t rows, last;
 	CHECK(series_buckets_init(&bk, &rg) == 0);
-	CHECK(series_read(r, &rg, &f, &bk, &rows) == 0 && rows == 50);
+	CHECK(series_read(r, 1, &rg, &f, &bk, &rows) == 0 && rows == 50);
 	CHECK(bk.b[0].count == 1 && bk.b[0].min == 100);
 	CHECK(bk.b[490].count == 1 && bk.b[490].max == 149);
 	series_buckets_free(&bk);
 	f.instance = "/";
 	rg = (struct series_range){1200, 1200, 1};
 	CHECK(series_buckets_init(&bk, &rg) == 0);
-	CHECK(series_read(r, &rg, &f, &bk, &rows) == 0 && rows == 1 && bk.b[0].sum == 20);
+	CHECK(series_read(r, 1, &rg, &f, &bk, &rows) == 0 && rows == 1 && bk.b[0].sum == 20);
 	series_buckets_free(&bk);
 	char names[256] = "";
 	series_tail(r, 4, 1, &last, add_name, names);
@@ -370,6 +370,186 @@ static void test_short_files(void)
 	CHECK(csvread_open(AT_FDCWD, "/nonexistent/pimon/x.csv") == NULL);
 }
 
+/* Rows out of time order (a backlog, a clock stepped back): a file in
+ * arrival order whose later rows are earlier than the ones before them.
+ * The binary search lands past the early rows; a whole scan reads every
+ * row of the range. */
+static void test_out_of_order_rows_read_back(void)
+{
+	size_t cap = 400000, o = 0;
+	char *text = malloc(cap), path[64];
+	o += (size_t)snprintf(text + o, cap - o, "time,load1\n");
+	/* 2000 rows from t 100000 at 10 ms, then the clock steps back: 500 rows
+	 * from t 1000, then a backlog row far ahead and one far behind. */
+	for (int i = 0; i < 2000; i++)
+		o += (size_t)snprintf(text + o, cap - o, "%d,1\n", 100000 + 10 * i);
+	for (int i = 0; i < 500; i++)
+		o += (size_t)snprintf(text + o, cap - o, "%d,2\n", 1000 + 10 * i);
+	o += (size_t)snprintf(text + o, cap - o, "900000,3\n500,4\n");
+	write_file(path, text, o);
+	struct csvread *r = csvread_open(AT_FDCWD, path);
+	CHECK(r != NULL);
+	if (!r)
+		goto out;
+	struct series_filter f = {1, 0, NULL, 0};
+	struct series_range rg = {1000, 5990, 1};
+	struct series_buckets bk;
+	uint64_t rows = 0;
+	/* Only the stepped-back rows lie in the range. */
+	CHECK(series_buckets_init(&bk, &rg) == 0);
+	CHECK(series_read(r, 0, &rg, &f, &bk, &rows) == 0);
+	CHECK(rows == 500 && bk.b[0].count == 500 && bk.b[0].min == 2 && bk.b[0].max == 2);
+	series_buckets_free(&bk);
+	/* Everything: every row once, the late backlog rows too. */
+	rg = (struct series_range){0, 1000000, 1};
+	CHECK(series_buckets_init(&bk, &rg) == 0);
+	CHECK(series_read(r, 0, &rg, &f, &bk, &rows) == 0 && rows == 2502);
+	CHECK(bk.b[0].min == 1 && bk.b[0].max == 4);
+	series_buckets_free(&bk);
+	/* A range from the middle of the first run: the rows before it in
+	 * the file are not in it, the ones after are. */
+	rg = (struct series_range){110000, 900000, 1};
+	CHECK(series_buckets_init(&bk, &rg) == 0);
+	CHECK(series_read(r, 0, &rg, &f, &bk, &rows) == 0 && rows == 1001);
+	series_buckets_free(&bk);
+	csvread_close(r);
+out:
+	unlink(path);
+	free(text);
+}
+
+/* A reader over memory reads as one over a file: header, lines, seek,
+ * tail; a last line without its newline is not a row. */
+static void test_mem_reader(void)
+{
+	size_t n = 20000, len;
+	char *text = make_rows(n, 1000, &len);
+	struct csvread *r = csvread_mem(text, len);
+	CHECK(r != NULL);
+	if (!r)
+		goto out;
+	CHECK_STR(csvread_header(r), "time,load1,load5");
+	int ok = 1;
+	for (uint64_t from = 995; from < 1000 + 10 * n; from += 997)
+		ok &= row_at(r, csvread_seek(r, from)) == (long)((from - 1000 + 9) / 10);
+	CHECK(ok);
+	CHECK(row_at(r, csvread_tail(r, 3)) == (long)(n - 3));
+	struct series_range rg = {1100, 1290, 2};
+	struct series_filter f = {1, 0, NULL, 0};
+	struct series_buckets bk;
+	uint64_t rows, rows2;
+	CHECK(series_buckets_init(&bk, &rg) == 0);
+	CHECK(series_read(r, 1, &rg, &f, &bk, &rows) == 0 && rows == 20);
+	CHECK(bk.b[0].count == 10 && bk.b[0].min == 10 && bk.b[0].max == 19);
+	CHECK(series_read(r, 0, &rg, &f, &bk, &rows2) == 0 && rows2 == 20);
+	CHECK(bk.b[0].count == 20);
+	series_buckets_free(&bk);
+	csvread_close(r);
+	r = csvread_mem("", 0);
+	CHECK(r && csvread_header(r)[0] == '\0' && csvread_tail(r, 2) == csvread_data(r));
+	csvread_close(r);
+out:
+	free(text);
+}
+
+/* Rollup headers: count, then each field's min, avg and max. */
+static void test_rollup_columns(void)
+{
+	struct series_columns c;
+	struct series_filter f;
+	CHECK(series_rollup_parse("time,count,load1.min,load1.avg,load1.max,load5.min,load5.avg,"
+	                          "load5.max",
+	                          -1, &c) == 0);
+	CHECK(c.rollup && c.inst_key[0] == '\0' && c.nfields == 2);
+	CHECK_STR(c.fields[1], "load5");
+	CHECK(series_columns_find(&c, "load1") == 2 && series_columns_find(&c, "load5") == 5);
+	CHECK(series_filter_init(&f, &c, "load5", NULL) == 0 && f.count_column == 1 &&
+	      f.column == 5 && !f.instanced);
+	CHECK(series_filter_init(&f, &c, "load15", NULL) == -1);
+	CHECK(series_rollup_parse("time,mount,count,used.min,used.avg,used.max", -1, &c) == 0);
+	CHECK_STR(c.inst_key, "mount");
+	CHECK(series_filter_init(&f, &c, "used", "/") == 0 && f.count_column == 2 &&
+	      f.column == 3 && f.instanced);
+	CHECK(series_rollup_parse("time,count,a.min,a.max,a.avg", -1, &c) == -1);
+	CHECK(series_rollup_parse("time,count,a.min,a.avg", -1, &c) == -1);
+	CHECK(series_rollup_parse("time,count,a.min,b.avg,a.max", -1, &c) == -1);
+	CHECK(series_rollup_parse("time,count", -1, &c) == -1);
+	CHECK(series_rollup_parse("time,load1,load5", -1, &c) == -1);
+	CHECK(series_rollup_parse("time,mount,a.min,a.avg,a.max", -1, &c) == -1);
+	CHECK(series_rollup_parse("time,count,A.min,A.avg,A.max", -1, &c) == -1);
+	/* Raw columns of the same file are not a rollup. */
+	CHECK(series_columns_parse("time,load1,load5", -1, &c) == 0 && !c.rollup);
+}
+
+/* Rows of one bucket merge: counts add, min of the minimums, max of the
+ * maximums, avg weighted by count; a row without a value adds its count
+ * only. */
+static void test_rollup_merge(void)
+{
+	struct series_rollup a = {2, 2, 1, 2, 3}, b = {6, 6, 0, 4, 10},
+	                     none = {5, 0, NAN, NAN, NAN};
+	series_rollup_merge(&a, &b);
+	CHECK(a.count == 8 && a.weight == 8 && a.min == 0 && a.max == 10);
+	CHECK_NEAR(a.avg, (2 * 2 + 6 * 4) / 8.0, 1e-12);
+	series_rollup_merge(&a, &none);
+	CHECK(a.count == 13 && a.weight == 8 && a.min == 0 && a.max == 10);
+	series_rollup_merge(&none, &b);
+	CHECK(none.count == 11 && none.weight == 6 && none.avg == 4 && none.min == 0);
+	/* Large values: the weighted mean does not overflow. */
+	struct series_rollup x = {3, 3, 1e308, 1e308, 1e308}, y = {1, 1, 1e308, 1e308, 1e308};
+	series_rollup_merge(&x, &y);
+	CHECK(x.avg == 1e308);
+	char buf[] = "1000,/,4,1,2.5,inf";
+	char *fields[8];
+	char out[sizeof buf];
+	struct series_filter f = {3, 1, NULL, 2};
+	struct series_rollup v;
+	int n = csvread_split(buf, strlen(buf), out, fields, 8);
+	CHECK(series_rollup_get(fields, n, &f, &v) == 1 && v.count == 4 && v.weight == 4);
+	CHECK(v.min == 1 && v.avg == 2.5 && isinf(v.max));
+	char empty[] = "1000,/,4,,,";
+	n = csvread_split(empty, strlen(empty), out, fields, 8);
+	CHECK(series_rollup_get(fields, n, &f, &v) == 0 && v.count == 4 && v.weight == 0);
+	char bad[] = "1000,/,x,1,2,3";
+	n = csvread_split(bad, strlen(bad), out, fields, 8);
+	CHECK(series_rollup_get(fields, n, &f, &v) == -1);
+	char zero[] = "1000,/,0,1,2,3";
+	n = csvread_split(zero, strlen(zero), out, fields, 8);
+	CHECK(series_rollup_get(fields, n, &f, &v) == -1);
+	char short_row[] = "1000,/,3,1,2";
+	n = csvread_split(short_row, strlen(short_row), out, fields, 8);
+	CHECK(series_rollup_get(fields, n, &f, &v) == -1);
+}
+
+/* A minute file with a bucket written twice (out of order) and an
+ * instance that is filtered out: the repeated bucket merges into one
+ * point, and rows count the raw rows summarised. */
+static void test_rollup_read(void)
+{
+	const char *text = "time,zone,count,c.min,c.avg,c.max\n"
+	                   "60000,cpu,6,40,45,50\n"
+	                   "120000,cpu,6,41,42,43\n"
+	                   "60000,gpu,6,90,90,90\n"
+	                   "60000,cpu,2,30,60,70\n"
+	                   "180000,cpu,3,,,\n";
+	struct csvread *r = csvread_mem(text, strlen(text));
+	struct series_columns c;
+	struct series_filter f;
+	CHECK(r && series_rollup_parse(csvread_header(r), -1, &c) == 0);
+	CHECK(series_filter_init(&f, &c, "c", "cpu") == 0);
+	struct series_range rg = {60000, 239999, 3}; /* buckets of a minute */
+	struct series_buckets bk;
+	uint64_t rows;
+	CHECK(series_buckets_init(&bk, &rg) == 0 && bk.width == 60000);
+	CHECK(series_read(r, 0, &rg, &f, &bk, &rows) == 0 && rows == 17);
+	CHECK(bk.b[0].count == 8 && bk.b[0].min == 30 && bk.b[0].max == 70);
+	CHECK_NEAR(series_bucket_avg(&bk.b[0]), (6 * 45 + 2 * 60) / 8.0, 1e-12);
+	CHECK(bk.b[1].count == 6 && series_bucket_avg(&bk.b[1]) == 42);
+	CHECK(bk.b[2].count == 0);
+	series_buckets_free(&bk);
+	csvread_close(r);
+}
+
 /* Every test, then the tally. */
 int main(void)
 {
@@ -384,5 +564,10 @@ int main(void)
 	test_read();
 	test_instances();
 	test_short_files();
+	test_out_of_order_rows_read_back();
+	test_mem_reader();
+	test_rollup_columns();
+	test_rollup_merge();
+	test_rollup_read();
 	return check_report("series");
 }
