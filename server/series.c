@@ -189,6 +189,8 @@ int series_buckets_init(struct series_buckets *bk, const struct series_range *rg
 	bk->from = rg->from;
 	bk->width = (span + points - 1) / points;
 	bk->n = (size_t)((span + bk->width - 1) / bk->width);
+	bk->last = 0;
+	bk->seen = 0;
 	bk->b = calloc(bk->n, sizeof *bk->b);
 	return bk->b ? 0 : -1;
 }
@@ -241,10 +243,19 @@ void series_rollup_merge(struct series_rollup *a, const struct series_rollup *b)
 }
 
 /* Fold a rollup row into its bucket, as weight values of its avg. */
+/* Keep the latest time a value was added at. */
+static void series_buckets_seen(struct series_buckets *bk, uint64_t t)
+{
+	if (!bk->seen || t > bk->last)
+		bk->last = t;
+	bk->seen = 1;
+}
+
 void series_buckets_add_rollup(struct series_buckets *bk, uint64_t t, const struct series_rollup *v)
 {
 	if (v->weight == 0)
 		return;
+	series_buckets_seen(bk, t);
 	struct series_bucket *b = &bk->b[(t - bk->from) / bk->width];
 	double part = v->avg * (double)v->weight;
 	if (b->count == 0 || v->min < b->min)
@@ -259,6 +270,7 @@ void series_buckets_add_rollup(struct series_buckets *bk, uint64_t t, const stru
 /* Fold a value into its bucket. */
 void series_buckets_add(struct series_buckets *bk, uint64_t t, double v)
 {
+	series_buckets_seen(bk, t);
 	struct series_bucket *b = &bk->b[(t - bk->from) / bk->width];
 	if (b->count == 0 || v < b->min)
 		b->min = v;

@@ -44,6 +44,8 @@ struct series_buckets {
 	uint64_t from, width;
 	size_t n;
 	struct series_bucket *b;
+	uint64_t last; /* the latest time of a value added, when seen */
+	int seen;
 };
 
 /* Which rows and column to read. */

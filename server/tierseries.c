@@ -40,9 +40,9 @@ static int tierseries_columns(enum tier t, const struct tierseries_query *q, con
 }
 
 /* Every file of the tier, one at a time. */
-int tierseries_read(int hostfd, enum tier t, const struct tierseries_query *q,
-                    const struct series_range *rg, struct series_buckets *bk, uint64_t *rows,
-                    int *found)
+static int tierseries_read_tier(int hostfd, enum tier t, const struct tierseries_query *q,
+                                const struct series_range *rg, struct series_buckets *bk,
+                                uint64_t *rows, int *found)
 {
 	struct tierread *tr = tierread_open(hostfd, t, q->metric, rg->from, rg->to);
 	if (!tr)
@@ -79,4 +79,29 @@ int tierseries_read(int hostfd, enum tier t, const struct tierseries_query *q,
 	tierread_close(tr);
 	errno = err;
 	return err ? -1 : 0;
+}
+
+/* The tier, then what its rollups do not cover yet from the next finer
+ * one: the buckets still open (the last minute, the last hour), or the
+ * whole range when the tier has no row in it. */
+int tierseries_read(int hostfd, enum tier t, const struct tierseries_query *q,
+                    const struct series_range *rg, struct series_buckets *bk, uint64_t *rows,
+                    int *found)
+{
+	struct series_range part = *rg;
+	for (;;) {
+		bk->seen = 0;
+		if (tierseries_read_tier(hostfd, t, q, &part, bk, rows, found) < 0)
+			return -1;
+		if (t == TIER_RAW)
+			return 0;
+		if (bk->seen) {
+			uint64_t covered = bk->last - bk->last % tier_width(t) + tier_width(t);
+			if (covered > part.to)
+				return 0;
+			if (covered > part.from)
+				part.from = covered;
+		}
+		t = (enum tier)(t - 1);
+	}
 }

@@ -360,6 +360,53 @@ def test_a_folder_from_before_rollups_migrates(env):
     check("rolled up with the next batch" in env.server.log_text(), "no log line of the migration")
 
 
+def test_series_and_fleet_read_what_the_server_rolled_up(env):
+    """Rows sent to three hosts come back from /series out of the tier the
+    span picks (raw, 1m, 1h), each point equal to the rows sent in its
+    bucket, and /fleet ranks the hosts by their own maximum."""
+    rng = random.Random(int(time.time()) + 3)
+    t0 = day_start(int(time.time() * 1000)) - 3 * DAY
+    env.start_server(workers=2)
+    sent_by = {}
+    for h in ("h1", "h2", "h3"):
+        batches, sent = make_batches(rng, t0, 50)
+        sent_by[h] = sent
+        s = session(env, name=h)
+        for seq, groups in enumerate(batches, 1):
+            s.sendall(metrics_frame(seq, groups))
+        acked = 0
+        while acked < len(batches):
+            acked = ack(s)
+        s.close()
+    rows = [(t, v[0]) for t, inst, v in sent_by["h1"]["net"] if inst == "eth0"]
+    for span, points, tier in ((20 * MINUTE, 40, "raw"), (DAY, 1440, "1m"), (2 * DAY, 48, "1h")):
+        frm = t0 + DAY
+        to = frm + span - 1
+        got = env.api("/api/v1/hosts/h1/series/net?field=rx&instance=eth0&from=%d&to=%d&points=%d"
+                      % (frm, to, points))
+        check(got["tier"] == tier, "%d points over %d ms: tier %r, want %s" % (points, span,
+                                                                              got["tier"], tier))
+        width = got["bucket_ms"]
+        want = {}
+        for t, v in rows:
+            if frm <= t <= to:
+                want.setdefault(frm + (t - frm) // width * width, []).append(v)
+        check(len(got["points"]) == len(want), "%s: %d points, want %d" % (tier, len(got["points"]),
+                                                                          len(want)))
+        for t, avg, lo, hi in got["points"]:
+            vs = want[t]
+            check(lo == min(vs) and hi == max(vs) and
+                  math.isclose(avg, sum(vs) / len(vs), rel_tol=1e-9, abs_tol=1e-9),
+                  "%s point %d: %r, want %r" % (tier, t, (avg, lo, hi),
+                                               (sum(vs) / len(vs), min(vs), max(vs))))
+    top = env.api("/api/v1/fleet/net/rx?from=%d&to=%d&agg=max" % (t0, t0 + 2 * DAY - 1))
+    want = sorted(((max(v[0] for t, _, v in sent_by[h]["net"] if t < t0 + 2 * DAY), h)
+                   for h in sent_by), reverse=True)
+    check([(e["value"], e["host"]) for e in top["top"]] == want,
+          "fleet ranking %r, want %r" % (top["top"], want))
+    check(all(e["tier"] == "1h" for e in top["top"]), "fleet tiers %r" % top["top"])
+
+
 def test_implausible_times_are_stored_at_the_servers(env):
     """A row stamped 1970 (a Pi before NTP) or a day ahead is stored at the
     server's receive time and counted; a day-old backlog row as stamped."""
