@@ -114,6 +114,7 @@ static char *segment_text(const char *dir, const char *name)
 static char cut_hosts[256];
 static int cuts, settles;
 
+/* The cap cut host: note it. */
 static void on_cut(void *arg, const char *host, uint64_t now_ms, const char *message)
 {
 	cuts++;
@@ -121,6 +122,7 @@ static void on_cut(void *arg, const char *host, uint64_t now_ms, const char *mes
 	strcat(cut_hosts, " ");
 }
 
+/* A sweep ended. */
 static void on_settle(void *arg, uint64_t now_ms)
 {
 	settles++;
