@@ -545,9 +545,10 @@ void registry_down(struct registry *r, struct host *h, uint64_t sid, const char 
 
 /* Write a batch to the host's files and keep its latest values. */
 int registry_store(struct registry *r, struct host *h, uint64_t sid, const struct proto_metrics *m,
-                   const struct ruleset *rs, uint64_t *stored)
+                   const struct ruleset *rs, uint64_t *stored, uint64_t *retimed)
 {
 	int rc = 0;
+	*retimed = 0;
 	pthread_mutex_lock(&h->lock);
 	if (h->session.id != sid) {
 		rc = -1;
@@ -574,6 +575,7 @@ int registry_store(struct registry *r, struct host *h, uint64_t sid, const struc
 				                 registry_emit, &ctx);
 		}
 	}
+	*retimed = store_take_retimed(h->store);
 done:
 	*stored = store_run_seq(h->store, h->run_id);
 out:

@@ -71,10 +71,11 @@ void registry_down(struct registry *r, struct host *h, uint64_t sid, const char 
  * the latest values, check the rules rs (NULL: none) on its rows. Batches
  * at or below the last stored seq of the same agent run are duplicates and
  * are not written again. Returns 0 when the batch is stored (or was
- * already), with *stored the run's highest seq stored (what to ack), or -1
- * when it must not be acked. */
+ * already), with *stored the run's highest seq stored (what to ack) and
+ * *retimed the rows stored at the server's time, or -1 when it must not be
+ * acked. */
 int registry_store(struct registry *r, struct host *h, uint64_t sid, const struct proto_metrics *m,
-                   const struct ruleset *rs, uint64_t *stored);
+                   const struct ruleset *rs, uint64_t *stored, uint64_t *retimed);
 
 /* Record an ALARM from session sid in the host's and the server's
  * alarms.csv (a resend, or a level the alarm has, records nothing).

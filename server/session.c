@@ -399,8 +399,10 @@ static void handle_metrics(struct session *s, const struct proto_metrics *m)
 	struct ruleset *rules = NULL;
 	if (s->set->srv->rules)
 		rules = rules_holder_get(s->set->srv->rules, &s->set->rules, &s->set->rules_gen);
-	uint64_t stored = 0;
-	if (registry_store(s->set->srv->registry, s->host, s->id, m, rules, &stored) < 0) {
+	uint64_t stored = 0, retimed = 0;
+	int rc = registry_store(s->set->srv->registry, s->host, s->id, m, rules, &stored, &retimed);
+	worker_count(w, WC_rows_retimed, retimed);
+	if (rc < 0) {
 		worker_count(w, WC_store_errors, 1);
 		s->blocked = 1;
 		return;

@@ -1,7 +1,15 @@
-/* Per-host CSV files: one per metric, header first, rows appended, and a
- * commit record (state.c) saying which batch the files hold completely.
- * Rows past the record are from a batch never acked: store_open cuts them
- * off, and the agent sends that batch again.
+/* Per-host CSV files: for each metric the raw rows of the open day, its
+ * minute and hour rollups (rollup.c), and a commit record (state.c) saying
+ * which batch the files hold completely and how far the rollups go. Rows
+ * past the record are from a batch never acked: store_open cuts them off,
+ * and the agent sends that batch again. Rollup rows are folded from the
+ * rows past the record's offsets only, so after any crash they continue
+ * where the record says, each row folded once.
+ *
+ * A metric's open files close when a row of a later UTC day arrives (the
+ * hour file: a later month), or when its columns change: the open buckets
+ * are written, everything synced and committed, and the files renamed to
+ * "<metric>.<ms>.csv" for the housekeeper to compress (docs/STORAGE.md).
  *
  * A host costs no descriptor between batches once the server's stores hold
  * more than a share of its descriptor limit (the rest is for sessions): a
@@ -27,10 +35,14 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
+#include "rollup.h"
+#include "rowbuf.h"
 #include "safefs.h"
+#include "series.h"
 #include "state.h"
 #include "util.h"
 
@@ -42,45 +54,69 @@
 #define STORE_FDS_SHARE 32
 #define STORE_FDS_MIN   16
 
-struct store_file {
-	char metric[PROTO_KEY_MAX + 1];
+/* Row times a clock can plausibly give (docs/STORAGE.md): from 2020-01-01
+ * to this far ahead of the server's clock. */
+#define STORE_TIME_MIN   1577836800000ull
+#define STORE_TIME_AHEAD 600000ull
+
+#define STORE_DAY_MS 86400000ull
+
+/* A metric's open files: raw rows, minute rows, hour rows. */
+enum { TIER_RAW, TIER_1M, TIER_1H, TIERS };
+
+/* The folder of each tier's files inside the host's. */
+static const char *const tier_folder[TIERS] = {NULL, "1m", "1h"};
+
+struct tier_file {
 	int fd;          /* O_APPEND; -1 while released */
 	int checked;     /* header verified in this run */
-	uint64_t shape;  /* hash of the header verified */
 	int dirty;       /* written since the last sync */
 	off_t size;      /* where the file ends (only this store writes it) */
 	uint64_t commit; /* its length in the commit record */
 };
 
-/* Where a file ended before the batch in progress wrote to it. */
-struct store_undo {
-	size_t file;
-	off_t size;
+struct store_file {
+	char metric[PROTO_KEY_MAX + 1];
+	uint64_t shape; /* hash of the raw header verified */
+	int instanced;  /* its rows name an instance */
+	struct tier_file t[TIERS];
+	/* rolled[l]: the rows of tier l before this offset are folded into
+	 * tier l + 1; open[l], bucket[l]: the rows from there on are of one
+	 * bucket, that one (not known after a start). */
+	uint64_t rolled[2], rolled_commit[2];
+	int open[2];
+	uint64_t bucket[2];
+	uint64_t newest, newest_commit; /* the latest raw row time (0: unknown) */
 };
 
-/* One group's rows, formatted before a single write. */
-struct rowbuf {
-	char *data;
-	size_t len, cap;
+/* A file's state before the batch in progress first wrote to it. */
+struct store_undo {
+	size_t file;
+	struct store_file saved;
 };
 
 struct store {
 	char *dir; /* the host's folder, for log lines */
 	char name[PROTO_NAME_MAX + 1];
-	int hosts_fd; /* <data_dir>/hosts: the registry's, borrowed */
-	int dir_fd;   /* the host's folder; -1 while released */
+	int hosts_fd;       /* <data_dir>/hosts: the registry's, borrowed */
+	int dir_fd;         /* the host's folder; -1 while released */
+	int tier_fd[TIERS]; /* 1m/ and 1h/; -1 while released */
 	struct store_file *files;
 	size_t nfiles;
 	struct store_undo *undo; /* files written by the batch in progress */
 	size_t nundo, undocap;
 	int state_fd;    /* -1 while released */
 	uint64_t gen;    /* of the commit record last read or written */
+	int legacy;      /* the record on disk is of an older version */
 	uint64_t run_id; /* the last whole batch: run and seq */
 	uint64_t last_seq;
-	struct runs runs;     /* every recent run's highest batch stored */
-	int persisted;        /* the record is on disk */
-	int failing;          /* a write failed; cleared by the next success */
-	uint64_t fail_log_ms; /* when the failure was last logged */
+	struct runs runs;      /* every recent run's highest batch stored */
+	int persisted;         /* the record is on disk */
+	int failing;           /* a write failed; cleared by the next success */
+	uint64_t fail_log_ms;  /* when the failure was last logged */
+	int retiming;          /* rows are being stored at the server's time */
+	int retimed;           /* and this batch had one */
+	uint64_t retimed_rows; /* such rows since store_take_retimed */
 };
 
 /* Descriptors every store holds, and how many they may keep between
@@ -118,6 +154,22 @@ static int store_dir(struct store *st)
 	return st->dir_fd;
 }
 
+/* The folder of a tier's files, created when create is set and it is
+ * missing; -1 with errno. */
+static int store_tier_dir(struct store *st, int tier, int create)
+{
+	if (tier == TIER_RAW)
+		return store_dir(st);
+	if (st->tier_fd[tier] < 0) {
+		int dfd = store_dir(st);
+		st->tier_fd[tier] = dfd < 0 ? -1 : safefs_dir_open(dfd, tier_folder[tier], create);
+		if (st->tier_fd[tier] < 0)
+			return -1;
+		atomic_fetch_add(&store_fds, 1);
+	}
+	return st->tier_fd[tier];
+}
+
 /* Open a file of the host's folder that the store keeps, counted. */
 static int store_fd_open(struct store *st, const char *name, int flags)
 {
@@ -145,8 +197,11 @@ static void store_release(struct store *st)
 	if (atomic_load(&store_fds) <= store_fds_budget)
 		return;
 	for (size_t i = 0; i < st->nfiles; i++)
-		store_fd_close(&st->files[i].fd);
+		for (int t = 0; t < TIERS; t++)
+			store_fd_close(&st->files[i].t[t].fd);
 	store_fd_close(&st->state_fd);
+	store_fd_close(&st->tier_fd[TIER_1M]);
+	store_fd_close(&st->tier_fd[TIER_1H]);
 	store_fd_close(&st->dir_fd);
 }
 
@@ -182,22 +237,34 @@ static void group_header(const struct proto_group *g, char *out, size_t size)
 		o += (size_t)snprintf(out + o, size - o, ",%s", g->fields[i]);
 }
 
+/* Move file name of folder dfd ("cpu.csv") aside as "cpu.<ms>.csv", ms
+ * the time now (later if that name is taken: nothing is ever replaced);
+ * the new name goes to out. 0, or -1 with errno (ENOENT: no such file). */
+static int csv_move_aside(int dfd, const char *name, char *out, size_t size)
+{
+	size_t len = strlen(name);
+	if (len < 5 || strcmp(name + len - 4, ".csv") != 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	for (uint64_t ms = util_now_ms();; ms++) {
+		int n = snprintf(out, size, "%.*s.%llu.csv", (int)(len - 4), name,
+		                 (unsigned long long)ms);
+		if (n < 0 || (size_t)n >= size) {
+			errno = ENAMETOOLONG;
+			return -1;
+		}
+		if (renameat2(dfd, name, dfd, out, RENAME_NOREPLACE) == 0)
+			return 0;
+		if (errno != EEXIST)
+			return -1;
+	}
+}
+
 /* Open the file name of folder dfd (dir, for log lines) for appending,
  * its first line being header: write the header when the file is new or
  * empty; move a file with other columns aside so columns never mix.
  * Returns an O_APPEND descriptor or -1 with errno. */
-/* The name an earlier generation of file name ("cpu.csv") takes when its
- * columns change: "cpu.<Unix ms>.csv", which no metric name can be. */
-static int csv_generation_name(const char *name, char *out, size_t size)
-{
-	size_t len = strlen(name);
-	if (len < 5 || strcmp(name + len - 4, ".csv") != 0)
-		return -1;
-	int n = snprintf(out, size, "%.*s.%llu.csv", (int)(len - 4), name,
-	                 (unsigned long long)util_now_ms());
-	return n > 0 && (size_t)n < size ? 0 : -1;
-}
-
 static int csv_prepare(int dfd, const char *dir, const char *name, const char *header, int *moved)
 {
 	*moved = 0;
@@ -219,8 +286,7 @@ static int csv_prepare(int dfd, const char *dir, const char *name, const char *h
 			return fd;
 		close(fd);
 		char aside[300];
-		if (csv_generation_name(name, aside, sizeof aside) < 0 ||
-		    renameat(dfd, name, dfd, aside) < 0)
+		if (csv_move_aside(dfd, name, aside, sizeof aside) < 0)
 			return -1;
 		log_notice("store",
 		           "%s/%s: columns changed from \"%s\" to \"%s\"; its rows so far "
@@ -299,23 +365,6 @@ static off_t first_line_len(int fd)
 	return nl ? (off_t)(nl - buf + 1) : 0;
 }
 
-/* Add a metric file, open as fd (counted), to the table. */
-static struct store_file *store_add_file(struct store *st, const char *metric, int fd)
-{
-	struct store_file *nf = realloc(st->files, (st->nfiles + 1) * sizeof *nf);
-	if (!nf)
-		return NULL;
-	st->files = nf;
-	struct store_file *f = &st->files[st->nfiles++];
-	memset(f, 0, sizeof *f);
-	snprintf(f->metric, sizeof f->metric, "%s", metric);
-	f->fd = fd;
-	off_t end = lseek(fd, 0, SEEK_END);
-	f->size = end > 0 ? end : 0;
-	f->commit = (uint64_t)f->size;
-	return f;
-}
-
 /* Cut the file name, open as fd, back to size (rows of a batch never
  * committed). */
 static void store_cut(struct store *st, const char *name, int fd, off_t size)
@@ -338,33 +387,70 @@ static void store_cut(struct store *st, const char *name, int fd, off_t size)
 		           st->name, st->dir, name, (long long)(sb.st_size - size));
 }
 
-/* Bring the files back to the commit record: open every file it names at
- * its committed length; cut metric files it does not name to their header
- * (the host's events.csv and alarms.csv are logs, not batches). A file
- * that is a link is left alone (and logged): no batch is stored in it. */
-static void store_recover(struct store *st, const struct state *committed)
+/* Add a metric to the table, every file released. */
+static struct store_file *store_add_file(struct store *st, const char *metric)
+{
+	if (st->nfiles >= STATE_FILES_MAX) {
+		errno = EMFILE;
+		return NULL;
+	}
+	struct store_file *nf = realloc(st->files, (st->nfiles + 1) * sizeof *nf);
+	if (!nf)
+		return NULL;
+	st->files = nf;
+	struct store_file *f = &st->files[st->nfiles++];
+	memset(f, 0, sizeof *f);
+	snprintf(f->metric, sizeof f->metric, "%s", metric);
+	for (int t = 0; t < TIERS; t++)
+		f->t[t].fd = -1;
+	return f;
+}
+
+/* The latest time of the last rows of a tier file (0 if none). */
+static uint64_t store_tail_time(int dfd, const char *name)
+{
+	struct csvread *r = dfd < 0 ? NULL : csvread_open(dfd, name);
+	uint64_t last = 0;
+	if (r) {
+		series_tail(r, 16, 0, &last, NULL, NULL);
+		csvread_close(r);
+	}
+	return last;
+}
+
+/* Bring one tier file of a metric named in the commit record back to its
+ * committed length (0: its header only). */
+static void store_recover_tier(struct store *st, struct store_file *f, int tier, uint64_t size)
 {
 	char name[PROTO_KEY_MAX + 8];
-	for (uint32_t i = 0; i < committed->nfiles; i++) {
-		const struct state_file *sf = &committed->files[i];
-		if (!util_valid_key(sf->metric))
-			continue;
-		snprintf(name, sizeof name, "%s.csv", sf->metric);
-		int fd = store_fd_open(st, name, O_WRONLY | O_APPEND);
-		if (fd < 0) {
-			if (errno != ENOENT)
-				store_open_failed(st, name);
-			continue;
-		}
-		store_cut(st, name, fd, (off_t)sf->size);
-		if (!store_add_file(st, sf->metric, fd))
-			store_fd_close(&fd);
+	snprintf(name, sizeof name, "%s.csv", f->metric);
+	int dfd = store_tier_dir(st, tier, 0);
+	int fd = dfd < 0 ? -1 : safefs_file_open(dfd, name, O_WRONLY | O_APPEND);
+	if (fd < 0) {
+		if (errno != ENOENT)
+			store_open_failed(st, name);
+		return;
 	}
+	atomic_fetch_add(&store_fds, 1);
+	store_cut(st, name, fd, size ? (off_t)size : first_line_len(fd));
+	off_t end = lseek(fd, 0, SEEK_END);
+	f->t[tier].fd = fd;
+	f->t[tier].size = end > 0 ? end : 0;
+	f->t[tier].commit = (uint64_t)f->t[tier].size;
+}
+
+/* Cut the open files of folder dfd (a tier's) that the commit record does
+ * not name to their header: none of their rows was acked. */
+static void store_recover_unknown(struct store *st, int dfd, const char *where)
+{
+	if (dfd < 0)
+		return;
 	/* A descriptor of its own: reading the folder moves its offset. */
-	int lfd = openat(st->dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int lfd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	DIR *d = lfd >= 0 ? fdopendir(lfd) : NULL;
 	if (!d) {
-		log_err("store", "host %s: cannot list %s: %s", st->name, st->dir, strerror(errno));
+		log_err("store", "host %s: cannot list %s%s: %s", st->name, st->dir, where,
+		        strerror(errno));
 		if (lfd >= 0)
 			close(lfd);
 		return;
@@ -377,7 +463,7 @@ static void store_recover(struct store *st, const struct state *committed)
 			continue;
 		char metric[PROTO_KEY_MAX + 1];
 		snprintf(metric, sizeof metric, "%.*s", (int)(len - 4), de->d_name);
-		/* An earlier generation ("cpu.<ms>.csv") holds committed rows only. */
+		/* A closed file ("cpu.<ms>.csv") holds committed rows only. */
 		if (len - 4 > PROTO_KEY_MAX || !util_valid_key(metric))
 			continue;
 		int known = 0;
@@ -385,7 +471,7 @@ static void store_recover(struct store *st, const struct state *committed)
 			known |= strcmp(st->files[i].metric, metric) == 0;
 		if (known)
 			continue;
-		int fd = safefs_file_open(st->dir_fd, de->d_name, O_RDWR);
+		int fd = safefs_file_open(dfd, de->d_name, O_RDWR);
 		if (fd < 0) {
 			if (errno != ENOENT)
 				store_open_failed(st, de->d_name);
@@ -397,6 +483,35 @@ static void store_recover(struct store *st, const struct state *committed)
 	closedir(d);
 }
 
+/* Bring the files back to the commit record: open every file it names at
+ * its committed length; cut metric files it does not name to their header
+ * (the host's events.csv and alarms.csv are logs, not batches). A file
+ * that is a link is left alone (and logged): no batch is stored in it. */
+static void store_recover(struct store *st, const struct state *committed)
+{
+	for (uint32_t i = 0; i < committed->nfiles; i++) {
+		const struct state_file *sf = &committed->files[i];
+		if (!util_valid_key(sf->metric))
+			continue;
+		struct store_file *f = store_add_file(st, sf->metric);
+		if (!f)
+			break;
+		store_recover_tier(st, f, TIER_RAW, sf->size);
+		store_recover_tier(st, f, TIER_1M, sf->m1_size);
+		store_recover_tier(st, f, TIER_1H, sf->h1_size);
+		f->rolled[0] = f->rolled_commit[0] = sf->rolled;
+		f->rolled[1] = f->rolled_commit[1] = sf->m1_rolled;
+		f->newest = f->newest_commit = sf->newest;
+		if (committed->legacy && f->t[TIER_RAW].size > 0)
+			log_notice("store",
+			           "host %s: %s/%s.csv was written before rollups: its rows are "
+			           "rolled up with the next batch",
+			           st->name, st->dir, f->metric);
+	}
+	store_recover_unknown(st, st->dir_fd, "");
+	for (int t = TIER_1M; t < TIERS; t++)
+		store_recover_unknown(st, store_tier_dir(st, t, 0), tier_folder[t]);
+}
 /* Create the host's folder, read its commit record and repair the files. */
 struct store *store_open(int hosts_fd, const char *data_dir, const char *name)
 {
@@ -408,6 +523,8 @@ struct store *store_open(int hosts_fd, const char *data_dir, const char *name)
 	}
 	st->state_fd = -1;
 	st->dir_fd = -1;
+	for (int t = 0; t < TIERS; t++)
+		st->tier_fd[t] = -1;
 	st->hosts_fd = hosts_fd;
 	char dir[4096];
 	int n = snprintf(dir, sizeof dir, "%s/hosts/%s", data_dir, name);
@@ -459,6 +576,7 @@ struct store *store_open(int hosts_fd, const char *data_dir, const char *name)
 	if (rc == 0 || existed)
 		store_recover(st, &committed);
 	st->gen = committed.gen;
+	st->legacy = rc == 0 && committed.legacy;
 	st->run_id = committed.run_id;
 	st->last_seq = committed.last_seq;
 	st->runs = committed.runs;
@@ -466,7 +584,13 @@ struct store *store_open(int hosts_fd, const char *data_dir, const char *name)
 	store_release(st);
 	return st;
 fail:
+	for (size_t i = 0; i < st->nfiles; i++)
+		for (int t = 0; t < TIERS; t++)
+			store_fd_close(&st->files[i].t[t].fd);
+	free(st->files);
 	store_fd_close(&st->state_fd);
+	for (int t = TIER_1M; t < TIERS; t++)
+		store_fd_close(&st->tier_fd[t]);
 	store_fd_close(&st->dir_fd);
 	free(st->dir);
 	free(st);
@@ -480,8 +604,11 @@ void store_close(struct store *st)
 		return;
 	store_persist(st, 1);
 	for (size_t i = 0; i < st->nfiles; i++)
-		store_fd_close(&st->files[i].fd);
+		for (int t = 0; t < TIERS; t++)
+			store_fd_close(&st->files[i].t[t].fd);
 	store_fd_close(&st->state_fd);
+	for (int t = TIER_1M; t < TIERS; t++)
+		store_fd_close(&st->tier_fd[t]);
 	store_fd_close(&st->dir_fd);
 	free(st->files);
 	free(st->undo);
@@ -504,130 +631,100 @@ static uint64_t header_hash(const char *s)
 	return h;
 }
 
-static int store_write_state(struct store *st);
-
-/* The metric's rows come with other columns (an agent upgrade): close its
- * file, whose rows are all committed, for csv_prepare to move it aside as
- * an earlier generation and start the new one. 0, or -1 (errno set). */
-static int store_new_generation(struct store *st, struct store_file *f)
+/* Write the commit record into the slot after the last one: every file
+ * at its committed length. */
+static int store_write_state(struct store *st)
 {
-	if ((uint64_t)f->size != f->commit) {
-		/* Rows of this very batch are in it: two shapes in one batch. */
+	if (st->state_fd < 0) {
+		st->state_fd = store_fd_open(st, STATE_FILE_NAME, O_RDWR);
+		if (st->state_fd < 0)
+			return -1;
+	}
+	static _Thread_local struct state c;
+	memset(&c, 0, sizeof c);
+	c.gen = st->gen;
+	c.legacy = st->legacy;
+	c.run_id = st->run_id;
+	c.last_seq = st->last_seq;
+	c.runs = st->runs;
+	for (size_t i = 0; i < st->nfiles && c.nfiles < STATE_FILES_MAX; i++) {
+		const struct store_file *f = &st->files[i];
+		struct state_file *sf = &c.files[c.nfiles++];
+		snprintf(sf->metric, sizeof sf->metric, "%s", f->metric);
+		sf->size = f->t[TIER_RAW].commit;
+		sf->m1_size = f->t[TIER_1M].commit;
+		sf->h1_size = f->t[TIER_1H].commit;
+		sf->rolled = f->rolled_commit[0];
+		sf->m1_rolled = f->rolled_commit[1];
+		sf->newest = f->newest_commit;
+	}
+	if (state_write(st->state_fd, &c) < 0)
+		return -1;
+	st->gen = c.gen;
+	st->legacy = 0;
+	return 0;
+}
+
+/* The commit record written and synced now: for a metric's files closing,
+ * which must be on disk before any row of the files after them. */
+static int store_write_state_sync(struct store *st)
+{
+	if (store_write_state(st) < 0 || fdatasync(st->state_fd) < 0)
+		return -1;
+	return 0;
+}
+
+/* A metric's tier file open for appending, its header (the raw one, or
+ * the rollups' made from it) written or checked the first time in this
+ * run. -1 with errno. */
+static int store_tier_open(struct store *st, struct store_file *f, int tier, const char *header)
+{
+	struct tier_file *tf = &f->t[tier];
+	if (tf->fd >= 0 && tf->checked)
+		return tf->fd;
+	char name[PROTO_KEY_MAX + 8];
+	snprintf(name, sizeof name, "%s.csv", f->metric);
+	int dfd = store_tier_dir(st, tier, 1);
+	if (dfd < 0)
+		return -1;
+	if (tf->checked) {
+		/* Released after an earlier batch: open it again. */
+		tf->fd = safefs_file_open(dfd, name, O_WRONLY | O_APPEND);
+		if (tf->fd >= 0) {
+			atomic_fetch_add(&store_fds, 1);
+			return tf->fd;
+		}
+		if (errno != ENOENT)
+			return -1;
+		tf->checked = 0;
+	}
+	char rheader[PROTO_MAX_FIELDS * 3 * (PROTO_KEY_MAX + 6) + 128];
+	if (tier != TIER_RAW && rollup_header(header, f->instanced, rheader, sizeof rheader) < 0) {
 		errno = EINVAL;
 		return -1;
 	}
-	/* The earlier generation is whole on disk before it moves. */
-	if (f->fd >= 0 && f->dirty && fdatasync(f->fd) < 0)
-		return -1;
-	f->dirty = 0;
-	store_fd_close(&f->fd);
-	f->checked = 0;
-	return 0;
-}
-
-/* The file for a metric, opened (and its header checked) the first time
- * in this run, and opened again after a release; NULL on error. */
-static struct store_file *store_file_for(struct store *st, const struct proto_group *g)
-{
-	struct store_file *f = NULL;
-	for (size_t i = 0; i < st->nfiles && !f; i++)
-		if (strcmp(st->files[i].metric, g->metric) == 0)
-			f = &st->files[i];
-	char name[PROTO_KEY_MAX + 8], header[2048];
-	group_header(g, header, sizeof header);
-	uint64_t shape = header_hash(header);
-	if (f && f->checked && f->shape != shape && store_new_generation(st, f) < 0)
-		return NULL;
-	if (f && f->checked && f->fd >= 0)
-		return f;
-	snprintf(name, sizeof name, "%s.csv", g->metric);
-	if (f && f->checked) {
-		/* Released after an earlier batch: open it again. */
-		f->fd = store_fd_open(st, name, O_WRONLY | O_APPEND);
-		if (f->fd >= 0)
-			return f;
-		if (errno != ENOENT)
-			return NULL;
-		f->checked = 0;
-	}
-	int dfd = store_dir(st);
 	int moved = 0;
-	int fd = dfd < 0 ? -1 : csv_prepare(dfd, st->dir, name, header, &moved);
+	int fd = csv_prepare(dfd, st->dir, name, tier == TIER_RAW ? header : rheader, &moved);
 	if (fd < 0)
-		return NULL;
+		return -1;
 	atomic_fetch_add(&store_fds, 1);
-	if (!f && st->nfiles >= STATE_FILES_MAX) {
-		store_fd_close(&fd);
-		errno = EMFILE;
-		return NULL;
-	}
-	if (!f) {
-		if (!(f = store_add_file(st, g->metric, fd))) {
-			store_fd_close(&fd);
-			return NULL;
+	store_fd_close(&tf->fd);
+	tf->fd = fd;
+	off_t end = lseek(fd, 0, SEEK_END);
+	tf->size = end > 0 ? end : 0;
+	if (moved || tf->commit > (uint64_t)tf->size) {
+		/* A new file: the record names its header, not the old rows. */
+		tf->commit = (uint64_t)tf->size;
+		if (tier < TIER_1H) {
+			f->rolled[tier] = f->rolled_commit[tier] = 0;
+			f->open[tier] = 0;
 		}
-	} else {
-		store_fd_close(&f->fd);
-		f->fd = fd;
-		off_t end = lseek(fd, 0, SEEK_END);
-		f->size = end > 0 ? end : 0;
-		if (moved) {
-			/* A new generation: the record names its header, not the old rows. */
-			f->commit = (uint64_t)f->size;
-			if (store_write_state(st) < 0)
-				return NULL;
-		}
-	}
-	f->checked = 1;
-	f->shape = shape;
-	f->dirty = 1;
-	return f;
-}
-
-/* Append printf-style text to the row buffer; -1 when out of memory. */
-__attribute__((format(printf, 2, 3))) static int buf_printf(struct rowbuf *b, const char *fmt, ...)
-{
-	for (;;) {
-		size_t room = b->cap - b->len;
-		va_list ap;
-		va_start(ap, fmt);
-		int n = vsnprintf(b->data ? b->data + b->len : NULL, room, fmt, ap);
-		va_end(ap);
-		if (n < 0)
+		if (store_write_state_sync(st) < 0)
 			return -1;
-		if ((size_t)n < room) {
-			b->len += (size_t)n;
-			return 0;
-		}
-		size_t cap = b->cap ? b->cap * 2 : 4096;
-		while (cap - b->len <= (size_t)n)
-			cap *= 2;
-		char *nb = realloc(b->data, cap);
-		if (!nb)
-			return -1;
-		b->data = nb;
-		b->cap = cap;
 	}
-}
-
-/* Remember where file i ends, once per batch, so the batch can be undone. */
-static int store_note_undo(struct store *st, size_t file)
-{
-	for (size_t i = 0; i < st->nundo; i++)
-		if (st->undo[i].file == file)
-			return 0;
-	if (st->nundo == st->undocap) {
-		size_t cap = st->undocap ? st->undocap * 2 : 8;
-		struct store_undo *nu = realloc(st->undo, cap * sizeof *nu);
-		if (!nu)
-			return -1;
-		st->undo = nu;
-		st->undocap = cap;
-	}
-	st->undo[st->nundo].file = file;
-	st->undo[st->nundo].size = st->files[file].size;
-	st->nundo++;
-	return 0;
+	tf->checked = 1;
+	tf->dirty = 1;
+	return fd;
 }
 
 /* Write the whole buffer; 0 or -1 with errno set. */
@@ -648,61 +745,314 @@ static int write_all(int fd, const char *data, size_t len)
 	return 0;
 }
 
+/* Fold the rows of tier level past rolled[level] into the next tier and
+ * append them there; after minute rows of an hour not in progress, fold
+ * those into hour rows too. With final, every bucket is written (the
+ * files are closing). header: the raw header. 0 or -1 (errno). */
+static int store_roll(struct store *st, struct store_file *f, int level, int final,
+                      const char *header)
+{
+	struct tier_file *src = &f->t[level];
+	if ((off_t)f->rolled[level] >= src->size && src->size > 0) {
+		f->open[level] = 0;
+		return 0;
+	}
+	char name[PROTO_KEY_MAX + 8];
+	snprintf(name, sizeof name, "%s.csv", f->metric);
+	int dfd = store_tier_dir(st, level, 0);
+	struct csvread *r = dfd < 0 ? NULL : csvread_open(dfd, name);
+	if (!r) {
+		if (errno != ENOENT)
+			return -1;
+		f->open[level] = 0;
+		return 0;
+	}
+	struct rowbuf out = {0};
+	struct rollup_state rs;
+	off_t from = (off_t)f->rolled[level];
+	if (src->size - from > 1024 * 1024)
+		log_notice("store", "host %s: rolling up %lld bytes of %s%s%s", st->name,
+		           (long long)(src->size - from), level ? tier_folder[level] : "",
+		           level ? "/" : "", name);
+	int rc = rollup_fold(r, level, f->instanced, from, src->size, final, &out, &rs);
+	csvread_close(r);
+	if (rc < 0)
+		return -1;
+	if (out.len > 0) {
+		int fd = store_tier_open(st, f, level + 1, header);
+		if (fd < 0 || write_all(fd, out.data, out.len) < 0) {
+			rowbuf_free(&out);
+			return -1;
+		}
+		f->t[level + 1].size += (off_t)out.len;
+		f->t[level + 1].dirty = 1;
+	}
+	rowbuf_free(&out);
+	f->rolled[level] = (uint64_t)rs.rolled;
+	f->open[level] = rs.open;
+	f->bucket[level] = rs.open_bucket;
+	if (level == 0 && rs.wrote && !final) {
+		uint64_t w = rollup_width(ROLLUP_HOUR);
+		if (!f->open[1] || rs.lo - rs.lo % w != f->bucket[1] ||
+		    rs.hi - rs.hi % w != f->bucket[1])
+			return store_roll(st, f, 1, 0, header);
+	}
+	return 0;
+}
+
+/* A month number of a time, to tell when the hour file closes. */
+static long store_month(uint64_t t)
+{
+	time_t s = (time_t)(t / 1000);
+	struct tm tm;
+	if (!gmtime_r(&s, &tm))
+		return 0;
+	return (long)tm.tm_year * 12 + tm.tm_mon;
+}
+
+/* Close a metric's open files: the first ntiers of raw, minute, hour (the
+ * others stay open). Every bucket is written, the files synced, the record
+ * committed and synced, the files renamed "<metric>.<ms>.csv" for the
+ * housekeeper, and the record committed again with them gone, before any
+ * row of the next files. header: the files' raw header. 0 or -1 (errno). */
+static int store_rotate(struct store *st, struct store_file *f, int ntiers, const char *header)
+{
+	for (int t = 0; t < TIERS; t++)
+		if ((uint64_t)f->t[t].size != f->t[t].commit && f->t[t].checked) {
+			errno = EINVAL; /* rows of this very batch are in it */
+			return -1;
+		}
+	if (store_roll(st, f, 0, 1, header) < 0 || store_roll(st, f, 1, 1, header) < 0)
+		return -1;
+	char name[PROTO_KEY_MAX + 8], aside[PROTO_KEY_MAX + 40];
+	snprintf(name, sizeof name, "%s.csv", f->metric);
+	for (int t = 0; t < TIERS; t++) {
+		struct tier_file *tf = &f->t[t];
+		if (tf->dirty && tf->fd >= 0 && fdatasync(tf->fd) < 0)
+			return -1;
+		tf->dirty = 0;
+		tf->commit = (uint64_t)tf->size;
+	}
+	f->rolled_commit[0] = f->rolled[0];
+	f->rolled_commit[1] = f->rolled[1];
+	f->newest_commit = f->newest;
+	if (store_write_state_sync(st) < 0)
+		return -1;
+	int rc = 0;
+	for (int t = 0; t < ntiers; t++) {
+		int dfd = store_tier_dir(st, t, 0);
+		if (dfd < 0 && errno == ENOENT)
+			continue;
+		if (dfd < 0 ||
+		    (csv_move_aside(dfd, name, aside, sizeof aside) < 0 && errno != ENOENT) ||
+		    fsync(dfd) < 0) {
+			rc = -1;
+			break;
+		}
+		struct tier_file *tf = &f->t[t];
+		store_fd_close(&tf->fd);
+		tf->checked = 0;
+		tf->size = 0;
+		tf->commit = 0;
+		if (t < TIER_1H) {
+			f->rolled[t] = f->rolled_commit[t] = 0;
+			f->open[t] = 0;
+		}
+	}
+	f->newest = f->newest_commit = 0;
+	int saved = errno;
+	if (store_write_state_sync(st) < 0)
+		return -1;
+	errno = saved;
+	return rc;
+}
+
+/* The metric's files for a group, opened (and the raw header checked) the
+ * first time in this run, and opened again after a release. Files with
+ * other columns (an agent upgrade) are closed first. NULL on error. */
+static struct store_file *store_file_for(struct store *st, const struct proto_group *g,
+                                         const char *header)
+{
+	struct store_file *f = NULL;
+	for (size_t i = 0; i < st->nfiles && !f; i++)
+		if (strcmp(st->files[i].metric, g->metric) == 0)
+			f = &st->files[i];
+	uint64_t shape = header_hash(header);
+	if (!f && !(f = store_add_file(st, g->metric)))
+		return NULL;
+	struct tier_file *raw = &f->t[TIER_RAW];
+	if (raw->checked && f->shape == shape)
+		return store_tier_open(st, f, TIER_RAW, header) < 0 ? NULL : f;
+	/* What the files hold now, to fold and close them when it is not this. */
+	char name[PROTO_KEY_MAX + 8], first[4096];
+	snprintf(name, sizeof name, "%s.csv", g->metric);
+	int dfd = store_dir(st);
+	if (dfd < 0)
+		return NULL;
+	int fd = safefs_file_open(dfd, name, O_RDONLY);
+	ssize_t n = 0;
+	if (fd >= 0) {
+		n = pread(fd, first, sizeof first - 1, 0);
+		close(fd);
+	} else if (errno != ENOENT) {
+		return NULL;
+	}
+	if (n > 0) {
+		first[n] = '\0';
+		first[strcspn(first, "\r\n")] = '\0';
+		if (strcmp(first, header) != 0) {
+			struct series_columns cols;
+			if (!raw->checked)
+				f->instanced =
+				    series_columns_parse(first, -1, &cols) == 0 && cols.inst_key[0];
+			log_notice("store",
+			           "%s/%s: columns changed from \"%s\" to \"%s\"; its rows so far "
+			           "stay readable",
+			           st->dir, name, first, header);
+			if (store_rotate(st, f, TIERS, first) < 0)
+				return NULL;
+		}
+	}
+	f->shape = shape;
+	f->instanced = g->inst_key[0] != '\0';
+	raw->checked = 0;
+	return store_tier_open(st, f, TIER_RAW, header) < 0 ? NULL : f;
+}
+
+/* Remember a file's state before the batch writes to it, once per batch,
+ * so the batch can be undone. */
+static int store_note_undo(struct store *st, size_t file)
+{
+	for (size_t i = 0; i < st->nundo; i++)
+		if (st->undo[i].file == file)
+			return 0;
+	if (st->nundo == st->undocap) {
+		size_t cap = st->undocap ? st->undocap * 2 : 8;
+		struct store_undo *nu = realloc(st->undo, cap * sizeof *nu);
+		if (!nu)
+			return -1;
+		st->undo = nu;
+		st->undocap = cap;
+	}
+	st->undo[st->nundo].file = file;
+	st->undo[st->nundo].saved = st->files[file];
+	st->nundo++;
+	return 0;
+}
+
 /* Cut every file the batch touched back to where it ended before, so a
  * batch is stored whole or not at all (and can be resent without
- * duplicating rows). */
+ * duplicating rows), rollups included. */
 void store_batch_abort(struct store *st)
 {
 	int saved = errno;
 	for (size_t i = 0; i < st->nundo; i++) {
 		struct store_file *f = &st->files[st->undo[i].file];
-		if (ftruncate(f->fd, st->undo[i].size) < 0)
-			log_err("store", "host %s: cannot undo a partial batch: %s", st->name,
-			        strerror(errno));
-		f->size = st->undo[i].size;
+		const struct store_file *was = &st->undo[i].saved;
+		for (int t = 0; t < TIERS; t++) {
+			struct tier_file *tf = &f->t[t];
+			if (tf->size != was->t[t].size && tf->fd >= 0 &&
+			    ftruncate(tf->fd, was->t[t].size) < 0)
+				log_err("store", "host %s: cannot undo a partial batch: %s",
+				        st->name, strerror(errno));
+			tf->size = was->t[t].size;
+		}
+		memcpy(f->rolled, was->rolled, sizeof f->rolled);
+		memcpy(f->open, was->open, sizeof f->open);
+		memcpy(f->bucket, was->bucket, sizeof f->bucket);
+		f->newest = was->newest;
 	}
 	st->nundo = 0;
 	errno = saved;
 }
 
-/* Append the group's rows with one write. */
+/* The time a row is stored at: its own, or the server's when its own is
+ * one no clock in service gives (docs/STORAGE.md). */
+static uint64_t store_row_time(struct store *st, uint64_t t, uint64_t now)
+{
+	if (t >= STORE_TIME_MIN && t <= now + STORE_TIME_AHEAD)
+		return t;
+	st->retimed_rows++;
+	if (!st->retiming)
+		log_warn("store",
+		         "host %s: a row is stamped %llu, which no working clock gives; storing "
+		         "such rows at the server's time",
+		         st->name, (unsigned long long)t);
+	st->retiming = 1;
+	st->retimed = 1;
+	return now;
+}
+
+/* Append the group's rows with one write, closing the metric's day first
+ * when they are of a later one, and fold them into the rollups. */
 int store_write_group(struct store *st, const struct proto_group *g)
 {
-	char file[PROTO_KEY_MAX + 8];
+	char file[PROTO_KEY_MAX + 8], header[2048];
 	snprintf(file, sizeof file, "%s.csv", g->metric);
-	struct store_file *f = store_file_for(st, g);
+	group_header(g, header, sizeof header);
+	struct store_file *f = store_file_for(st, g, header);
 	if (!f)
 		return store_fail(st, file, STORE_UNACKED);
+	uint64_t now = util_now_ms(), newest = 0;
+	uint64_t *times = malloc((g->nrows ? g->nrows : 1) * sizeof *times);
+	if (!times) {
+		errno = ENOMEM;
+		return store_fail(st, file, STORE_UNACKED);
+	}
+	for (uint32_t r = 0; r < g->nrows; r++) {
+		times[r] = store_row_time(st, g->rows[r].time_ms, now);
+		if (times[r] > newest)
+			newest = times[r];
+	}
+	if (f->newest == 0 && f->t[TIER_RAW].size > 0)
+		f->newest = f->newest_commit = store_tail_time(store_dir(st), file);
+	if (f->newest && newest / STORE_DAY_MS > f->newest / STORE_DAY_MS) {
+		int ntiers = store_month(newest) > store_month(f->newest) ? TIERS : TIER_1H;
+		if (store_rotate(st, f, ntiers, header) < 0 ||
+		    store_tier_open(st, f, TIER_RAW, header) < 0) {
+			free(times);
+			return store_fail(st, file, STORE_UNACKED);
+		}
+	}
 	char inst[PROTO_INST_MAX * 2 + 3];
 	struct rowbuf b = {0};
-	int rc = 0;
+	int rc = 0, roll = !f->open[0];
+	uint64_t w = rollup_width(ROLLUP_MINUTE);
 	for (uint32_t r = 0; r < g->nrows && rc == 0; r++) {
 		const struct proto_row *row = &g->rows[r];
-		rc = buf_printf(&b, "%llu", (unsigned long long)row->time_ms);
+		uint64_t t = times[r];
+		roll |= t - t % w != f->bucket[0];
+		rc = rowbuf_printf(&b, "%llu", (unsigned long long)t);
 		if (g->inst_key[0]) {
 			store_csv_field(inst, sizeof inst, row->instance);
-			rc |= buf_printf(&b, ",%s", inst);
+			rc |= rowbuf_printf(&b, ",%s", inst);
 		}
 		for (unsigned i = 0; i < g->nfields && rc == 0; i++) {
 			char num[UTIL_DOUBLE_MAX];
 			util_format_double(num, row->values[i]);
-			rc = buf_printf(&b, ",%s", num);
+			rc = rowbuf_printf(&b, ",%s", num);
 		}
-		rc |= buf_printf(&b, "\n");
+		rc |= rowbuf_printf(&b, "\n");
 	}
+	free(times);
 	if (rc < 0) {
-		free(b.data);
+		rowbuf_free(&b);
 		errno = ENOMEM;
 		return store_fail(st, file, STORE_UNACKED);
 	}
+	struct tier_file *raw = &f->t[TIER_RAW];
 	if (store_note_undo(st, (size_t)(f - st->files)) < 0 ||
-	    write_all(f->fd, b.data, b.len) < 0) {
-		free(b.data);
+	    write_all(raw->fd, b.data, b.len) < 0) {
+		rowbuf_free(&b);
 		return store_fail(st, file, STORE_UNACKED);
 	}
-	free(b.data);
-	f->size += (off_t)b.len;
-	f->dirty = 1;
+	raw->size += (off_t)b.len;
+	raw->dirty = 1;
+	rowbuf_free(&b);
+	if (newest > f->newest)
+		f->newest = newest;
+	if (roll && store_roll(st, f, 0, 0, header) < 0)
+		return store_fail(st, file, STORE_UNACKED);
 	return 0;
 }
 
@@ -740,31 +1090,19 @@ void store_batch_done(struct store *st, uint64_t run_id, uint64_t seq)
 	st->run_id = run_id;
 	st->last_seq = seq;
 	runs_stored(&st->runs, run_id, seq);
-	for (size_t i = 0; i < st->nfiles; i++)
-		st->files[i].commit = (uint64_t)st->files[i].size;
+	for (size_t i = 0; i < st->nfiles; i++) {
+		struct store_file *f = &st->files[i];
+		for (int t = 0; t < TIERS; t++)
+			f->t[t].commit = (uint64_t)f->t[t].size;
+		f->rolled_commit[0] = f->rolled[0];
+		f->rolled_commit[1] = f->rolled[1];
+		f->newest_commit = f->newest;
+	}
 	st->nundo = 0;
 	st->persisted = 0;
-}
-
-/* Write the commit record into the slot after the last one. */
-static int store_write_state(struct store *st)
-{
-	if (st->state_fd < 0) {
-		st->state_fd = store_fd_open(st, STATE_FILE_NAME, O_RDWR);
-		if (st->state_fd < 0)
-			return -1;
-	}
-	struct state c = {
-	    .gen = st->gen, .run_id = st->run_id, .last_seq = st->last_seq, .runs = st->runs};
-	for (size_t i = 0; i < st->nfiles && c.nfiles < STATE_FILES_MAX; i++) {
-		struct state_file *sf = &c.files[c.nfiles++];
-		snprintf(sf->metric, sizeof sf->metric, "%s", st->files[i].metric);
-		sf->size = st->files[i].commit;
-	}
-	if (state_write(st->state_fd, &c) < 0)
-		return -1;
-	st->gen = c.gen;
-	return 0;
+	/* A batch without implausible times ends a streak of them. */
+	st->retiming = st->retimed;
+	st->retimed = 0;
 }
 
 /* Write the commit record; with sync, the data reaches the disk before the
@@ -774,15 +1112,24 @@ int store_persist(struct store *st, int sync)
 	if (sync) {
 		for (size_t i = 0; i < st->nfiles; i++) {
 			struct store_file *f = &st->files[i];
-			if (!f->dirty)
-				continue;
-			char name[PROTO_KEY_MAX + 8];
-			snprintf(name, sizeof name, "%s.csv", f->metric);
-			if (f->fd < 0)
-				f->fd = store_fd_open(st, name, O_WRONLY | O_APPEND);
-			if (f->fd < 0 || fdatasync(f->fd) < 0)
-				return store_fail(st, name, STORE_UNACKED);
-			f->dirty = 0;
+			for (int t = 0; t < TIERS; t++) {
+				struct tier_file *tf = &f->t[t];
+				if (!tf->dirty)
+					continue;
+				char name[PROTO_KEY_MAX + 8];
+				snprintf(name, sizeof name, "%s.csv", f->metric);
+				if (tf->fd < 0) {
+					int dfd = store_tier_dir(st, t, 0);
+					tf->fd = dfd < 0 ? -1
+					                 : safefs_file_open(dfd, name,
+					                                    O_WRONLY | O_APPEND);
+					if (tf->fd >= 0)
+						atomic_fetch_add(&store_fds, 1);
+				}
+				if (tf->fd < 0 || fdatasync(tf->fd) < 0)
+					return store_fail(st, name, STORE_UNACKED);
+				tf->dirty = 0;
+			}
 		}
 	}
 	if (!st->persisted) {
@@ -798,6 +1145,14 @@ int store_persist(struct store *st, int sync)
 	}
 	store_release(st);
 	return 0;
+}
+
+/* Rows stored at the server's time since the last call. */
+uint64_t store_take_retimed(struct store *st)
+{
+	uint64_t n = st->retimed_rows;
+	st->retimed_rows = 0;
+	return n;
 }
 
 /* Open a shared log file such as <data_dir>/events.csv. */

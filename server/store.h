@@ -53,6 +53,11 @@ struct store_log *store_log_open(int dirfd, const char *dir, const char *name, c
 int store_log_append(struct store_log *l, const char *line);
 void store_log_close(struct store_log *l);
 
+/* Rows stored at the server's receive time since the last call, because
+ * their own time was implausible (before 2020, or ahead of the server's
+ * clock by more than 10 minutes; docs/STORAGE.md). */
+uint64_t store_take_retimed(struct store *st);
+
 /* Write s to out as one CSV field, quoted when needed. */
 void store_csv_field(char *out, size_t size, const char *s);
 

@@ -17,6 +17,7 @@
 	X(batches_in, "METRICS batches received")                                                  \
 	X(alarms_in, "ALARM frames received")                                                      \
 	X(rows_stored, "rows written to CSV files")                                                \
+	X(rows_retimed, "rows stored at the server's time: their own was before 2020 or ahead")    \
 	X(acks_out, "ACKs sent")                                                                   \
 	X(bad_frames, "sessions closed for a bad frame")                                           \
 	X(store_errors, "batches not stored (not acked)")                                          \

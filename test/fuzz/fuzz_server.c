@@ -224,9 +224,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		case PROTO_METRICS:
 			if (host) {
-				uint64_t stored = 0;
-				if (registry_store(reg, host, sid, &msg.u.metrics, rules,
-				                   &stored) == 0 &&
+				uint64_t stored = 0, retimed = 0;
+				if (registry_store(reg, host, sid, &msg.u.metrics, rules, &stored,
+				                   &retimed) == 0 &&
 				    stored < msg.u.metrics.seq)
 					abort(); /* an ACK would skip what was just taken */
 			}

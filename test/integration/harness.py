@@ -339,6 +339,19 @@ def auth_proof(key, nonce, name, run_id):
     return hmac.new(key, msg, hashlib.sha256).digest()
 
 
+def metrics_frame(seq, groups):
+    """A METRICS batch; groups are (metric, inst_key, fields, rows) and
+    rows (time ms, instance, values)."""
+    p = struct.pack(">QH", seq, len(groups))
+    for metric, inst_key, fields, rows in groups:
+        p += pstr(metric) + pstr(inst_key) + struct.pack(">B", len(fields))
+        p += b"".join(pstr(f) for f in fields) + struct.pack(">I", len(rows))
+        for t, inst, values in rows:
+            p += struct.pack(">Q", t) + pstr(inst)
+            p += b"".join(struct.pack(">d", v) for v in values)
+    return frame(T_METRICS, p)
+
+
 def heartbeat():
     return frame(T_HEARTBEAT, struct.pack(">Q", int(time.time() * 1000)))
 
