@@ -16,7 +16,11 @@ import subprocess
 import time
 import urllib.request
 
-from harness import SLOW, check, run_tests, wait_for
+import socket
+import struct
+
+from harness import (SLOW, T_ACK, T_WELCOME, check, hello, metrics_frame, read_frame, run_tests,
+                     wait_for)
 
 DAY = 86400000
 SEG = re.compile(r"^(\d{4}-\d{2}(?:-\d{2})?)\.(\d+)\.csv\.zst$")
@@ -292,6 +296,43 @@ def test_kill_during_compression_loses_and_duplicates_nothing(env):
               (host, metric, len(got), len(rows)))
         leftovers = [n for n in os.listdir(folder) if n.endswith(".tmp")]
         check(not leftovers, "temporary files left: %s" % leftovers)
+
+
+def test_backdated_rows_rotate_compress_and_expire(env):
+    """16 days of backdated rows through the real server, day by day: the
+    store closes each day, the housekeeper compresses it, and raw segments
+    are left for the last raw_days days only, each zstdcat equal to the
+    header and the rows sent that day."""
+    now = int(time.time() * 1000)
+    today = now // DAY
+    env.start_server(workers=1, extra=storage_cfg(raw_days=3))
+    s = socket.create_connection(("127.0.0.1", env.port))
+    s.sendall(hello("pi-r", run_id=3))
+    f = read_frame(s)
+    check(f is not None and f[0] == T_WELCOME, "no WELCOME: %r" % (f,))
+    sent = {}
+    for seq, d in enumerate(range(today - 16, today + 1), 1):
+        rows = [(t, "", (float(i) + 0.25,)) for i, t in
+                enumerate(range(d * DAY + 3000, min((d + 1) * DAY, now), DAY // 3))]
+        s.sendall(metrics_frame(seq, [("load", "", ("load1",), rows)]))
+        while True:
+            f = read_frame(s, timeout=20)
+            check(f is not None, "closed while waiting for ACK %d" % seq)
+            if f[0] == T_ACK and struct.unpack(">Q", f[1][:8])[0] == seq:
+                break
+        sent[day_label(d * DAY)] = rows
+    s.close()
+    folder = os.path.join(env.host_dir("pi-r"), "raw", "load")
+    keep = {day_label((today - k) * DAY) for k in (1, 2, 3)}
+    wait_for(lambda: {n[:10] for n in segments(folder)} == keep, 20,
+             "raw segments of %s only" % sorted(keep), [env.server])
+    with open(os.path.join(env.host_dir("pi-r"), "load.csv")) as fh:
+        header = fh.readline().rstrip("\n")
+    for name, path in segments(folder).items():
+        lines = zstdcat(path).splitlines()
+        check(lines[0] == header, "%s header %r, want %r" % (name, lines[0], header))
+        times = [int(x.split(",")[0]) for x in lines[1:]]
+        check(times == [t for t, _, _ in sent[name[:10]]], "%s rows %r" % (name, lines))
 
 
 run_tests(globals())
