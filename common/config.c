@@ -275,6 +275,39 @@ static const struct key keys[] = {
             "  loses nothing acked; ACKs come up to sync_interval later."),
     KEY_FLT("server.sync_interval", server.sync_interval, 1.0, 0.01, 3600,
             "Seconds between syncs under sync = \"interval\"."),
+    KEY_INT("server.storage.sweep_seconds", server.storage_sweep, 60, 1, 86400,
+            "Seconds between the housekeeper's sweeps of the data folder: each\n"
+            "compresses the closed files that are due and applies the retention\n"
+            "below. A sweep walks every file under hosts/ (one stat each)."),
+    KEY_INT("server.storage.close_delay", server.storage_close_delay, 3600, 0, 86400,
+            "Seconds over which the compression of closed files is spread: a host's\n"
+            "closed file is compressed this long at most after it closed (each host\n"
+            "at its own offset, from a hash of its name), so that midnight is not a\n"
+            "burst. Until then the closed file stays as plain CSV, which costs about\n"
+            "four times its compressed size. 0 compresses at the next sweep."),
+    KEY_INT("server.storage.raw_days", server.storage_raw_days, 14, 0, 36500,
+            "Compressed days of raw rows kept, besides the open day: older days are\n"
+            "deleted whole. At the default interval and collectors a host writes\n"
+            "about 5 MB of raw CSV a day (60 values every 10 s, about 9 bytes each),\n"
+            "which compress to about 1.2 MB: 14 days cost about 17 MB a host."),
+    KEY_INT("server.storage.minute_days", server.storage_minute_days, 30, 0, 36500,
+            "Compressed days of minute rollups (count, min, avg, max per field)\n"
+            "kept, besides the open day. About 0.8 MB a host a day compressed at\n"
+            "the defaults: 30 days cost about 24 MB a host."),
+    KEY_INT("server.storage.hour_days", server.storage_hour_days, 400, 0, 36500,
+            "Days of hour rollups kept; they are compressed a month a file, and a\n"
+            "month goes once its last day is older than this. About 15 kB a host\n"
+            "a day compressed at the defaults: 400 days cost about 6 MB a host."),
+    KEY_FLT("server.storage.max_bytes", server.storage_max_bytes, 0, 0, 1e18,
+            "Cap on the bytes of everything under hosts/ (apparent file sizes). Past\n"
+            "it, whole compressed files are deleted, oldest day first across all\n"
+            "hosts, every raw day before any minute day, every minute day before any\n"
+            "hour month, until the total is under the cap; open files and closed\n"
+            "files not yet compressed are never deleted. Each host so cut raises the\n"
+            "warning alarm storage_retention_cut, which resolves after a day without\n"
+            "cuts. 0 caps at 80 % of the size of the data folder's file system.\n"
+            "Write 2 GiB and more as 5e9 or 5000000000L: libconfig wraps plain\n"
+            "integers past 32 bits. With the defaults a host costs about 50 MB."),
     KEY_FLT("server.limits.hello_timeout", server.hello_timeout, 5.0, 0.1, 3600,
             "Seconds a new connection has to send HELLO before it is closed."),
     KEY_INT("server.limits.max_sessions", server.max_sessions, 100000, 1, 10000000,

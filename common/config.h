@@ -65,10 +65,16 @@ struct pimon_config {
 		size_t nalarms;
 		char **notify_command; /* argv run for each fire and resolve; none: off */
 		size_t nnotify_command;
-		double notify_timeout;  /* s before a notify command is killed */
-		int notify_max_running; /* notify commands at once; more wait */
-		char *sync;             /* "none", "batch" or "interval" */
-		double sync_interval;   /* s between syncs under "interval" */
+		double notify_timeout;    /* s before a notify command is killed */
+		int notify_max_running;   /* notify commands at once; more wait */
+		char *sync;               /* "none", "batch" or "interval" */
+		double sync_interval;     /* s between syncs under "interval" */
+		int storage_sweep;        /* s between housekeeping sweeps */
+		int storage_close_delay;  /* s over which hosts' closed files are staggered */
+		int storage_raw_days;     /* compressed raw days kept */
+		int storage_minute_days;  /* compressed minute days kept */
+		int storage_hour_days;    /* compressed hour months kept, in days */
+		double storage_max_bytes; /* cap on hosts/; 0: 80 % of its file system */
 		char *log_level;
 	} server;
 	struct {

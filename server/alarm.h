@@ -18,6 +18,8 @@
 /* The name of the built-in alarm of a host whose heartbeats stopped. */
 #define ALARM_HOST_DOWN     "host_down"
 #define ALARM_NAME_CONFLICT "name_conflict"
+/* The storage cap (server.storage.max_bytes), not age, deleted host data. */
+#define ALARM_STORAGE_CUT "storage_retention_cut"
 
 /* One fire or resolve. */
 struct alarm_event {

@@ -16,6 +16,7 @@
 
 #include "csvread.h"
 #include "fleet.h"
+#include "housekeep.h"
 #include "http_int.h"
 #include "json_util.h"
 #include "log.h"
@@ -746,6 +747,24 @@ static void api_alarms(struct api_call *c)
 	                          "recent", api_recent_alarms(c, API_RECENT)));
 }
 
+/* The housekeeper's counters, the bytes under hosts/ and the cap in force;
+ * null when it does not run or out of memory. */
+static json_t *api_storage(const struct server *srv)
+{
+	if (!srv->housekeep)
+		return json_null();
+	json_t *o = json_pack("{s:I, s:I}", "bytes", (json_int_t)housekeep_bytes(srv->housekeep),
+	                      "max_bytes", (json_int_t)housekeep_cap(srv->housekeep));
+	for (int k = 0; o && k < HKC_COUNT; k++)
+		if (json_put(o, housekeep_counter_names[k],
+		             json_integer((json_int_t)housekeep_counter(
+		                 srv->housekeep, (enum housekeep_counter)k))) < 0) {
+			json_decref(o);
+			o = NULL;
+		}
+	return o ? o : json_null();
+}
+
 /* GET /api/v1/stats: the server's version, uptime, hosts and the sum of
  * each worker counter. */
 static void api_stats(struct api_call *c)
@@ -780,11 +799,11 @@ static void api_stats(struct api_call *c)
 		sessions += worker_sessions(srv->workers[w]);
 	http_reply_json(
 	    c->req, 200,
-	    json_pack("{s:s, s:I, s:I, s:i, s:{s:I, s:I, s:I}, s:I, s:o}", "version", PIMON_VERSION,
-	              "started", (json_int_t)c->h->srv->started_ms, "uptime_s",
+	    json_pack("{s:s, s:I, s:I, s:i, s:{s:I, s:I, s:I}, s:I, s:o, s:o}", "version",
+	              PIMON_VERSION, "started", (json_int_t)c->h->srv->started_ms, "uptime_s",
 	              (json_int_t)((util_mono_ms() - c->h->srv->started_mono_ms) / 1000), "workers",
 	              srv->nworkers, "hosts", "total", total, "up", up, "down", total - up,
-	              "sessions", sessions, "counters", counters));
+	              "sessions", sessions, "counters", counters, "storage", api_storage(srv)));
 }
 
 /* GET /api/v1/workers: sessions and counters of each worker. */

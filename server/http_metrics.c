@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "housekeep.h"
 #include "http_int.h"
 #include "log.h"
 #include "registry.h"
@@ -36,7 +37,9 @@ struct family {
 };
 
 /* The server's own families, created first, at these positions. The
- * worker counters follow, one per enum worker_counter, in enum order. */
+ * worker counters follow, one per enum worker_counter, in enum order, then
+ * the housekeeper's counters (FAM_STORAGE0, one per enum
+ * housekeep_counter) and its two gauges. */
 enum {
 	FAM_HOST_UP,
 	FAM_HOST_LAST_SEEN,
@@ -45,6 +48,10 @@ enum {
 	FAM_WORKER_SESSIONS,
 	FAM_WORKER_COUNTER0,
 };
+
+#define FAM_STORAGE0      (FAM_WORKER_COUNTER0 + WC_COUNT)
+#define FAM_STORAGE_BYTES (FAM_STORAGE0 + HKC_COUNT)
+#define FAM_STORAGE_LIMIT (FAM_STORAGE_BYTES + 1)
 
 /* The page being built. */
 struct page {
@@ -178,6 +185,15 @@ static void family_free(struct family *f)
 		evbuffer_free(f->samples.buf);
 }
 
+/* Add a sample without labels. */
+static void family_sample_bare(struct family *f, const char *value)
+{
+	text_add_str(&f->samples, f->name);
+	text_add_str(&f->samples, " ");
+	text_add_str(&f->samples, value);
+	text_add_str(&f->samples, "\n");
+}
+
 /* Append one sample: name{l1="v1",l2="v2"} value, with l2 optional. */
 static void family_sample(struct family *f, const char *l1, const char *v1, const char *l2,
                           const char *v2, const char *value)
@@ -284,6 +300,19 @@ static int page_add_server_families(struct page *p)
 		if (page_add_family(p, name, help, "counter", NULL, NULL) < 0)
 			return -1;
 	}
+	for (int c = 0; c < HKC_COUNT; c++) {
+		char *name = family_name("storage", housekeep_counter_names[c], "_total");
+		char *help = strdup(housekeep_counter_help[c]);
+		if (page_add_family(p, name, help, "counter", NULL, NULL) < 0)
+			return -1;
+	}
+	if (page_add_family(p, strdup("pimon_storage_bytes"),
+	                    strdup("Bytes under hosts/ at the end of the last housekeeping sweep."),
+	                    "gauge", NULL, NULL) < 0 ||
+	    page_add_family(p, strdup("pimon_storage_max_bytes"),
+	                    strdup("The cap on hosts/ the last sweep applied (0: none)."), "gauge",
+	                    NULL, NULL) < 0)
+		return -1;
 	return 0;
 }
 
@@ -473,6 +502,23 @@ static void page_add_workers(struct page *p, const struct server *srv)
 	}
 }
 
+/* The housekeeper's counters and gauges, when it runs. */
+static void page_add_storage(struct page *p, const struct server *srv)
+{
+	char num[32];
+	if (!srv->housekeep)
+		return;
+	for (int c = 0; c < HKC_COUNT; c++) {
+		format_u64(num, sizeof num,
+		           housekeep_counter(srv->housekeep, (enum housekeep_counter)c));
+		family_sample_bare(&p->fams[FAM_STORAGE0 + c], num);
+	}
+	format_u64(num, sizeof num, housekeep_bytes(srv->housekeep));
+	family_sample_bare(&p->fams[FAM_STORAGE_BYTES], num);
+	format_u64(num, sizeof num, housekeep_cap(srv->housekeep));
+	family_sample_bare(&p->fams[FAM_STORAGE_LIMIT], num);
+}
+
 /* Move every family that has samples into out, after its HELP and TYPE
  * lines. Returns -1 when anything on the page ran out of memory. */
 static int page_assemble(struct page *p, struct text *out)
@@ -518,6 +564,7 @@ static int metrics_render(struct server *srv, struct text *out)
 		p.failed = 1;
 	json_decref(alarms);
 	page_add_workers(&p, srv);
+	page_add_storage(&p, srv);
 	int rc = page_assemble(&p, out);
 	if (rc < 0)
 		log_err("metrics", "cannot build the /metrics page: out of memory");

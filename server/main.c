@@ -12,6 +12,7 @@
 
 #include "config.h"
 #include "fleet.h"
+#include "housekeep.h"
 #include "http.h"
 #include "listener.h"
 #include "log.h"
@@ -81,6 +82,37 @@ static void on_hup_signal(evutil_socket_t sig, short what, void *arg)
 	           next.path ? next.path : "built-in defaults", ruleset_count(rs));
 	rules_holder_set(srv->rules, rs);
 	config_free(&next);
+}
+
+/* The storage cap cut a host's data: its alarm. */
+static void on_storage_cut(void *arg, const char *host, uint64_t now_ms, const char *message)
+{
+	registry_storage_cut(arg, host, now_ms, message);
+}
+
+/* A sweep ended: resolve the cut alarms that have been quiet for a day. */
+static void on_storage_settle(void *arg, uint64_t now_ms)
+{
+	registry_storage_settle(arg, now_ms);
+}
+
+/* Start the storage housekeeper on the registry's folders; fatal if not. */
+static struct housekeep *start_housekeep(const struct pimon_config *cfg, struct registry *reg)
+{
+	const struct housekeep_config hc = {
+	    .sweep_ms = (uint64_t)cfg->server.storage_sweep * 1000,
+	    .close_delay_ms = (uint64_t)cfg->server.storage_close_delay * 1000,
+	    .raw_days = cfg->server.storage_raw_days,
+	    .minute_days = cfg->server.storage_minute_days,
+	    .hour_days = cfg->server.storage_hour_days,
+	    .max_bytes = (uint64_t)cfg->server.storage_max_bytes,
+	};
+	const struct housekeep_hooks hooks = {on_storage_cut, on_storage_settle, reg};
+	struct housekeep *hk =
+	    housekeep_create(registry_data_fd(reg), registry_hosts_fd(reg), &hc, &hooks);
+	if (!hk || housekeep_start(hk) < 0)
+		log_fatal("main", "cannot start the storage housekeeper");
+	return hk;
 }
 
 /* Hand an alarm event to the notifier. */
@@ -226,6 +258,7 @@ int main(int argc, char **argv)
 	if (!srv.rules || !srv.notifier)
 		log_fatal("main", "cannot set up the alarm rules and notifier");
 	registry_set_notify(srv.registry, notify_alarm, srv.notifier);
+	srv.housekeep = start_housekeep(&cfg, srv.registry);
 	log_info("main", "%zu alarm rules; notify command: %s", ruleset_count(rules),
 	         cfg.server.nnotify_command ? cfg.server.notify_command[0] : "none");
 	workers_start(&srv);
@@ -262,6 +295,8 @@ int main(int argc, char **argv)
 	/* The HTTP thread reads the workers: stop it before they go. */
 	http_stop(http);
 	workers_stop(&srv);
+	housekeep_stop(srv.housekeep);
+	housekeep_destroy(srv.housekeep);
 	notifier_destroy(srv.notifier);
 	rules_holder_destroy(srv.rules);
 	registry_destroy(srv.registry);

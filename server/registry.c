@@ -27,6 +27,9 @@ enum host_state { HOST_DOWN, HOST_UP };
  * longer than the agents' longest back-off (agent.reconnect.max). */
 #define REGISTRY_CONFLICT_CLEAR_MS (120 * 1000)
 
+/* storage_retention_cut resolves after a day without a cut. */
+#define REGISTRY_STORAGE_CLEAR_MS (86400 * 1000ull)
+
 /* What HELLO says about the system, each string sized to its text, in one
  * block replaced whole by the next HELLO. */
 struct facts {
@@ -56,6 +59,7 @@ struct host {
 	int attached;              /* a session said HELLO since the server started */
 	int forgotten;             /* left out of listings until it comes back; MUST hold r->lock */
 	uint64_t conflict_ms;      /* when a second agent of this name was last refused */
+	uint64_t storage_cut_ms;   /* when the storage cap last deleted its data */
 	char name[];               /* immutable */
 };
 
@@ -841,4 +845,52 @@ int registry_forget(struct registry *r, const char *name)
 		log_notice("registry", "host %s forgotten: no longer listed, its files are kept",
 		           name);
 	return rc;
+}
+
+/* Raise storage_retention_cut for a host the cap cut. */
+void registry_storage_cut(struct registry *r, const char *name, uint64_t now_ms,
+                          const char *message)
+{
+	pthread_mutex_lock(&r->lock);
+	struct host *h = registry_find(r, name);
+	pthread_mutex_unlock(&r->lock);
+	if (!h) {
+		log_info("registry", "host %s: storage cut, but the host is not known: no alarm",
+		         name);
+		return;
+	}
+	pthread_mutex_lock(&h->lock);
+	if (!h->alarms && host_open_alarms(r, h) < 0)
+		log_err("registry", "host %s: out of memory: storage_retention_cut not raised",
+		        h->name);
+	h->storage_cut_ms = now_ms;
+	if (h->alarms) {
+		struct emit_ctx ctx = {r, h, 0};
+		alarm_server_fire(h->alarms, h->name, ALARM_STORAGE_CUT, PROTO_LEVEL_WARNING,
+		                  now_ms, message, registry_emit, &ctx);
+	}
+	pthread_mutex_unlock(&h->lock);
+}
+
+/* Resolve storage_retention_cut where no cut came for a day. */
+void registry_storage_settle(struct registry *r, uint64_t now_ms)
+{
+	size_t n;
+	struct host **hosts = registry_all(r, &n);
+	for (size_t i = 0; hosts && i < n; i++) {
+		struct host *h = hosts[i];
+		pthread_mutex_lock(&h->lock);
+		if (h->alarms && alarm_book_has(h->alarms, ALARM_STORAGE_CUT)) {
+			if (!h->storage_cut_ms) {
+				h->storage_cut_ms = now_ms;
+			} else if (now_ms >= h->storage_cut_ms + REGISTRY_STORAGE_CLEAR_MS) {
+				struct emit_ctx ctx = {r, h, 0};
+				alarm_server_resolve(h->alarms, h->name, ALARM_STORAGE_CUT, now_ms,
+				                     "no storage cut for a day", registry_emit,
+				                     &ctx);
+			}
+		}
+		pthread_mutex_unlock(&h->lock);
+	}
+	free(hosts);
 }

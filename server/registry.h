@@ -114,6 +114,17 @@ void registry_expect(struct registry *r);
  * HELLO again. 0, -1 if there is no such host, -2 while it is connected. */
 int registry_forget(struct registry *r, const char *name);
 
+/* The storage cap deleted data of the host called name at now_ms: raise
+ * storage_retention_cut (warning) with message, once while active. A host
+ * the registry does not know is skipped. Any thread. */
+void registry_storage_cut(struct registry *r, const char *name, uint64_t now_ms,
+                          const char *message);
+
+/* Resolve storage_retention_cut of every host that had no cut for a day
+ * (counted from the first call for an alarm read back from alarms.csv).
+ * Any thread. */
+void registry_storage_settle(struct registry *r, uint64_t now_ms);
+
 /* The current session of the host called name. Returns 0 with *ref set,
  * -1 if there is no such host, -2 if it has no live session. */
 int registry_session(struct registry *r, const char *name, struct session_ref *ref);

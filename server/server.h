@@ -12,6 +12,7 @@
 struct worker;
 struct rules_holder;
 struct notifier;
+struct housekeep;
 
 struct server {
 	const struct pimon_config *cfg;
@@ -28,6 +29,7 @@ struct server {
 	uint64_t started_mono_ms;          /* monotonic clock at start */
 	struct rules_holder *rules;        /* alarm rules in force */
 	struct notifier *notifier;         /* runs server.notify.command */
+	struct housekeep *housekeep;       /* compresses and expires stored data */
 };
 
 #endif
