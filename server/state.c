@@ -33,9 +33,9 @@ _Static_assert(36 + STATE_FILES_MAX * STATE_FILE_REC + 4 + RUNS_MAX * STATE_RUN_
                "a full commit record fits its slot");
 
 /* Encode s into one slot. */
-void state_encode(const struct state *s, uint8_t slot[STATE_SLOT])
+size_t state_encode(const struct state *s, uint8_t slot[STATE_SLOT])
 {
-	memset(slot, 0, STATE_SLOT);
+	memset(slot, 0, 36);
 	util_put_be32(slot, STATE_MAGIC);
 	util_put_be32(slot + 4, STATE_VERSION);
 	util_put_be64(slot + 8, s->gen);
@@ -46,6 +46,7 @@ void state_encode(const struct state *s, uint8_t slot[STATE_SLOT])
 	uint8_t *p = slot + 36;
 	for (uint32_t i = 0; i < n; i++, p += STATE_FILE_REC) {
 		const struct state_file *f = &s->files[i];
+		memset(p, 0, 32);
 		memcpy(p, f->metric, strnlen(f->metric, PROTO_KEY_MAX));
 		util_put_be64(p + 32, f->size);
 		util_put_be64(p + 40, f->rolled);
@@ -62,6 +63,7 @@ void state_encode(const struct state *s, uint8_t slot[STATE_SLOT])
 		util_put_be64(p + 8, s->runs.r[i].seq);
 	}
 	util_put_be32(p, util_crc32(0, slot, (size_t)(p - slot)));
+	return (size_t)(p + 4 - slot);
 }
 
 /* Decode one slot of version 1, 2 or 3 after checking magic, counts and
@@ -161,10 +163,11 @@ int state_write(int fd, struct state *s)
 	if (s->legacy && s->gen % 2 == 0)
 		s->gen++; /* slot 0 would overwrite both old slots */
 	s->legacy = 0;
-	state_encode(s, slot);
+	/* Only the record's bytes: what follows its CRC is never read. */
+	size_t len = state_encode(s, slot);
 	off_t off = (off_t)(s->gen % 2) * STATE_SLOT;
-	ssize_t n = pwrite(fd, slot, STATE_SLOT, off);
-	if (n == STATE_SLOT)
+	ssize_t n = pwrite(fd, slot, len, off);
+	if (n == (ssize_t)len)
 		return 0;
 	if (n >= 0)
 		errno = ENOSPC;

@@ -38,8 +38,9 @@ struct state {
 	int legacy;       /* read from a version 1 or 2 slot (no rollups) */
 };
 
-/* Encode s into one slot. */
-void state_encode(const struct state *s, uint8_t slot[STATE_SLOT]);
+/* Encode s into the start of one slot; the bytes used (the rest of the
+ * slot is left as it was). */
+size_t state_encode(const struct state *s, uint8_t slot[STATE_SLOT]);
 
 /* Decode one slot; 0 if it holds a valid record, -1 if not. */
 int state_decode(const uint8_t *slot, size_t len, struct state *s);

@@ -640,8 +640,8 @@ static int store_write_state(struct store *st)
 		if (st->state_fd < 0)
 			return -1;
 	}
-	static _Thread_local struct state c;
-	memset(&c, 0, sizeof c);
+	static _Thread_local struct state c; /* 8 kB: not on a worker's stack */
+	c.nfiles = 0;
 	c.gen = st->gen;
 	c.legacy = st->legacy;
 	c.run_id = st->run_id;
@@ -1083,6 +1083,49 @@ int store_write_event(struct store *st, const char *line)
 	return rc < 0 ? store_fail(st, "events.csv", STORE_NO_EVENT) : 0;
 }
 
+/* Close the files of metrics the batch had no rows for whose latest row
+ * is of a day before the batch's (a check removed, a disk gone): they
+ * would otherwise stay open, uncompressed and never expire. */
+static void store_close_idle(struct store *st, uint64_t newest)
+{
+	char name[PROTO_KEY_MAX + 8], header[4096];
+	for (size_t i = 0; i < st->nfiles; i++) {
+		struct store_file *f = &st->files[i];
+		int written = 0;
+		for (size_t u = 0; u < st->nundo; u++)
+			written |= st->undo[u].file == i;
+		if (written || f->t[TIER_RAW].size == 0)
+			continue;
+		snprintf(name, sizeof name, "%s.csv", f->metric);
+		int dfd = store_dir(st);
+		if (f->newest == 0)
+			f->newest = f->newest_commit = store_tail_time(dfd, name);
+		if (f->newest == 0 || f->newest / STORE_DAY_MS >= newest / STORE_DAY_MS)
+			continue;
+		int fd = dfd < 0 ? -1 : safefs_file_open(dfd, name, O_RDONLY);
+		ssize_t n = fd < 0 ? -1 : pread(fd, header, sizeof header - 1, 0);
+		if (fd >= 0)
+			close(fd);
+		if (n <= 0)
+			continue;
+		header[n] = '\0';
+		header[strcspn(header, "\r\n")] = '\0';
+		if (!f->t[TIER_RAW].checked) {
+			struct series_columns cols;
+			f->instanced =
+			    series_columns_parse(header, -1, &cols) == 0 && cols.inst_key[0];
+		}
+		int ntiers = store_month(newest) > store_month(f->newest) ? TIERS : TIER_1H;
+		uint64_t last = f->newest;
+		if (store_rotate(st, f, ntiers, header) < 0)
+			log_err("store", "host %s: cannot close %s/%s, whose rows stopped: %s",
+			        st->name, st->dir, name, strerror(errno));
+		else
+			log_info("store", "host %s: closed %s/%s: no rows since %llu", st->name,
+			         st->dir, name, (unsigned long long)last);
+	}
+}
+
 /* The batch (run_id, seq) is whole in the files: it becomes the commit
  * record, kept in memory until store_persist writes it. */
 void store_batch_done(struct store *st, uint64_t run_id, uint64_t seq)
@@ -1098,6 +1141,12 @@ void store_batch_done(struct store *st, uint64_t run_id, uint64_t seq)
 		f->rolled_commit[1] = f->rolled[1];
 		f->newest_commit = f->newest;
 	}
+	uint64_t newest = 0;
+	for (size_t u = 0; u < st->nundo; u++)
+		if (st->files[st->undo[u].file].newest > newest)
+			newest = st->files[st->undo[u].file].newest;
+	if (newest)
+		store_close_idle(st, newest);
 	st->nundo = 0;
 	st->persisted = 0;
 	/* A batch without implausible times ends a streak of them. */

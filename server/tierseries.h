@@ -26,8 +26,8 @@ enum tier tierseries_pick(int hostfd, const char *metric, uint64_t width);
 
 /* Fold the rows of the range from every file of tier t in the host folder
  * hostfd into bk, and from the next finer tiers what t does not cover yet
- * (its open buckets, or all of the range when t has no row in it): files whose instances are of another kind, or without
- * the field, are left out; a file that cannot be opened is logged and left
+ * (its open buckets, or all of the range when t has no row in it): files whose instances are of
+ * another kind, or without the field, are left out; a file that cannot be opened is logged and left
  * out. *rows grows by the rows read (rollups: the raw rows they
  * summarise), *found is set when a file has the field. 0, or -1 (errno
  * set) when the tier cannot be listed, a file cannot be read through, or

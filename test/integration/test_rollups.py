@@ -314,6 +314,65 @@ def test_kill_during_rollups_loses_and_duplicates_nothing(env):
     check_store(env, sent, sent["load"][-1][0])
 
 
+def test_kill_while_days_close_and_compress_loses_and_duplicates_nothing(env):
+    """Every batch is of a new day, so each one closes the last day's files
+    while the housekeeper compresses the closed ones: kill -9 at random
+    points, then the resends; every row once, every rollup right."""
+    rng = random.Random(int(time.time()) + 4)
+    t0 = day_start(int(time.time() * 1000)) - 40 * DAY
+    batches, sent = [], {"net": [], "load": []}
+    for d in range(40):
+        b, s = make_batches(rng, t0 + d * DAY + rng.randint(0, 20) * HOUR, 1)
+        batches += b
+        sent["net"] += s["net"]
+        sent["load"] += s["load"]
+    keep = {"storage": {"raw_days": 36500, "minute_days": 36500, "hour_days": 36500,
+                        "close_delay": 0, "sweep_seconds": 1}}
+    acked, n = 0, 0
+    while acked < len(batches):
+        n += 1
+        env.start_server(workers=1, name="server%d" % n, extra=keep)
+        s = session(env)
+        upto = len(batches) if n > 6 else min(len(batches), acked + rng.randint(2, 8))
+        for seq in range(acked + 1, upto + 1):
+            s.sendall(metrics_frame(seq, batches[seq - 1]))
+        target = len(batches) if n > 6 else rng.randint(acked, upto)
+        while acked < target:
+            acked = max(acked, ack(s))
+        if n > 6:
+            s.close()
+            break
+        env.server.kill()
+        s.close()
+    check_store(env, sent, sent["load"][-1][0])
+
+
+def test_metrics_that_stop_are_closed(env):
+    """A metric the agent stops sending is closed (its last buckets
+    written) once another metric's rows are of a later day."""
+    rng = random.Random(int(time.time()) + 5)
+    t0 = day_start(int(time.time() * 1000)) - 3 * DAY
+    batches, sent = make_batches(rng, t0 + 20 * HOUR, 8)  # into the next day
+    env.start_server(workers=1)
+    s = session(env)
+    for seq, groups in enumerate(batches, 1):
+        if seq > 3:
+            groups = [g for g in groups if g[0] == "load"]
+        s.sendall(metrics_frame(seq, groups))
+    acked = 0
+    while acked < len(batches):
+        acked = ack(s)
+    s.close()
+    hd = env.host_dir("h1")
+    check(not os.path.exists(os.path.join(hd, "net.csv")), "net.csv is still open")
+    net = [r for r in sent["net"] if r[0] < t0 + 23 * HOUR]
+    _, rows = tier_rows(hd, "raw", "net")
+    check(len(rows) == len(net), "net: %d rows, %d sent" % (len(rows), len(net)))
+    h1, r1 = tier_rows(hd, "1m", "net")
+    check_tier(parse_rollups(h1, r1, True), expected_minutes(net, 2), "net 1m")
+    check("no rows since" in env.server.log_text(), "not logged")
+
+
 def v2_record(run_id, seq, files):
     """A version 2 commit record (the layout before rollups) in its slot."""
     body = struct.pack(">4sIQQQI", b"PMST", 2, 1, run_id, seq, len(files))

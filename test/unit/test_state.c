@@ -37,7 +37,8 @@ static void test_round_trip(void)
 	a.gen = 7;
 	snprintf(a.files[0].metric, sizeof a.files[0].metric, "%s",
 	         "abcdefghijklmnopqrstuvwxyz012345");
-	state_encode(&a, slot);
+	size_t used = state_encode(&a, slot);
+	CHECK(used == 36 + 80 * STATE_FILES_MAX + 4 + 4);
 	CHECK(state_decode(slot, STATE_SLOT, &b) == 0);
 	CHECK(b.gen == 7 && b.run_id == a.run_id && b.last_seq == 42);
 	CHECK(b.nfiles == STATE_FILES_MAX);
@@ -48,7 +49,6 @@ static void test_round_trip(void)
 	      b.files[95].m1_rolled == 66500 && b.files[95].h1_size == 57002 &&
 	      b.files[95].newest == 1764633600095ull && !b.legacy);
 	/* Every single flipped byte in the used part is caught. */
-	size_t used = 36 + 40 * STATE_FILES_MAX + 4;
 	int caught = 0;
 	for (size_t i = 0; i < used; i++) {
 		slot[i] ^= 0x10;
