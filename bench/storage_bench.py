@@ -267,7 +267,7 @@ def du(path, pred=lambda p: True):
 def bench_size(a, tmp, res):
     """One host, two whole days at 10 s, then a row of today: the first
     day's files are closed and compressed; bytes per value by tier."""
-    log("size: one host, 2 days at 10 s (%d values a sample)" % 62)
+    log("size: one host, 2 days at 10 s")
     rng = random.Random(1)
     pi = Pi(rng)
     now = int(time.time() * 1000)
@@ -290,7 +290,25 @@ def bench_size(a, tmp, res):
             if f.startswith(day):
                 raw_csv += len(subprocess.run(["zstd", "-dcq", os.path.join(root, f)],
                                               capture_output=True, check=True).stdout)
-    h1 = du(os.path.join(hd, "1h"))  # 3 days of hour rows
+    # The hour rows of the 3 days, as their month's segment will hold them.
+    h1_csv = b""
+    for root, _, files in os.walk(os.path.join(hd, "1h")):
+        for f in files:
+            p = os.path.join(root, f)
+            if f.endswith(".zst"):
+                h1_csv += subprocess.run(["zstd", "-dcq", p], capture_output=True,
+                                         check=True).stdout
+            elif f.endswith(".csv"):
+                with open(p, "rb") as fh:
+                    h1_csv += fh.read()
+    h1 = len(subprocess.run(["zstd", "-3", "-cq"], input=h1_csv, capture_output=True,
+                            check=True).stdout)
+    m1_csv = 0  # a whole open day of minute rows, as CSV
+    for root, _, files in os.walk(os.path.join(hd, "1m")):
+        for f in files:
+            if f.startswith(day) and f.endswith(".zst"):
+                m1_csv += len(subprocess.run(["zstd", "-dcq", os.path.join(root, f)],
+                                             capture_output=True, check=True).stdout)
     srv.stop()
     # The same day's samples in Prometheus' TSDB.
     om = os.path.join(tmp, "day.om")
@@ -315,12 +333,15 @@ def bench_size(a, tmp, res):
     res["size"] = {
         "values_per_sample": values, "values_per_day": per_day,
         "raw_zst_bytes": raw, "raw_csv_bytes": raw_csv, "m1_zst_bytes": m1,
-        "h1_bytes_3_days": h1, "prom_bytes": prom,
+        "h1_zst_bytes_3_days": h1, "m1_open_csv_bytes": m1_csv, "prom_bytes": prom,
+        "host_bytes_at_defaults": 14 * raw + 30 * m1 + 400 * h1 / 3 + raw_csv + m1_csv,
         "raw_b_per_value": raw / per_day, "open_b_per_value": raw_csv / per_day,
         "prom_b_per_value": prom / per_day,
     }
-    log("  closed raw day: %.2f B/value (csv %.2f); minute day %d B; Prometheus %.2f B/value"
-        % (raw / per_day, raw_csv / per_day, m1, prom / per_day))
+    log("  closed raw day: %.2f B/value (csv %.2f); minute day %d B; hour day %d B; "
+        "Prometheus %.2f B/value; a host at the default retention %.1f MB"
+        % (raw / per_day, raw_csv / per_day, m1, h1 / 3, prom / per_day,
+           res["size"]["host_bytes_at_defaults"] / 1e6))
 
 
 def timed_get(srv, path, runs):
