@@ -23,6 +23,7 @@
 struct csvread {
 	int fd;          /* -1 when reading memory */
 	const char *mem; /* the bytes read, when not a file */
+	char *mem_owned; /* mem, when the reader frees it */
 	off_t size;      /* the file's size when opened */
 	off_t data;      /* where the first row starts */
 	char *header;
@@ -82,6 +83,7 @@ struct csvread *csvread_open(int dirfd, const char *name)
 	if (!r)
 		return NULL;
 	r->mem = NULL;
+	r->mem_owned = NULL;
 	r->buf = r->own;
 	r->fd = safefs_file_open(dirfd, name, O_RDONLY);
 	struct stat sb;
@@ -109,6 +111,7 @@ struct csvread *csvread_mem(const char *buf, size_t len)
 		return NULL;
 	r->fd = -1;
 	r->mem = buf;
+	r->mem_owned = NULL;
 	r->buf = buf;
 	r->size = (off_t)len;
 	if (csvread_start(r) < 0) {
@@ -125,8 +128,15 @@ void csvread_close(struct csvread *r)
 		return;
 	if (r->fd >= 0)
 		close(r->fd);
+	free(r->mem_owned);
 	free(r->header);
 	free(r);
+}
+
+/* From now on the reader frees its bytes. */
+void csvread_own(struct csvread *r, char *buf)
+{
+	r->mem_owned = buf;
 }
 
 /* The header line. */

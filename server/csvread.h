@@ -20,6 +20,9 @@ struct csvread *csvread_open(int dirfd, const char *name);
  * as they are until csvread_close. NULL when out of memory. */
 struct csvread *csvread_mem(const char *buf, size_t len);
 
+/* Hand a memory reader its buffer (malloc'd): csvread_close frees it. */
+void csvread_own(struct csvread *r, char *buf);
+
 /* Close the file and free the reader. */
 void csvread_close(struct csvread *r);
 

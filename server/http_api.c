@@ -217,6 +217,9 @@ static struct csvread *api_open_metric(int dfd, const char *metric, json_t *host
 		return NULL;
 	}
 	struct csvread *r = csvread_open(dfd, name);
+	/* A metric closed for the day, or no longer sent: its newest file. */
+	if (!r && errno == ENOENT)
+		r = tierread_newest(dfd, TIER_RAW, metric);
 	if (r && series_columns_parse(csvread_header(r), api_instanced(host, metric), cols) < 0) {
 		csvread_close(r);
 		errno = EINVAL;
@@ -257,22 +260,55 @@ static int api_metric_json(struct api_call *c, int dfd, const char *metric, json
 			json_decref(fields);
 			fields = NULL;
 		}
-	*out = json_pack("{s:s, s:o, s:o, s:o, s:o, s:o}", "metric", metric, "instance_key",
-	                 cols.inst_key[0] ? json_string(cols.inst_key) : json_null(), "fields",
-	                 fields, "instances", insts, "first", api_time(series_first(r)), "last",
-	                 api_time(last));
+	uint64_t first = tierread_oldest(dfd, metric);
+	*out =
+	    json_pack("{s:s, s:o, s:o, s:o, s:o, s:o}", "metric", metric, "instance_key",
+	              cols.inst_key[0] ? json_string(cols.inst_key) : json_null(), "fields", fields,
+	              "instances", insts, "first", api_time(first), "last", api_time(last));
 	csvread_close(r);
 	return *out ? 0 : -1;
 }
 
-/* The metric a file name stands for, in out; 0, or -1 if none. */
+/* The metric a name of the host's folder ("cpu.csv", a closed
+ * "cpu.<ms>.csv") or of its raw/ folder ("cpu") stands for, in out; 0, or
+ * -1 if none. */
 static int api_metric_of(const char *file, char *out, size_t size)
 {
 	size_t len = strlen(file);
-	if (len < 5 || len - 4 >= size || strcmp(file + len - 4, ".csv") != 0)
+	if (len >= 5 && strcmp(file + len - 4, ".csv") == 0) {
+		len -= 4;
+		size_t dot = len;
+		while (dot > 0 && file[dot - 1] >= '0' && file[dot - 1] <= '9')
+			dot--;
+		if (dot > 1 && dot < len && file[dot - 1] == '.')
+			len = dot - 1;
+	}
+	if (len == 0 || len >= size)
 		return -1;
-	snprintf(out, size, "%.*s", (int)(len - 4), file);
+	snprintf(out, size, "%.*s", (int)len, file);
 	return util_valid_key(out) && !proto_metric_reserved(out) ? 0 : -1;
+}
+
+/* Add the metric of each name of folder name of dfd ("." for dfd itself)
+ * to the set; -1 when out of memory. */
+static int api_metric_names(int dfd, const char *name, json_t *set)
+{
+	int lfd = dfd < 0 ? -1 : openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	DIR *d = lfd < 0 ? NULL : fdopendir(lfd);
+	if (!d) {
+		if (lfd >= 0)
+			close(lfd);
+		return 0;
+	}
+	struct dirent *de;
+	char metric[PROTO_KEY_MAX + 1];
+	int rc = 0;
+	while (rc == 0 && (de = readdir(d)))
+		if (api_metric_of(de->d_name, metric, sizeof metric) == 0 &&
+		    (strcmp(name, ".") != 0 || strcmp(de->d_name, metric) != 0))
+			rc = json_object_set_new(set, metric, json_true());
+	closedir(d);
+	return rc;
 }
 
 /* Order metric objects by name. */
@@ -332,29 +368,27 @@ static void api_metrics(struct api_call *c)
 	if (api_host_lookup(c, &host, &dfd) < 0)
 		return;
 	json_t *arr = json_array();
-	/* A descriptor of its own to list: reading moves its offset. */
-	int lfd = dfd < 0 ? -1 : openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	DIR *d = lfd < 0 ? NULL : fdopendir(lfd);
-	if (dfd >= 0 && !d) {
-		int e = errno;
-		if (lfd >= 0)
-			close(lfd);
-		api_log_unread(c, "", e);
-	}
-	struct dirent *de;
-	int rc = arr ? 0 : -1;
-	while (rc == 0 && d && (de = readdir(d))) {
+	/* The metrics with an open, closed or compressed raw file. */
+	json_t *set = json_object();
+	int rc = arr && set ? 0 : -1;
+	if (rc == 0 && dfd >= 0 &&
+	    (api_metric_names(dfd, ".", set) < 0 || api_metric_names(dfd, "raw", set) < 0))
+		rc = -1;
+	const char *key;
+	json_t *v;
+	json_object_foreach(set, key, v)
+	{
 		json_t *m;
-		if (api_metric_of(de->d_name, metric, sizeof metric) < 0)
-			continue;
+		if (rc < 0)
+			break;
+		snprintf(metric, sizeof metric, "%s", key);
 		rc = api_metric_json(c, dfd, metric, host, &m);
 		if (rc == 0)
 			rc = json_push(arr, m);
 		else if (rc == 1)
 			rc = 0;
 	}
-	if (d)
-		closedir(d);
+	json_decref(set);
 	if (dfd >= 0)
 		close(dfd);
 	if (rc == 0)

@@ -14,6 +14,7 @@
 
 #include "proto.h"
 #include "safefs.h"
+#include "series.h"
 #include "zstdio.h"
 
 #define TIERREAD_DAY_MS (86400ull * 1000)
@@ -348,4 +349,53 @@ int tierread_any(int hostfd, enum tier t, const char *metric)
 	int any = tr->n > 0;
 	tierread_close(tr);
 	return any;
+}
+
+/* The last file listed, the reader made its own. */
+struct csvread *tierread_newest(int hostfd, enum tier t, const char *metric)
+{
+	struct tierread *tr = tierread_open(hostfd, t, metric, 0, UINT64_MAX);
+	if (!tr)
+		return NULL;
+	struct csvread *r = NULL;
+	int sorted, rc = 0;
+	errno = ENOENT;
+	/* Newest first: an unreadable one gives way to the one before. */
+	for (int i = tr->n - 1; i >= 0 && rc <= 0; i--) {
+		tr->next = i;
+		rc = tierread_next(tr, &r, &sorted);
+	}
+	if (rc > 0) {
+		if (tr->mem)
+			csvread_own(r, tr->mem);
+		tr->mem = NULL;
+		tr->cur = NULL;
+	} else {
+		r = NULL;
+	}
+	int saved = errno;
+	tierread_close(tr);
+	errno = rc > 0 ? 0 : saved;
+	return r;
+}
+
+/* The first row of each tier's oldest readable file. */
+uint64_t tierread_oldest(int hostfd, const char *metric)
+{
+	uint64_t oldest = 0;
+	for (int t = 0; t < TIER_COUNT; t++) {
+		struct tierread *tr = tierread_open(hostfd, (enum tier)t, metric, 0, UINT64_MAX);
+		struct csvread *r;
+		int sorted, rc;
+		while (tr && (rc = tierread_next(tr, &r, &sorted)) != 0) {
+			uint64_t first = rc > 0 ? series_first(r) : 0;
+			if (first && (!oldest || first < oldest))
+				oldest = first;
+			/* A segment is sorted; closed and open files may not be. */
+			if (rc > 0 && sorted && first)
+				break;
+		}
+		tierread_close(tr);
+	}
+	return oldest;
 }

@@ -49,4 +49,14 @@ void tierread_close(struct tierread *tr);
  * when it cannot be told. */
 int tierread_any(int hostfd, enum tier t, const char *metric);
 
+/* A reader of the newest readable file of metric in tier t (the open
+ * file, else the newest closed one, else the newest segment), for its
+ * header and last rows; the caller closes it. NULL with errno set (ENOENT:
+ * the tier has none). */
+struct csvread *tierread_newest(int hostfd, enum tier t, const char *metric);
+
+/* The earliest row time of metric in any tier (as the first rows of the
+ * files tell: a segment's first row is its earliest), 0 if none. */
+uint64_t tierread_oldest(int hostfd, const char *metric);
+
 #endif

@@ -371,6 +371,13 @@ def test_metrics_that_stop_are_closed(env):
     h1, r1 = tier_rows(hd, "1m", "net")
     check_tier(parse_rollups(h1, r1, True), expected_minutes(net, 2), "net 1m")
     check("no rows since" in env.server.log_text(), "not logged")
+    # Still listed, from its first row, and its series still read.
+    listed = {m["metric"]: m for m in env.api("/api/v1/hosts/h1/metrics")["metrics"]}
+    check("net" in listed and listed["net"]["first"] == net[0][0] and
+          listed["net"]["last"] == net[-1][0], "net listed as %r" % listed.get("net"))
+    got = env.api("/api/v1/hosts/h1/series/net?field=rx&instance=eth0&from=%d&to=%d&points=200"
+                  % (t0, t0 + DAY))
+    check(got["rows"] == len(net) // 2, "net series: %d rows, want %d" % (got["rows"], len(net) // 2))
 
 
 def v2_record(run_id, seq, files):
