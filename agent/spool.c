@@ -485,23 +485,11 @@ int spool_append(struct spool *sp, uint64_t run_id, uint64_t dropped,
  * (the tmp file is removed on failure). */
 static int spool_write_tmp(struct spool *sp, const uint8_t *buf, size_t len)
 {
-	size_t off = 0;
 	int saved;
 	int fd = open(sp->tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -1;
-	while (off < len) {
-		ssize_t n = write(fd, buf + off, len - off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			if (n == 0)
-				errno = ENOSPC;
-			goto fail;
-		}
-		off += (size_t)n;
-	}
-	if (fsync(fd) < 0)
+	if (util_write_all(fd, buf, len) < 0 || fsync(fd) < 0)
 		goto fail;
 	if (close(fd) < 0) {
 		fd = -1;

@@ -32,8 +32,6 @@ int util_valid_key(const char *s);
 /* Split "host:port" or "[v6]:port" into host and port. 0 or -1. */
 int util_split_hostport(const char *s, char *host, size_t hostlen, int *port);
 
-/* CRC-32 (IEEE 802.3, reflected, as zlib's crc32) of len bytes, continuing
- * from crc (0 to start). */
 /* Longest text util_format_double writes, its NUL included. */
 #define UTIL_DOUBLE_MAX 32
 
@@ -42,7 +40,18 @@ int util_split_hostport(const char *s, char *host, size_t hostlen, int *port);
  * the length. */
 int util_format_double(char *out, double v);
 
+/* CRC-32 (IEEE 802.3, reflected, as zlib's crc32) of len bytes, continuing
+ * from crc (0 to start). */
 uint32_t util_crc32(uint32_t crc, const void *data, size_t len);
+
+/* Write all len bytes to fd, again after EINTR and short writes. 0, or -1
+ * with errno set (ENOSPC when a write wrote nothing). */
+int util_write_all(int fd, const void *buf, size_t len);
+
+/* Days since 1970-01-01 of the proleptic Gregorian date y-m-d, and the
+ * date of such a day (H. Hinnant's algorithms). */
+int64_t util_days_from_civil(int64_t y, unsigned m, unsigned d);
+void util_civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d);
 
 /* Big-endian stores and loads, independent of alignment. */
 void util_put_be32(uint8_t *p, uint32_t v);

@@ -98,31 +98,6 @@ uint64_t housekeep_cap(const struct housekeep *hk)
 	return atomic_load_explicit(&hk->cap, memory_order_relaxed);
 }
 
-/* The civil date of day z since 1970-01-01 (H. Hinnant's algorithm). */
-static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
-{
-	z += 719468;
-	int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-	unsigned doe = (unsigned)(z - era * 146097);
-	unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-	unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-	unsigned mp = (5 * doy + 2) / 153;
-	*d = doy - (153 * mp + 2) / 5 + 1;
-	*m = mp < 10 ? mp + 3 : mp - 9;
-	*y = (int64_t)yoe + era * 400 + (*m <= 2);
-}
-
-/* Days since 1970-01-01 of a civil date. */
-static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
-{
-	y -= m <= 2;
-	int64_t era = (y >= 0 ? y : y - 399) / 400;
-	unsigned yoe = (unsigned)(y - era * 400);
-	unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-	unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	return era * 146097 + (int64_t)doe - 719468;
-}
-
 /* The part a time goes to: its day, or its month as year * 12 + month. */
 static int64_t part_key(uint64_t t_ms, int monthly)
 {
@@ -131,7 +106,7 @@ static int64_t part_key(uint64_t t_ms, int monthly)
 		return day;
 	int64_t y;
 	unsigned m, d;
-	civil_from_days(day, &y, &m, &d);
+	util_civil_from_days(day, &y, &m, &d);
 	return y * 12 + (int64_t)m;
 }
 
@@ -140,7 +115,7 @@ void housekeep_label(uint64_t t_ms, int monthly, char out[16])
 {
 	int64_t y;
 	unsigned m, d;
-	civil_from_days((int64_t)(t_ms / DAY_MS), &y, &m, &d);
+	util_civil_from_days((int64_t)(t_ms / DAY_MS), &y, &m, &d);
 	if (monthly)
 		snprintf(out, 16, "%04" PRId64 "-%02u", y, m);
 	else
@@ -377,9 +352,9 @@ static int segment_name(const char *name, int monthly, int64_t *day, uint64_t *m
 	if (digits == 0 || strcmp(p + 1 + digits, SEG_SUFFIX) != 0)
 		return -1;
 	if (monthly)
-		*day = days_from_civil((int64_t)y + (m == 12), m == 12 ? 1 : m + 1, 1) - 1;
+		*day = util_days_from_civil((int64_t)y + (m == 12), m == 12 ? 1 : m + 1, 1) - 1;
 	else
-		*day = days_from_civil((int64_t)y, m, d);
+		*day = util_days_from_civil((int64_t)y, m, d);
 	return 0;
 }
 

@@ -41,22 +41,15 @@ uint64_t rollup_width(int level)
 /* Three columns a field, after the count. */
 int rollup_header(const char *raw_header, int instanced, char *out, size_t size)
 {
-	size_t len = strlen(raw_header);
-	char *buf = malloc(len + 1);
-	char *cols[PROTO_MAX_FIELDS + 2];
-	int n = buf ? csvread_split(raw_header, len, buf, cols, PROTO_MAX_FIELDS + 2) : -1;
-	int first = instanced ? 2 : 1, rc = -1;
-	if (n <= first)
-		goto out;
-	size_t o = (size_t)snprintf(out, size, "time%s%s,count", instanced ? "," : "",
-	                            instanced ? cols[1] : "");
-	for (int i = first; i < n && o < size; i++)
-		o += (size_t)snprintf(out + o, size - o, ",%s.min,%s.avg,%s.max", cols[i], cols[i],
-		                      cols[i]);
-	rc = o < size ? 0 : -1;
-out:
-	free(buf);
-	return rc;
+	struct series_columns cols;
+	if (series_columns_parse(raw_header, instanced, &cols) < 0)
+		return -1;
+	size_t o = (size_t)snprintf(out, size, "time%s%s,count", cols.inst_key[0] ? "," : "",
+	                            cols.inst_key);
+	for (int i = 0; i < cols.nfields && o < size; i++)
+		o += (size_t)snprintf(out + o, size - o, ",%s.min,%s.avg,%s.max", cols.fields[i],
+		                      cols.fields[i], cols.fields[i]);
+	return o < size ? 0 : -1;
 }
 
 /* The accumulator of an instance ("" when rows name none), added if new. */
@@ -165,24 +158,13 @@ static int accs_row(struct accs *as, int level, int instanced, int nfields, char
  * instance and how many raw fields they summarise. -1 if not a metric's. */
 static int rollup_shape(const char *header, int level, int *instanced, int *nfields)
 {
-	size_t len = strlen(header);
-	char *buf = malloc(len + 1);
-	char *cols[ROLLUP_COLS];
-	int n = buf ? csvread_split(header, len, buf, cols, ROLLUP_COLS) : -1, rc = -1;
-	if (n < 2 || strcmp(cols[0], "time") != 0)
-		goto out;
-	if (level == ROLLUP_MINUTE) {
-		if (*instanced < 0)
-			*instanced = n > 2 && series_is_inst_key(cols[1]);
-		*nfields = n - 1 - *instanced;
-	} else {
-		*instanced = strcmp(cols[1], "count") != 0;
-		*nfields = (n - 2 - *instanced) / 3;
-	}
-	rc = *nfields > 0 && *nfields <= PROTO_MAX_FIELDS ? 0 : -1;
-out:
-	free(buf);
-	return rc;
+	struct series_columns cols;
+	if ((level == ROLLUP_MINUTE ? series_columns_parse(header, *instanced, &cols)
+	                            : series_rollup_parse(header, -1, &cols)) < 0)
+		return -1;
+	*instanced = cols.inst_key[0] != '\0';
+	*nfields = cols.nfields;
+	return 0;
 }
 
 int rollup_fold(struct csvread *src, int level, int instanced, off_t from, off_t to, int final,

@@ -727,24 +727,6 @@ static int store_tier_open(struct store *st, struct store_file *f, int tier, con
 	return fd;
 }
 
-/* Write the whole buffer; 0 or -1 with errno set. */
-static int write_all(int fd, const char *data, size_t len)
-{
-	size_t off = 0;
-	while (off < len) {
-		ssize_t n = write(fd, data + off, len - off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			if (n == 0)
-				errno = ENOSPC;
-			return -1;
-		}
-		off += (size_t)n;
-	}
-	return 0;
-}
-
 /* Fold the rows of tier level past rolled[level] into the next tier and
  * append them there; after minute rows of an hour not in progress, fold
  * those into hour rows too. With final, every bucket is written (the
@@ -780,7 +762,7 @@ static int store_roll(struct store *st, struct store_file *f, int level, int fin
 		return -1;
 	if (out.len > 0) {
 		int fd = store_tier_open(st, f, level + 1, header);
-		if (fd < 0 || write_all(fd, out.data, out.len) < 0) {
+		if (fd < 0 || util_write_all(fd, out.data, out.len) < 0) {
 			rowbuf_free(&out);
 			return -1;
 		}
@@ -1042,7 +1024,7 @@ int store_write_group(struct store *st, const struct proto_group *g)
 	}
 	struct tier_file *raw = &f->t[TIER_RAW];
 	if (store_note_undo(st, (size_t)(f - st->files)) < 0 ||
-	    write_all(raw->fd, b.data, b.len) < 0) {
+	    util_write_all(raw->fd, b.data, b.len) < 0) {
 		rowbuf_free(&b);
 		return store_fail(st, file, STORE_UNACKED);
 	}
@@ -1075,7 +1057,7 @@ int store_write_event(struct store *st, const char *line)
 	if (buf) {
 		memcpy(buf, line, len);
 		buf[len] = '\n';
-		rc = write_all(fd, buf, len + 1);
+		rc = util_write_all(fd, buf, len + 1);
 		free(buf);
 	}
 	close(fd);

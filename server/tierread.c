@@ -15,6 +15,7 @@
 #include "proto.h"
 #include "safefs.h"
 #include "series.h"
+#include "util.h"
 #include "zstdio.h"
 
 #define TIERREAD_DAY_MS (86400ull * 1000)
@@ -52,17 +53,6 @@ uint64_t tier_width(enum tier t)
 const char *tier_name(enum tier t)
 {
 	return t == TIER_1H ? "1h" : t == TIER_1M ? "1m" : "raw";
-}
-
-/* Days since 1970-01-01 of a civil date (proleptic Gregorian). */
-static int64_t tierread_days(int64_t y, unsigned m, unsigned d)
-{
-	y -= m <= 2;
-	int64_t era = (y >= 0 ? y : y - 399) / 400;
-	unsigned yoe = (unsigned)(y - era * 400);
-	unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-	unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	return era * 146097 + (int64_t)doe - 719468;
 }
 
 /* Days in month m of year y. */
@@ -117,9 +107,10 @@ static int tierread_segment(const char *name, int monthly, uint64_t *start, uint
 		return -1;
 	if (tierread_ms(name + dl + 1, name + len - strlen(suffix), ms) < 0)
 		return -1;
-	int64_t first = tierread_days(y, m, d), last;
+	int64_t first = util_days_from_civil(y, m, d), last;
 	if (monthly)
-		last = m == 12 ? tierread_days(y + 1, 1, 1) : tierread_days(y, m + 1, 1);
+		last =
+		    m == 12 ? util_days_from_civil(y + 1, 1, 1) : util_days_from_civil(y, m + 1, 1);
 	else
 		last = first + 1;
 	*start = (uint64_t)first * TIERREAD_DAY_MS;

@@ -13,24 +13,7 @@
 #include <zstd.h>
 
 #include "safefs.h"
-
-/* Write the whole buffer; 0 or -1 with errno set. */
-static int zstdio_write_all(int fd, const char *p, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			if (n == 0)
-				errno = ENOSPC;
-			return -1;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
+#include "util.h"
 
 /* Compress, write to a temporary file, sync, rename, sync the folder. */
 int zstdio_save(int dirfd, const char *name, const void *data, size_t len)
@@ -53,8 +36,7 @@ int zstdio_save(int dirfd, const char *name, const void *data, size_t len)
 	}
 	int fd = safefs_file_open(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC);
 	int rc = -1;
-	if (fd >= 0 && zstdio_write_all(fd, out, clen) == 0 && fdatasync(fd) == 0 &&
-	    close(fd) == 0) {
+	if (fd >= 0 && util_write_all(fd, out, clen) == 0 && fdatasync(fd) == 0 && close(fd) == 0) {
 		fd = -1;
 		if (renameat(dirfd, tmp, dirfd, name) == 0 && fsync(dirfd) == 0)
 			rc = 0;

@@ -339,6 +339,15 @@ def auth_proof(key, nonce, name, run_id):
     return hmac.new(key, msg, hashlib.sha256).digest()
 
 
+def session(env, name="h1", run_id=7):
+    """A socket that has said HELLO as name (run run_id) and got WELCOME."""
+    s = socket.create_connection(("127.0.0.1", env.port))
+    s.sendall(hello(name, run_id=run_id))
+    f = read_frame(s)
+    check(f is not None and f[0] == T_WELCOME, "no WELCOME: %r" % (f,))
+    return s
+
+
 def metrics_frame(seq, groups):
     """A METRICS batch; groups are (metric, inst_key, fields, rows) and
     rows (time ms, instance, values)."""

@@ -13,7 +13,8 @@ import time
 import urllib.error
 
 from harness import (AGENT_BIN, CTL_BIN, FIXTURES, SLOW, T_ACK, T_BYE, T_METRICS, T_WELCOME, check,
-                     frame, hello, read_csv, read_frame, run_tests, wait_closed, wait_for)
+                     frame, hello, read_csv, read_frame, run_tests, session, wait_closed,
+                     wait_for)
 
 T_ALARM, T_ALARM_ACK = 9, 10
 
@@ -44,14 +45,6 @@ def batch(seq, t):
 def alarm(seq, level, message="fan"):
     p = struct.pack(">QQBB", seq, int(time.time() * 1000), level, 1)
     return frame(T_ALARM, p + pstr("fan") + pstr(message))
-
-
-def session(env, name="h1", run_id=7):
-    s = socket.create_connection(("127.0.0.1", env.port))
-    s.sendall(hello(name, run_id=run_id))
-    f = read_frame(s)
-    check(f is not None and f[0] == T_WELCOME, "no WELCOME: %r" % (f,))
-    return s
 
 
 def next_of(s, ftype):

@@ -9,26 +9,16 @@ import math
 import os
 import random
 import re
-import socket
 import struct
 import subprocess
 import time
 import zlib
 
-from harness import (SLOW, T_ACK, T_WELCOME, check, hello, metrics_frame, read_frame, run_tests,
-                     wait_for)
+from harness import SLOW, T_ACK, check, metrics_frame, read_frame, run_tests, session
 
 DAY = 86400000
 MINUTE, HOUR = 60000, 3600000
 STEP = 30000  # ms between samples
-
-
-def session(env, name="h1", run_id=7):
-    s = socket.create_connection(("127.0.0.1", env.port))
-    s.sendall(hello(name, run_id=run_id))
-    f = read_frame(s)
-    check(f is not None and f[0] == T_WELCOME, "no WELCOME: %r" % (f,))
-    return s
 
 
 def ack(s):
@@ -284,6 +274,30 @@ def test_rollups_equal_a_recomputation_and_days_close(env):
               "%s: the open file holds other days" % (sub or "raw"))
 
 
+def send_with_kills(env, rng, batches, kills, most, extra=None):
+    """Store the batches as an agent would across kills -9 of the server:
+    each time, a server is started, the batches from the last ACK on are
+    sent (up to most of them), some ACKs read (several batches may share
+    one), and the server killed while it stores the rest; then a last
+    server takes them all."""
+    acked = 0
+    for n in range(1, kills + 2):
+        env.start_server(workers=1, name="server%d" % n, extra=extra)
+        s = session(env)
+        last = n > kills
+        upto = len(batches) if last else min(len(batches), acked + rng.randint(2, most))
+        for seq in range(acked + 1, upto + 1):
+            s.sendall(metrics_frame(seq, batches[seq - 1]))
+        target = len(batches) if last else rng.randint(acked, upto)
+        while acked < target:
+            acked = max(acked, ack(s))
+        if last:
+            s.close()
+            return
+        env.server.kill()
+        s.close()
+
+
 def test_kill_during_rollups_loses_and_duplicates_nothing(env):
     """kill -9 at random points while batches (and day closes) are stored,
     then the agent's resends: raw rows once, rollups equal the
@@ -291,26 +305,7 @@ def test_kill_during_rollups_loses_and_duplicates_nothing(env):
     rng = random.Random(int(time.time()) + 1)
     t0 = day_start(int(time.time() * 1000)) - 3 * DAY
     batches, sent = make_batches(rng, t0, 60)
-    acked, n = 0, 0
-    while acked < len(batches):
-        n += 1
-        env.start_server(workers=1, name="server%d" % n)
-        s = session(env)
-        upto = len(batches) if n > 5 else min(len(batches), acked + rng.randint(3, 15))
-        for seq in range(acked + 1, upto + 1):
-            s.sendall(metrics_frame(seq, batches[seq - 1]))
-        if n > 5:
-            while acked < len(batches):
-                acked = max(acked, ack(s))
-            s.close()
-            break
-        # ACKs up to a point (several batches may share one), then kill
-        # while the rest are being stored.
-        target = rng.randint(acked, upto)
-        while acked < target:
-            acked = max(acked, ack(s))
-        env.server.kill()
-        s.close()
+    send_with_kills(env, rng, batches, kills=5, most=15)
     check_store(env, sent, sent["load"][-1][0])
 
 
@@ -328,22 +323,7 @@ def test_kill_while_days_close_and_compress_loses_and_duplicates_nothing(env):
         sent["load"] += s["load"]
     keep = {"storage": {"raw_days": 36500, "minute_days": 36500, "hour_days": 36500,
                         "close_delay": 0, "sweep_seconds": 1}}
-    acked, n = 0, 0
-    while acked < len(batches):
-        n += 1
-        env.start_server(workers=1, name="server%d" % n, extra=keep)
-        s = session(env)
-        upto = len(batches) if n > 6 else min(len(batches), acked + rng.randint(2, 8))
-        for seq in range(acked + 1, upto + 1):
-            s.sendall(metrics_frame(seq, batches[seq - 1]))
-        target = len(batches) if n > 6 else rng.randint(acked, upto)
-        while acked < target:
-            acked = max(acked, ack(s))
-        if n > 6:
-            s.close()
-            break
-        env.server.kill()
-        s.close()
+    send_with_kills(env, rng, batches, kills=6, most=8, extra=keep)
     check_store(env, sent, sent["load"][-1][0])
 
 
@@ -466,8 +446,9 @@ def test_series_and_fleet_read_what_the_server_rolled_up(env):
                   "%s point %d: %r, want %r" % (tier, t, (avg, lo, hi),
                                                (sum(vs) / len(vs), min(vs), max(vs))))
     top = env.api("/api/v1/fleet/net/rx?from=%d&to=%d&agg=max" % (t0, t0 + 2 * DAY - 1))
+    # Highest first, ties by name.
     want = sorted(((max(v[0] for t, _, v in sent_by[h]["net"] if t < t0 + 2 * DAY), h)
-                   for h in sent_by), reverse=True)
+                   for h in sent_by), key=lambda e: (-e[0], e[1]))
     check([(e["value"], e["host"]) for e in top["top"]] == want,
           "fleet ranking %r, want %r" % (top["top"], want))
     check(all(e["tier"] == "1h" for e in top["top"]), "fleet tiers %r" % top["top"])

@@ -20,15 +20,6 @@
 
 static char top[64];
 
-/* Write text to name of dfd. */
-static void put(int dfd, const char *name, const char *text)
-{
-	int fd = openat(dfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	CHECK(fd >= 0);
-	CHECK(write(fd, text, strlen(text)) == (ssize_t)strlen(text));
-	close(fd);
-}
-
 /* Defaults, units, and every refusal. */
 static void test_query(void)
 {
@@ -73,10 +64,10 @@ static int host(int tfd, const char *name, const char *raw, const char *m1, cons
 {
 	int h = safefs_dir_open(tfd, name, 1);
 	CHECK(h >= 0);
-	put(h, "temp.csv", raw);
+	check_put(h, "temp.csv", raw);
 	if (m1) {
 		int d = safefs_dir_open(h, "1m", 1);
-		put(d, "temp.csv", m1);
+		check_put(d, "temp.csv", m1);
 		close(d);
 	}
 	if (h1) {

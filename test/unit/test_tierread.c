@@ -21,15 +21,6 @@
 
 static char top[64];
 
-/* Write text to name of dfd. */
-static void put(int dfd, const char *name, const char *text)
-{
-	int fd = openat(dfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	CHECK(fd >= 0);
-	CHECK(write(fd, text, strlen(text)) == (ssize_t)strlen(text));
-	close(fd);
-}
-
 /* Compress text into name of dfd. */
 static void put_zst(int dfd, const char *name, const char *text)
 {
@@ -73,19 +64,19 @@ static void test_raw_listing(int hfd)
 {
 	char got[1024];
 	int rawfd = sub(hfd, "raw"), segfd = sub(rawfd, "load");
-	put(hfd, "load.csv", "time,load1\n");
-	put(hfd, "load.1704153600500.csv", "time,load1\n");
-	put(hfd, "load.1704067200900.csv", "time,load1\n");
-	put(hfd, "load5.csv", "time,x\n");
-	put(hfd, "load.x.csv", "time,x\n");
-	put(hfd, "loadcsv", "time,x\n");
+	check_put(hfd, "load.csv", "time,load1\n");
+	check_put(hfd, "load.1704153600500.csv", "time,load1\n");
+	check_put(hfd, "load.1704067200900.csv", "time,load1\n");
+	check_put(hfd, "load5.csv", "time,x\n");
+	check_put(hfd, "load.x.csv", "time,x\n");
+	check_put(hfd, "loadcsv", "time,x\n");
 	put_zst(segfd, "2024-01-01.1704067300000.csv.zst", "time,load1\n");
 	put_zst(segfd, "2024-01-02.1704153600500.csv.zst", "time,load1\n"); /* beside its file */
 	put_zst(segfd, "2023-12-31.1704067300000.csv.zst", "time,load1\n");
 	put_zst(segfd, "2024-01-05.1704500000000.csv.zst", "time,load1\n");
-	put(segfd, "2024-01-01.1704067300001.csv.zst.tmp", "partial");
-	put(segfd, "2024-02-30.1.csv.zst", "not a day");
-	put(segfd, "2024-01-01.csv.zst", "no ms");
+	check_put(segfd, "2024-01-01.1704067300001.csv.zst.tmp", "partial");
+	check_put(segfd, "2024-02-30.1.csv.zst", "not a day");
+	check_put(segfd, "2024-01-01.csv.zst", "no ms");
 	CHECK(names(hfd, TIER_RAW, JAN01, JAN01 + 3 * DAY - 1, got, sizeof got) == 0);
 	CHECK_STR(got, "raw/load/2024-01-01.1704067300000.csv.zst*|load.1704067200900.csv|"
 	               "load.1704153600500.csv|load.csv|");
@@ -100,7 +91,7 @@ static void test_raw_listing(int hfd)
 	               "raw/load/2024-01-05.1704500000000.csv.zst*|load.1704067200900.csv|"
 	               "load.csv|");
 	/* A damaged segment fails alone; the rest is read. */
-	put(segfd, "2024-01-03.1704240000000.csv.zst", "not zstd");
+	check_put(segfd, "2024-01-03.1704240000000.csv.zst", "not zstd");
 	CHECK(names(hfd, TIER_RAW, JAN01 + 2 * DAY, JAN01 + 2 * DAY, got, sizeof got) == 1);
 	CHECK_STR(got, "!raw/load/2024-01-03.1704240000000.csv.zst|load.1704067200900.csv|"
 	               "load.csv|");
@@ -117,7 +108,7 @@ static void test_rollup_listing(int hfd)
 	CHECK(names(hfd, TIER_1H, 0, UINT64_MAX, got, sizeof got) == 0 && got[0] == '\0');
 	int mfd = sub(hfd, "1m"), hhfd = sub(hfd, "1h"), hsegfd = sub(hhfd, "load");
 	CHECK(tierread_any(hfd, TIER_1M, "load") == 0);
-	put(mfd, "load.csv", "time,count,load1.min,load1.avg,load1.max\n");
+	check_put(mfd, "load.csv", "time,count,load1.min,load1.avg,load1.max\n");
 	CHECK(tierread_any(hfd, TIER_1M, "load") == 1);
 	CHECK(tierread_any(hfd, TIER_1M, "mem") == 0);
 	put_zst(hsegfd, "2023-12.1704067300000.csv.zst", "time\n");
@@ -154,7 +145,7 @@ static void test_links(int hfd)
 {
 	char target[128];
 	snprintf(target, sizeof target, "%s/elsewhere.csv", top);
-	put(AT_FDCWD, target, "time,load1\n1,1\n");
+	check_put(AT_FDCWD, target, "time,load1\n1,1\n");
 	CHECK(symlinkat(target, hfd, "cpu.csv") == 0);
 	struct tierread *tr = tierread_open(hfd, TIER_RAW, "cpu", 0, UINT64_MAX);
 	struct csvread *r;
@@ -184,10 +175,10 @@ static void test_series_across_files(int hfd)
 	         JAN01 + 1000, JAN01 + 2000, JAN01 + 2000);
 	put_zst(segfd, "2024-01-01.1704153600000.csv.zst", seg);
 	put_zst(segfd, "2024-01-02.1704240000000.csv.zst", "time,zone,c\n1704153601000,cpu,1000\n");
-	put(h, "temp.1704240000000.csv",
-	    "time,zone,c\n1704153601000,cpu,30\n1704067205000,cpu,5\n");
-	put(h, "temp.1704000000000.csv", "time,c\n1704067201000,777\n");
-	put(h, "temp.csv", "time,zone,c\n1704153700000,cpu,40\n1704067203000,cpu,15\n");
+	check_put(h, "temp.1704240000000.csv",
+	          "time,zone,c\n1704153601000,cpu,30\n1704067205000,cpu,5\n");
+	check_put(h, "temp.1704000000000.csv", "time,c\n1704067201000,777\n");
+	check_put(h, "temp.csv", "time,zone,c\n1704153700000,cpu,40\n1704067203000,cpu,15\n");
 	struct tierseries_query q = {"series-host", "temp", "c", "cpu", 1, "time,zone,c"};
 	struct series_range rg = {JAN01, JAN01 + 2 * DAY - 1, 2};
 	struct series_buckets bk;
