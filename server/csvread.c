@@ -301,13 +301,15 @@ static int csvread_field(const char **p, const char *end, char **o)
 }
 
 /* Split a CSV line into unquoted, NUL-terminated fields. */
-int csvread_split(const char *line, size_t len, char *out, char **fields, int max)
+/* Split up to max fields; past them, -1 when strict, else stop. */
+static int csvread_split_upto(const char *line, size_t len, char *out, char **fields, int max,
+                              int strict)
 {
 	const char *p = line, *end = line + len;
 	int n = 0;
 	for (;;) {
 		if (n == max)
-			return -1;
+			return strict ? -1 : n;
 		fields[n++] = out;
 		if (csvread_field(&p, end, &out) < 0)
 			return -1;
@@ -315,6 +317,17 @@ int csvread_split(const char *line, size_t len, char *out, char **fields, int ma
 			return n;
 		p++; /* the comma */
 	}
+}
+
+int csvread_split(const char *line, size_t len, char *out, char **fields, int max)
+{
+	return csvread_split_upto(line, len, out, fields, max, 1);
+}
+
+/* The first max fields only. */
+int csvread_split_first(const char *line, size_t len, char *out, char **fields, int max)
+{
+	return csvread_split_upto(line, len, out, fields, max, 0);
 }
 
 /* Leading decimal time of a row. */

@@ -52,6 +52,10 @@ off_t csvread_tail(struct csvread *r, size_t n);
  * than max fields or an unterminated quote. */
 int csvread_split(const char *line, size_t len, char *out, char **fields, int max);
 
+/* The same for the first max fields only, the rest of the line not read:
+ * the count (at most max), or -1 for an unterminated quote among them. */
+int csvread_split_first(const char *line, size_t len, char *out, char **fields, int max);
+
 /* The time at the start of a row: decimal digits up to the first comma
  * or the end. 0, or -1 when it is not a time. */
 int csvread_time(const char *line, size_t len, uint64_t *t);

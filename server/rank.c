@@ -204,20 +204,18 @@ static void rank_avg_pick(struct rank_acc *a)
 	}
 }
 
-/* The coarsest tier with files of the metric. */
-static enum tier rank_tier(int hostfd, const char *metric)
-{
-	enum tier t = TIER_1H;
-	while (t != TIER_RAW && tierread_any(hostfd, t, metric) != 1)
-		t = (enum tier)(t - 1);
-	return t;
-}
-
 /* Read every file of the tier into the accumulator. */
 static int rank_read(int hostfd, const char *host, const char *metric, const char *field,
                      const struct rank_query *q, struct rank_acc *a)
 {
-	struct tierread *tr = tierread_open(hostfd, a->e->tier, metric, q->from, q->to);
+	/* The coarsest tier with files of the metric for the range. */
+	struct tierread *tr = NULL;
+	for (a->e->tier = TIER_1H;; a->e->tier = (enum tier)(a->e->tier - 1)) {
+		tr = tierread_open(hostfd, a->e->tier, metric, q->from, q->to);
+		if (!tr || tierread_count(tr) > 0 || a->e->tier == TIER_RAW)
+			break;
+		tierread_close(tr);
+	}
 	struct series_range rg = {q->from, q->to, 1};
 	struct csvread *r;
 	int sorted, rc, err = 0;
@@ -238,6 +236,8 @@ static int rank_read(int hostfd, const char *host, const char *metric, const cha
 		                                : series_rollup_parse(h, -1, &cols);
 		if (ok < 0 || series_filter_init(&f, &cols, field, NULL) < 0)
 			continue;
+		/* Of a rollup, the one value the ranking looks at. */
+		f.only = a->agg == RANK_MAX ? 3 : a->agg == RANK_MIN ? 1 : 2;
 		a->e->instanced |= f.instanced;
 		if (series_each(r, sorted, &rg, &f, rank_row, a) < 0) {
 			err = errno ? errno : EIO;
@@ -261,7 +261,6 @@ int rank_host(int hostfd, const char *host, const char *metric, const char *fiel
 	memset(e, 0, sizeof *e);
 	snprintf(e->host, sizeof e->host, "%s", host);
 	e->value = NAN;
-	e->tier = rank_tier(hostfd, metric);
 	int rc = rank_read(hostfd, host, metric, field, q, &a);
 	if (rc == 0 && q->agg == RANK_AVG)
 		rank_avg_pick(&a);

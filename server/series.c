@@ -126,6 +126,7 @@ int series_filter_init(struct series_filter *f, const struct series_columns *c, 
 	f->instanced = c->inst_key[0] != '\0';
 	f->instance = instance;
 	f->count_column = c->rollup ? (f->instanced ? 2 : 1) : 0;
+	f->only = 0;
 	return f->column > 0 ? 0 : -1;
 }
 
@@ -207,6 +208,15 @@ int series_rollup_get(char **fields, int n, const struct series_filter *f,
 	out->weight = 0;
 	out->min = out->avg = out->max = NAN;
 	const char *const *v = (const char *const *)fields + f->column;
+	if (f->only) {
+		double *one[] = {&out->min, &out->avg, &out->max};
+		if (!v[f->only - 1][0])
+			return 0;
+		if (series_value(v[f->only - 1], one[f->only - 1]) < 0)
+			return -1;
+		out->weight = count;
+		return 1;
+	}
 	if (!v[0][0] && !v[1][0] && !v[2][0])
 		return 0;
 	if (series_value(v[0], &out->min) < 0 || series_value(v[1], &out->avg) < 0 ||
@@ -315,7 +325,8 @@ struct series_scratch {
 };
 
 /* Split line into fields through the scratch buffer; -1 if it cannot. */
-static int series_split(struct series_scratch *s, const char *line, size_t len, char **fields)
+static int series_split(struct series_scratch *s, const char *line, size_t len, char **fields,
+                        int max)
 {
 	if (len + 1 > s->cap) {
 		size_t cap = len + 1 > 1024 ? len + 1 : 1024;
@@ -325,7 +336,9 @@ static int series_split(struct series_scratch *s, const char *line, size_t len, 
 		s->buf = nb;
 		s->cap = cap;
 	}
-	return csvread_split(line, len, s->buf, fields, SERIES_ROW_FIELDS);
+	return max < SERIES_ROW_FIELDS
+	           ? csvread_split_first(line, len, s->buf, fields, max)
+	           : csvread_split(line, len, s->buf, fields, SERIES_ROW_FIELDS);
 }
 
 /* Hand one split row at time t to fn: its instance and values. */
@@ -357,6 +370,12 @@ int series_each(struct csvread *r, int sorted, const struct series_range *rg,
 	size_t len;
 	off_t next;
 	int rc;
+	/* Only the columns up to the value's (a rollup's max) are split. */
+	int need = f->column + (f->count_column > 0 ? 3 : 1);
+	if (f->count_column >= need)
+		need = f->count_column + 1;
+	if (need < 2)
+		need = 2;
 	for (off_t off = sorted ? csvread_seek(r, rg->from) : csvread_data(r);
 	     (rc = csvread_line(r, off, &line, &len, &next)) > 0; off = next) {
 		uint64_t t;
@@ -367,7 +386,7 @@ int series_each(struct csvread *r, int sorted, const struct series_range *rg,
 				break;
 			continue;
 		}
-		int n = series_split(&s, line, len, fields);
+		int n = series_split(&s, line, len, fields, need);
 		series_visit(fields, n, t, f, fn, arg);
 	}
 	free(s.buf);
@@ -416,7 +435,7 @@ void series_tail(struct csvread *r, size_t n, int instanced, uint64_t *last,
 			continue;
 		if (t > *last)
 			*last = t;
-		if (instanced && fn && series_split(&s, line, len, fields) >= 2)
+		if (instanced && fn && series_split(&s, line, len, fields, 2) >= 2)
 			fn(fields[1], arg);
 	}
 	free(s.buf);

@@ -55,6 +55,8 @@ struct series_filter {
 	const char *instance; /* only rows of this instance; NULL: every row */
 	int count_column;     /* rollup rows: the count's column, avg and max follow
 	                       * the min; 0 for raw rows */
+	int only;             /* rollup rows: 0 reads min, avg and max; 1, 2 or 3
+	                       * only the min, avg or max (the others NaN) */
 };
 
 /* One rollup row's values of a field: the raw rows it summarises and, for

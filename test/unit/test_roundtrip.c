@@ -272,7 +272,7 @@ static void metric_check(const char *dir, const struct metric *m)
 		for (unsigned k = 0; k < ninsts; k++) {
 			struct series_buckets bk;
 			struct series_filter flt = {column, m->ninsts > 0,
-			                            m->ninsts ? m->insts[k] : NULL, 0};
+			                            m->ninsts ? m->insts[k] : NULL, 0, 0};
 			uint64_t rows = 0, want_rows = 0;
 			CHECK(series_buckets_init(&bk, &rg) == 0 && bk.width == 1);
 			CHECK(series_read(r, 0, &rg, &flt, &bk, &rows) == 0);

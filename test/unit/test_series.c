@@ -30,6 +30,12 @@ static void test_split(void)
 	CHECK(csvread_split("", 0, out, f, 8) == 1 && f[0][0] == '\0');
 	CHECK(csvread_split("1,\"open", 7, out, f, 8) == -1);
 	CHECK(csvread_split("1,2,3", 5, out, f, 2) == -1);
+	/* The first fields only: the rest, quotes and all, is not looked at. */
+	CHECK(csvread_split_first(line, strlen(line), out, f, 2) == 2 &&
+	      strcmp(f[1], "/mnt/a,b") == 0);
+	CHECK(csvread_split_first("1,2,\"open", 9, out, f, 2) == 2);
+	CHECK(csvread_split_first("1,\"open", 7, out, f, 2) == -1);
+	CHECK(csvread_split_first("1,2", 3, out, f, 8) == 2);
 	/* Only len bytes count: the rest of the string is not read. */
 	CHECK(csvread_split("7,8,9", 3, out, f, 8) == 2 && strcmp(f[1], "8") == 0);
 }
@@ -264,7 +270,7 @@ static void test_read(void)
 		goto out;
 	/* Rows 10..29 (times 1100..1290) in 2 buckets of 100 ms. */
 	struct series_range rg = {1100, 1290, 2};
-	struct series_filter f = {2, 0, NULL, 0}; /* load5: "" for every third row */
+	struct series_filter f = {2, 0, NULL, 0, 0}; /* load5: "" for every third row */
 	struct series_buckets bk;
 	uint64_t rows;
 	CHECK(series_buckets_init(&bk, &rg) == 0 && bk.width == 96 && bk.n == 2);
@@ -325,7 +331,7 @@ static void test_instances(void)
 		goto out;
 	CHECK_STR(csvread_header(r), "time,mount,used_pct");
 	struct series_range rg = {1000, 1490, 500};
-	struct series_filter f = {2, 1, "/mnt/a,b", 0};
+	struct series_filter f = {2, 1, "/mnt/a,b", 0, 0};
 	struct series_buckets bk;
 	uint64_t rows, last;
 	CHECK(series_buckets_init(&bk, &rg) == 0);
@@ -391,7 +397,7 @@ static void test_out_of_order_rows_read_back(void)
 	CHECK(r != NULL);
 	if (!r)
 		goto out;
-	struct series_filter f = {1, 0, NULL, 0};
+	struct series_filter f = {1, 0, NULL, 0, 0};
 	struct series_range rg = {1000, 5990, 1};
 	struct series_buckets bk;
 	uint64_t rows = 0;
@@ -435,7 +441,7 @@ static void test_mem_reader(void)
 	CHECK(ok);
 	CHECK(row_at(r, csvread_tail(r, 3)) == (long)(n - 3));
 	struct series_range rg = {1100, 1290, 2};
-	struct series_filter f = {1, 0, NULL, 0};
+	struct series_filter f = {1, 0, NULL, 0, 0};
 	struct series_buckets bk;
 	uint64_t rows, rows2;
 	CHECK(series_buckets_init(&bk, &rg) == 0);
@@ -502,7 +508,7 @@ static void test_rollup_merge(void)
 	char buf[] = "1000,/,4,1,2.5,inf";
 	char *fields[8];
 	char out[sizeof buf];
-	struct series_filter f = {3, 1, NULL, 2};
+	struct series_filter f = {3, 1, NULL, 2, 0};
 	struct series_rollup v;
 	int n = csvread_split(buf, strlen(buf), out, fields, 8);
 	CHECK(series_rollup_get(fields, n, &f, &v) == 1 && v.count == 4 && v.weight == 4);
