@@ -447,7 +447,8 @@ def bench_fleet(a, tmp, res):
         list(ex.map(lambda i: send_batches(srv.port, "pi%05d" % i, [payloads[i % 40]]),
                     range(n)))
     ingest_s = time.time() - t
-    log("  %d hosts stored in %.1f s" % (n, ingest_s))
+    wait_compressed(srv)
+    log("  %d hosts stored in %.1f s, compressed after %.1f s" % (n, ingest_s, time.time() - t))
     path = "/api/v1/fleet/cpu/usage?since=7d&agg=max&top=20"
     warm_med, warm_max, body = timed_get(srv, path, 5)
     cold = []

@@ -5,6 +5,7 @@
  * nothing planted in the data folder makes the API read elsewhere. */
 #include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <fcntl.h>
@@ -603,20 +604,23 @@ static json_t *api_rank_array(const struct rank_entry *e, size_t n, enum rank_ag
 	return arr;
 }
 
-/* Rank every listed host with a folder into e (room for every host):
- * the count ranked; *unread counts hosts whose files could not be read
- * (logged). */
-static size_t api_rank_hosts(struct api_call *c, json_t *hosts, const struct rank_query *q,
-                             struct rank_entry *e, size_t *unread)
+/* Hosts ranked by one thread: names[from, to) into e[from...], packed. */
+struct api_rank_job {
+	struct api_call *c;
+	const struct rank_query *q;
+	const char **names;
+	size_t from, to;
+	struct rank_entry *e;
+	size_t n, unread; /* ranked, and hosts whose files could not be read */
+};
+
+/* Rank the job's hosts. */
+static void *api_rank_run(void *arg)
 {
-	size_t i, n = 0;
-	json_t *h;
-	*unread = 0;
-	json_array_foreach(hosts, i, h)
-	{
-		const char *name = json_string_value(json_object_get(h, "name"));
-		if (!name || !util_valid_name(name))
-			continue;
+	struct api_rank_job *j = arg;
+	struct api_call *c = j->c;
+	for (size_t i = j->from; i < j->to; i++) {
+		const char *name = j->names[i];
 		int dfd = safefs_dir_open(registry_hosts_fd(c->h->srv->registry), name, 0);
 		if (dfd < 0) {
 			if (errno != ENOENT) {
@@ -625,17 +629,63 @@ static size_t api_rank_hosts(struct api_call *c, json_t *hosts, const struct ran
 				         c->h->srv->cfg->server.data_dir, name,
 				         safefs_refused(errno) ? " " : ": ",
 				         safefs_why(errno, why, sizeof why));
-				(*unread)++;
+				j->unread++;
 			}
 			continue;
 		}
-		int rc = rank_host(dfd, name, c->arg[0], c->arg[1], q, &e[n]);
+		int rc = rank_host(dfd, name, c->arg[0], c->arg[1], j->q, &j->e[j->from + j->n]);
 		close(dfd);
 		if (rc < 0)
-			(*unread)++;
+			j->unread++;
 		else
-			n += (size_t)rc;
+			j->n += (size_t)rc;
 	}
+	return NULL;
+}
+
+/* Rank every listed host with a folder into e (room for every host):
+ * the count ranked; *unread counts hosts whose files could not be read
+ * (logged). A large fleet is split over API_RANK_THREADS threads: the
+ * work is reading files, and a query waits for all of it. */
+#define API_RANK_THREADS 2
+#define API_RANK_SPLIT   256
+static size_t api_rank_hosts(struct api_call *c, json_t *hosts, const struct rank_query *q,
+                             struct rank_entry *e, size_t *unread)
+{
+	size_t i, m = 0;
+	json_t *h;
+	*unread = 0;
+	const char **names = malloc((json_array_size(hosts) + 1) * sizeof *names);
+	if (!names) {
+		*unread = json_array_size(hosts);
+		return 0;
+	}
+	json_array_foreach(hosts, i, h)
+	{
+		const char *name = json_string_value(json_object_get(h, "name"));
+		if (name && util_valid_name(name))
+			names[m++] = name;
+	}
+	struct api_rank_job jobs[API_RANK_THREADS];
+	pthread_t tid[API_RANK_THREADS];
+	int started[API_RANK_THREADS] = {0};
+	size_t nj = m >= API_RANK_SPLIT ? API_RANK_THREADS : 1;
+	for (size_t k = 0; k < nj; k++)
+		jobs[k] = (struct api_rank_job){c, q, names, m * k / nj, m * (k + 1) / nj, e, 0, 0};
+	for (size_t k = 1; k < nj; k++)
+		started[k] = pthread_create(&tid[k], NULL, api_rank_run, &jobs[k]) == 0;
+	api_rank_run(&jobs[0]);
+	size_t n = 0;
+	for (size_t k = 0; k < nj; k++) {
+		if (k > 0 && started[k])
+			pthread_join(tid[k], NULL);
+		else if (k > 0)
+			api_rank_run(&jobs[k]); /* no thread: here */
+		memmove(&e[n], &e[jobs[k].from], jobs[k].n * sizeof *e);
+		n += jobs[k].n;
+		*unread += jobs[k].unread;
+	}
+	free(names);
 	return n;
 }
 

@@ -981,10 +981,13 @@ int store_write_group(struct store *st, const struct proto_group *g)
 		errno = ENOMEM;
 		return store_fail(st, file, STORE_UNACKED);
 	}
+	uint64_t oldest = UINT64_MAX;
 	for (uint32_t r = 0; r < g->nrows; r++) {
 		times[r] = store_row_time(st, g->rows[r].time_ms, now);
 		if (times[r] > newest)
 			newest = times[r];
+		if (times[r] < oldest)
+			oldest = times[r];
 	}
 	if (f->newest == 0 && f->t[TIER_RAW].size > 0)
 		f->newest = f->newest_commit = store_tail_time(store_dir(st), file);
@@ -1031,9 +1034,17 @@ int store_write_group(struct store *st, const struct proto_group *g)
 	raw->size += (off_t)b.len;
 	raw->dirty = 1;
 	rowbuf_free(&b);
+	/* Rows older than the latest before them (a backlog, a clock stepped
+	 * back): the bucket left open is not the latest written, which is how
+	 * readers tell the buckets still open. Write every bucket now; later
+	 * rows of one add a row that readers merge. */
+	int disorder = f->newest && oldest < f->newest;
 	if (newest > f->newest)
 		f->newest = newest;
 	if (roll && store_roll(st, f, 0, 0, header) < 0)
+		return store_fail(st, file, STORE_UNACKED);
+	if (disorder &&
+	    (store_roll(st, f, 0, 1, header) < 0 || store_roll(st, f, 1, 1, header) < 0))
 		return store_fail(st, file, STORE_UNACKED);
 	return 0;
 }

@@ -454,6 +454,43 @@ def test_series_and_fleet_read_what_the_server_rolled_up(env):
     check(all(e["tier"] == "1h" for e in top["top"]), "fleet tiers %r" % top["top"])
 
 
+def test_rows_out_of_order_read_back(env):
+    """A clock stepped back within the day (or a backlog sent late): rows
+    older than the ones before them are stored as stamped, and every one
+    is read back, from raw rows and from the minute rollups alike."""
+    rng = random.Random(int(time.time()) + 6)
+    base = day_start(int(time.time() * 1000)) - DAY + 6 * HOUR
+    chunks = [(30, 80), (0, 30), (85, 90), (80, 85)]  # minutes after base
+    env.start_server(workers=1)
+    s = session(env)
+    rows = []
+    for seq, (a, b) in enumerate(chunks, 1):
+        part = [(base + a * MINUTE + i * STEP, "", (round(rng.uniform(0, 9), 2),))
+                for i in range((b - a) * MINUTE // STEP)]
+        rows += part
+        s.sendall(metrics_frame(seq, [("load", "", ("load1",), part)]))
+        check(ack(s) == seq, "ACK %d" % seq)
+    s.close()
+    frm, to = base, base + 90 * MINUTE - 1
+    for points, tier in ((1000, "raw"), (90, "1m")):
+        got = env.api("/api/v1/hosts/h1/series/load?field=load1&from=%d&to=%d&points=%d"
+                      % (frm, to, points))
+        check(got["tier"] == tier, "tier %r, want %s" % (got["tier"], tier))
+        width = got["bucket_ms"]
+        want = {}
+        for t, _, v in rows:
+            want.setdefault(frm + (t - frm) // width * width, []).append(v[0])
+        check(got["rows"] == len(rows), "%s: %d rows read, %d sent" % (tier, got["rows"],
+                                                                      len(rows)))
+        pts = {p[0]: p[1:] for p in got["points"]}
+        check(set(pts) == set(want), "%s: points at %d times, want %d" % (tier, len(pts),
+                                                                         len(want)))
+        for t, vs in want.items():
+            avg, lo, hi = pts[t]
+            check(lo == min(vs) and hi == max(vs) and math.isclose(avg, sum(vs) / len(vs)),
+                  "%s point %d: %r, want %r" % (tier, t, pts[t], vs))
+
+
 def test_implausible_times_are_stored_at_the_servers(env):
     """A row stamped 1970 (a Pi before NTP) or a day ahead is stored at the
     server's receive time and counted; a day-old backlog row as stamped."""

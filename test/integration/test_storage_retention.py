@@ -331,8 +331,8 @@ def test_backdated_rows_rotate_compress_and_expire(env):
     for name, path in segments(folder).items():
         lines = zstdcat(path).splitlines()
         check(lines[0] == header, "%s header %r, want %r" % (name, lines[0], header))
-        times = [int(x.split(",")[0]) for x in lines[1:]]
-        check(times == [t for t, _, _ in sent[name[:10]]], "%s rows %r" % (name, lines))
+        want = ["%d,%r" % (t, v[0]) for t, _, v in sent[name[:10]]]
+        check(lines[1:] == want, "%s rows %r, want %r" % (name, lines[1:], want))
 
 
 run_tests(globals())

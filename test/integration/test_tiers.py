@@ -356,6 +356,29 @@ def test_fleet_ranks_hosts_from_their_coarsest_tier(env):
           "load %r" % doc)
 
 
+def test_a_large_fleet_is_ranked_whole(env):
+    """600 hosts (ranked over two threads): every one counted, the top
+    and the bottom right."""
+    now = int(time.time() * 1000)
+    h0 = now - now % HOUR - 5 * HOUR
+    peak = {}
+    for i in range(600):
+        name = "f%03d" % i
+        peak[name] = (i * 37) % 600 + 0.5
+        rows = [(h0 + k * HOUR, 60, repr(peak[name] - k - 1), repr(peak[name] - k - 0.5),
+                 repr(peak[name] - k)) for k in range(3)]
+        write(os.path.join(env.data_dir, "hosts", name, "1h", "load.csv"),
+              csv_rows(ROLL_HEADER, rows))
+    env.start_server()
+    doc = get(env, "/api/v1/fleet/load/load1?since=1d&top=1000")
+    check(doc["hosts"] == 600 and doc["ranked"] == 600 and doc["unread"] == 0, "counts %r" %
+          {k: doc[k] for k in ("hosts", "ranked", "unread")})
+    want = sorted(peak, key=lambda h: (-peak[h], h))
+    check([e["host"] for e in doc["top"]] == want, "order %r" % [e["host"] for e in doc["top"][:5]])
+    check(all(e["value"] == peak[e["host"]] and e["time"] == h0 for e in doc["top"]),
+          "values %r" % doc["top"][:3])
+
+
 def test_fleet_parameters_are_checked(env):
     env.start_server()
     for q, says in [("since=0d", "since"), ("since=401d", "since"), ("since=7w", "since"),
