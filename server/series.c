@@ -308,11 +308,54 @@ void series_buckets_free(struct series_buckets *bk)
 	bk->n = 0;
 }
 
+/* A plain decimal of at most 15 significant digits ("-12.5"): its digits
+ * as an integer and the power of ten below them are both exact doubles,
+ * so their quotient is the correctly rounded value, as strtod gives
+ * (Clinger's fast path). 0, or -1 for anything else. */
+static int series_value_fast(const char *s, double *v)
+{
+	static const double pow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+	                               1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+	                               1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+	int neg = *s == '-';
+	s += neg;
+	uint64_t m = 0;
+	int digits = 0, frac = -1;
+	for (; *s; s++) {
+		if (*s == '.' && frac < 0) {
+			frac = 0;
+			continue;
+		}
+		if (*s < '0' || *s > '9')
+			return -1;
+		if (m == 0 && *s == '0') {
+			if (frac >= 0)
+				frac++;
+			continue; /* leading zeros are not significant */
+		}
+		if (++digits > 15)
+			return -1;
+		m = m * 10 + (uint64_t)(*s - '0');
+		if (frac >= 0)
+			frac++;
+	}
+	if (frac < 0)
+		frac = 0;
+	if ((digits == 0 && frac == 0 && s[-1] == '.') || frac > 22)
+		return -1;
+	double x = (double)m / pow10[frac];
+	*v = neg ? -x : x;
+	return 0;
+}
+
 /* A number filling the whole field, "inf" and "-inf" included; NaN is no value. */
 int series_value(const char *s, double *v)
 {
 	if (!*s)
 		return -1;
+	if ((s[0] >= '0' && s[0] <= '9') || (s[0] == '-' && s[1] >= '0' && s[1] <= '9'))
+		if (series_value_fast(s, v) == 0)
+			return 0;
 	char *end;
 	*v = strtod(s, &end);
 	return *end == '\0' && !isnan(*v) ? 0 : -1;

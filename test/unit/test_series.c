@@ -557,9 +557,63 @@ static void test_rollup_read(void)
 }
 
 /* Every test, then the tally. */
+/* Plain decimals read back bit for bit what strtod reads, signs, zeros
+ * and 15, 16 and 17 digits included. */
+static void test_value_like_strtod(void)
+{
+	static const char *const fixed[] = {"0",
+	                                    "-0",
+	                                    "0.0",
+	                                    "-0.000",
+	                                    "5.",
+	                                    "007",
+	                                    "0.05",
+	                                    "123456789012345",
+	                                    "1234567890123456",
+	                                    "0.1",
+	                                    "0.3",
+	                                    "0.30000000000000004",
+	                                    "9007199254740993",
+	                                    "1e22",
+	                                    "-2.5e-3",
+	                                    "0.0000000000000000000000012"};
+	char buf[64];
+	double a, b;
+	int same = 1;
+	for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
+		b = strtod(fixed[i], NULL);
+		same &= series_value(fixed[i], &a) == 0 && memcmp(&a, &b, sizeof a) == 0;
+	}
+	CHECK(same);
+	unsigned seed = 12345;
+	same = 1;
+	for (int i = 0; i < 200000; i++) {
+		seed = seed * 1103515245u + 12345u;
+		int digits = 1 + (int)(seed >> 16) % 17, point = (int)(seed >> 8) % (digits + 1);
+		size_t o = 0;
+		if (seed & 1)
+			buf[o++] = '-';
+		for (int d = 0; d < digits; d++) {
+			if (d == point && d > 0)
+				buf[o++] = '.';
+			seed = seed * 1103515245u + 12345u;
+			buf[o++] = (char)('0' + (seed >> 16) % 10);
+		}
+		buf[o] = '\0';
+		b = strtod(buf, NULL);
+		if (series_value(buf, &a) != 0 || memcmp(&a, &b, sizeof a) != 0) {
+			fprintf(stderr, "series_value(%s) differs from strtod\n", buf);
+			same = 0;
+			break;
+		}
+	}
+	CHECK(same);
+}
+
 int main(void)
 {
 	test_split();
+	test_value_like_strtod();
 	test_time();
 	test_columns();
 	test_range();
