@@ -22,6 +22,7 @@
 
 struct csvread {
 	int fd;          /* -1 when reading memory */
+	int fd_borrowed; /* fd is the caller's: not closed */
 	const char *mem; /* the bytes read, when not a file */
 	char *mem_owned; /* mem, when the reader frees it */
 	off_t size;      /* the file's size when opened */
@@ -76,6 +77,25 @@ static int csvread_start(struct csvread *r)
 	return 0;
 }
 
+/* A reader over the caller's descriptor, up to size bytes. */
+struct csvread *csvread_fd(int fd, off_t size)
+{
+	struct csvread *r = malloc(sizeof *r + CSVREAD_BUF);
+	if (!r)
+		return NULL;
+	r->mem = NULL;
+	r->mem_owned = NULL;
+	r->buf = r->own;
+	r->fd = fd;
+	r->fd_borrowed = 1;
+	r->size = size;
+	if (csvread_start(r) < 0) {
+		free(r);
+		return NULL;
+	}
+	return r;
+}
+
 /* Open the file, never through a link, and keep its header. */
 struct csvread *csvread_open(int dirfd, const char *name)
 {
@@ -84,6 +104,7 @@ struct csvread *csvread_open(int dirfd, const char *name)
 		return NULL;
 	r->mem = NULL;
 	r->mem_owned = NULL;
+	r->fd_borrowed = 0;
 	r->buf = r->own;
 	r->fd = safefs_file_open(dirfd, name, O_RDONLY);
 	struct stat sb;
@@ -110,6 +131,7 @@ struct csvread *csvread_mem(const char *buf, size_t len)
 	if (!r)
 		return NULL;
 	r->fd = -1;
+	r->fd_borrowed = 0;
 	r->mem = buf;
 	r->mem_owned = NULL;
 	r->buf = buf;
@@ -126,7 +148,7 @@ void csvread_close(struct csvread *r)
 {
 	if (!r)
 		return;
-	if (r->fd >= 0)
+	if (r->fd >= 0 && !r->fd_borrowed)
 		close(r->fd);
 	free(r->mem_owned);
 	free(r->header);

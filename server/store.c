@@ -425,7 +425,7 @@ static void store_recover_tier(struct store *st, struct store_file *f, int tier,
 	char name[PROTO_KEY_MAX + 8];
 	snprintf(name, sizeof name, "%s.csv", f->metric);
 	int dfd = store_tier_dir(st, tier, 0);
-	int fd = dfd < 0 ? -1 : safefs_file_open(dfd, name, O_WRONLY | O_APPEND);
+	int fd = dfd < 0 ? -1 : safefs_file_open(dfd, name, O_RDWR | O_APPEND);
 	if (fd < 0) {
 		if (errno != ENOENT)
 			store_open_failed(st, name);
@@ -689,7 +689,7 @@ static int store_tier_open(struct store *st, struct store_file *f, int tier, con
 		return -1;
 	if (tf->checked) {
 		/* Released after an earlier batch: open it again. */
-		tf->fd = safefs_file_open(dfd, name, O_WRONLY | O_APPEND);
+		tf->fd = safefs_file_open(dfd, name, O_RDWR | O_APPEND);
 		if (tf->fd >= 0) {
 			atomic_fetch_add(&store_fds, 1);
 			return tf->fd;
@@ -741,8 +741,11 @@ static int store_roll(struct store *st, struct store_file *f, int level, int fin
 	}
 	char name[PROTO_KEY_MAX + 8];
 	snprintf(name, sizeof name, "%s.csv", f->metric);
-	int dfd = store_tier_dir(st, level, 0);
-	struct csvread *r = dfd < 0 ? NULL : csvread_open(dfd, name);
+	/* Through the descriptor the store writes with when it holds one. */
+	int dfd = src->fd >= 0 ? -1 : store_tier_dir(st, level, 0);
+	struct csvread *r = src->fd >= 0 ? csvread_fd(src->fd, src->size)
+	                    : dfd < 0    ? NULL
+	                                 : csvread_open(dfd, name);
 	if (!r) {
 		if (errno != ENOENT)
 			return -1;
@@ -1164,7 +1167,7 @@ int store_persist(struct store *st, int sync)
 					int dfd = store_tier_dir(st, t, 0);
 					tf->fd = dfd < 0 ? -1
 					                 : safefs_file_open(dfd, name,
-					                                    O_WRONLY | O_APPEND);
+					                                    O_RDWR | O_APPEND);
 					if (tf->fd >= 0)
 						atomic_fetch_add(&store_fds, 1);
 				}
