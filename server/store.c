@@ -68,23 +68,24 @@ enum { TIER_RAW, TIER_1M, TIER_1H, TIERS };
 static const char *const tier_folder[TIERS] = {NULL, "1m", "1h"};
 
 struct tier_file {
-	int fd;          /* O_APPEND; -1 while released */
-	int checked;     /* header verified in this run */
-	int dirty;       /* written since the last sync */
-	off_t size;      /* where the file ends (only this store writes it) */
-	uint64_t commit; /* its length in the commit record */
+	int fd;                /* O_APPEND; -1 while released */
+	unsigned char checked; /* header verified in this run */
+	unsigned char dirty;   /* written since the last sync */
+	off_t size;            /* where the file ends (only this store writes it) */
+	uint64_t commit;       /* its length in the commit record */
 };
 
+/* Packed: every connected host holds one per metric. */
 struct store_file {
 	char metric[PROTO_KEY_MAX + 1];
-	uint64_t shape; /* hash of the raw header verified */
-	int instanced;  /* its rows name an instance */
-	struct tier_file t[TIERS];
+	unsigned char instanced; /* its rows name an instance */
 	/* rolled[l]: the rows of tier l before this offset are folded into
 	 * tier l + 1; open[l], bucket[l]: the rows from there on are of one
 	 * bucket, that one (not known after a start). */
+	unsigned char open[2];
+	uint64_t shape; /* hash of the raw header verified */
+	struct tier_file t[TIERS];
 	uint64_t rolled[2], rolled_commit[2];
-	int open[2];
 	uint64_t bucket[2];
 	uint64_t newest, newest_commit; /* the latest raw row time (0: unknown) */
 };
@@ -92,7 +93,9 @@ struct store_file {
 /* A file's state before the batch in progress first wrote to it. */
 struct store_undo {
 	size_t file;
-	struct store_file saved;
+	off_t size[TIERS];
+	uint64_t rolled[2], bucket[2], newest;
+	unsigned char open[2];
 };
 
 struct store {
@@ -117,6 +120,7 @@ struct store {
 	int retiming;          /* rows are being stored at the server's time */
 	int retimed;           /* and this batch had one */
 	uint64_t retimed_rows; /* such rows since store_take_retimed */
+	uint64_t fold_delay;   /* ms past a minute's end before it is folded */
 };
 
 /* Descriptors every store holds, and how many they may keep between
@@ -130,6 +134,16 @@ struct store_log {
 	FILE *fp;
 	char path[4096];
 };
+
+/* FNV-1a of a header line, to tell a group's shape from the file's (and
+ * of a host's name, for its moment in each minute). */
+static uint64_t header_hash(const char *s)
+{
+	uint64_t h = 1469598103934665603ull;
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ull;
+	return h;
+}
 
 /* The budget: a share of the descriptor limit. */
 static void store_budget_init(void)
@@ -203,6 +217,11 @@ static void store_release(struct store *st)
 	store_fd_close(&st->tier_fd[TIER_1M]);
 	store_fd_close(&st->tier_fd[TIER_1H]);
 	store_fd_close(&st->dir_fd);
+	if (st->nundo == 0) { /* between batches: memory too */
+		free(st->undo);
+		st->undo = NULL;
+		st->undocap = 0;
+	}
 }
 
 /* Quote a CSV field when it holds a comma, quote or line break. */
@@ -538,6 +557,7 @@ struct store *store_open(int hosts_fd, const char *data_dir, const char *name)
 		goto fail;
 	}
 	snprintf(st->name, sizeof st->name, "%s", name);
+	st->fold_delay = header_hash(name) % rollup_width(ROLLUP_MINUTE);
 	st->dir_fd = safefs_dir_open(hosts_fd, name, 1);
 	if (st->dir_fd < 0) {
 		store_open_failed(st, "");
@@ -620,15 +640,6 @@ void store_close(struct store *st)
 uint64_t store_run_seq(const struct store *st, uint64_t run_id)
 {
 	return runs_seq(&st->runs, run_id);
-}
-
-/* FNV-1a of a header line, to tell a group's shape from the file's. */
-static uint64_t header_hash(const char *s)
-{
-	uint64_t h = 1469598103934665603ull;
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ull;
-	return h;
 }
 
 /* Write the commit record into the slot after the last one: every file
@@ -919,9 +930,15 @@ static int store_note_undo(struct store *st, size_t file)
 		st->undo = nu;
 		st->undocap = cap;
 	}
-	st->undo[st->nundo].file = file;
-	st->undo[st->nundo].saved = st->files[file];
-	st->nundo++;
+	struct store_undo *u = &st->undo[st->nundo++];
+	const struct store_file *f = &st->files[file];
+	u->file = file;
+	for (int t = 0; t < TIERS; t++)
+		u->size[t] = f->t[t].size;
+	memcpy(u->rolled, f->rolled, sizeof u->rolled);
+	memcpy(u->bucket, f->bucket, sizeof u->bucket);
+	memcpy(u->open, f->open, sizeof u->open);
+	u->newest = f->newest;
 	return 0;
 }
 
@@ -933,14 +950,14 @@ void store_batch_abort(struct store *st)
 	int saved = errno;
 	for (size_t i = 0; i < st->nundo; i++) {
 		struct store_file *f = &st->files[st->undo[i].file];
-		const struct store_file *was = &st->undo[i].saved;
+		const struct store_undo *was = &st->undo[i];
 		for (int t = 0; t < TIERS; t++) {
 			struct tier_file *tf = &f->t[t];
-			if (tf->size != was->t[t].size && tf->fd >= 0 &&
-			    ftruncate(tf->fd, was->t[t].size) < 0)
+			if (tf->size != was->size[t] && tf->fd >= 0 &&
+			    ftruncate(tf->fd, was->size[t]) < 0)
 				log_err("store", "host %s: cannot undo a partial batch: %s",
 				        st->name, strerror(errno));
-			tf->size = was->t[t].size;
+			tf->size = was->size[t];
 		}
 		memcpy(f->rolled, was->rolled, sizeof f->rolled);
 		memcpy(f->open, was->open, sizeof f->open);
@@ -1006,10 +1023,15 @@ int store_write_group(struct store *st, const struct proto_group *g)
 	struct rowbuf b = {0};
 	int rc = 0, roll = !f->open[0];
 	uint64_t w = rollup_width(ROLLUP_MINUTE);
+	/* A minute is written once rows of another arrive, but not before
+	 * the host's moment in the minute after it: hosts share a clock, and
+	 * all writing at once would stall their workers. Until then readers
+	 * take the minute from the raw rows. */
+	int due = !f->open[0] || now >= f->bucket[0] + w + st->fold_delay;
 	for (uint32_t r = 0; r < g->nrows && rc == 0; r++) {
 		const struct proto_row *row = &g->rows[r];
 		uint64_t t = times[r];
-		roll |= t - t % w != f->bucket[0];
+		roll |= due && t - t % w != f->bucket[0];
 		rc = rowbuf_printf(&b, "%llu", (unsigned long long)t);
 		if (g->inst_key[0]) {
 			store_csv_field(inst, sizeof inst, row->instance);
