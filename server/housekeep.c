@@ -278,7 +278,8 @@ int housekeep_split(const char *csv, size_t len, int monthly, uint64_t fallback_
 	if (rows_read(csv, len, &header, &hlen, &rows, &n, untimed) < 0)
 		return -1;
 	rows_place_untimed(rows, n, fallback_ms);
-	qsort(rows, n, sizeof *rows, row_cmp);
+	if (n > 1)
+		qsort(rows, n, sizeof *rows, row_cmp);
 	size_t count = 0;
 	for (size_t i = 0; i < n; i++)
 		count += i == 0 || part_key(rows[i].t, monthly) != part_key(rows[i - 1].t, monthly);
