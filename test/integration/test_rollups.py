@@ -32,6 +32,18 @@ def ack(s):
     check(False, "no ACK in time")
 
 
+def send_all(env, host, batches):
+    """One session of host: every batch sent, then the ACKs read up to the
+    last (several batches may share one)."""
+    s = session(env, name=host)
+    for seq, groups in enumerate(batches, 1):
+        s.sendall(metrics_frame(seq, groups))
+    acked = 0
+    while acked < len(batches):
+        acked = ack(s)
+    s.close()
+
+
 def day_start(t):
     return t - t % DAY
 
@@ -247,13 +259,7 @@ def test_rollups_equal_a_recomputation_and_days_close(env):
     t0 = day_start(int(time.time() * 1000)) - 3 * DAY
     batches, sent = make_batches(rng, t0, 60)
     env.start_server(workers=1)
-    s = session(env)
-    for seq, groups in enumerate(batches, 1):
-        s.sendall(metrics_frame(seq, groups))
-    acked = 0
-    while acked < len(batches):
-        acked = ack(s)
-    s.close()
+    send_all(env, "h1", batches)
     t_end = sent["load"][-1][0]
     check_store(env, sent, t_end)
     hd = env.host_dir("h1")
@@ -334,15 +340,8 @@ def test_metrics_that_stop_are_closed(env):
     t0 = day_start(int(time.time() * 1000)) - 3 * DAY
     batches, sent = make_batches(rng, t0 + 20 * HOUR, 8)  # into the next day
     env.start_server(workers=1)
-    s = session(env)
-    for seq, groups in enumerate(batches, 1):
-        if seq > 3:
-            groups = [g for g in groups if g[0] == "load"]
-        s.sendall(metrics_frame(seq, groups))
-    acked = 0
-    while acked < len(batches):
-        acked = ack(s)
-    s.close()
+    send_all(env, "h1", [b if seq < 3 else [g for g in b if g[0] == "load"]
+                         for seq, b in enumerate(batches)])
     hd = env.host_dir("h1")
     check(not os.path.exists(os.path.join(hd, "net.csv")), "net.csv is still open")
     net = [r for r in sent["net"] if r[0] < t0 + 23 * HOUR]
@@ -417,13 +416,7 @@ def test_series_and_fleet_read_what_the_server_rolled_up(env):
     for h in ("h1", "h2", "h3"):
         batches, sent = make_batches(rng, t0, 50)
         sent_by[h] = sent
-        s = session(env, name=h)
-        for seq, groups in enumerate(batches, 1):
-            s.sendall(metrics_frame(seq, groups))
-        acked = 0
-        while acked < len(batches):
-            acked = ack(s)
-        s.close()
+        send_all(env, h, batches)
     rows = [(t, v[0]) for t, inst, v in sent_by["h1"]["net"] if inst == "eth0"]
     for span, points, tier in ((20 * MINUTE, 40, "raw"), (DAY, 1440, "1m"), (2 * DAY, 48, "1h")):
         frm = t0 + DAY
