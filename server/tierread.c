@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "proto.h"
@@ -27,6 +28,7 @@ struct tierread_file {
 	enum tierread_kind kind;
 	uint64_t start; /* segments: the first ms of their day or month */
 	uint64_t ms;    /* segments and closed files: when closed */
+	int fd;         /* open and closed files: opened when listed; -1 */
 	char name[NAME_MAX + 1];
 };
 
@@ -134,7 +136,28 @@ static int tierread_add(struct tierread *tr, enum tierread_kind kind, uint64_t s
 	f->kind = kind;
 	f->start = start;
 	f->ms = ms;
+	f->fd = -1;
 	snprintf(f->name, sizeof f->name, "%s", name);
+	return 0;
+}
+
+/* Add an open or closed file, opened now: a day close may rename the open
+ * file and the housekeeper may compress and unlink a closed one while the
+ * list is read, and a descriptor keeps the rows it had. A file gone
+ * already is not listed; one that cannot be opened is opened again when
+ * read, to report why. */
+static int tierread_add_plain(struct tierread *tr, enum tierread_kind kind, uint64_t ms,
+                              const char *name)
+{
+	int fd = safefs_file_open(tr->tierfd, name, O_RDONLY);
+	if (fd < 0 && errno == ENOENT)
+		return 0;
+	if (tierread_add(tr, kind, 0, ms, name) < 0) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	tr->files[tr->n - 1].fd = fd;
 	return 0;
 }
 
@@ -173,10 +196,10 @@ static int tierread_plain(struct tierread *tr, const char *name)
 	    strcmp(name + len - 4, ".csv") != 0)
 		return 0;
 	if (len == ml + 4)
-		return tierread_add(tr, TIERREAD_OPEN, 0, 0, name);
+		return tierread_add_plain(tr, TIERREAD_OPEN, 0, name);
 	if (tierread_ms(name + ml + 1, name + len - 4, &ms) < 0)
 		return 0;
-	return tierread_add(tr, TIERREAD_CLOSED, 0, ms, name);
+	return tierread_add_plain(tr, TIERREAD_CLOSED, ms, name);
 }
 
 /* Whether a closed file of time ms is listed. */
@@ -299,7 +322,13 @@ int tierread_next(struct tierread *tr, struct csvread **r, int *sorted)
 	} else {
 		snprintf(tr->curname, sizeof tr->curname, "%s%s%s", folder, *folder ? "/" : "",
 		         f->name);
-		tr->cur = csvread_open(tr->tierfd, f->name);
+		struct stat sb;
+		if (f->fd < 0)
+			tr->cur = csvread_open(tr->tierfd, f->name);
+		else if (fstat(f->fd, &sb) < 0)
+			tr->cur = NULL;
+		else
+			tr->cur = csvread_fd(f->fd, sb.st_size);
 	}
 	if (!tr->cur) {
 		int saved = errno;
@@ -327,6 +356,9 @@ void tierread_close(struct tierread *tr)
 		close(tr->tierfd);
 	if (tr->segfd >= 0)
 		close(tr->segfd);
+	for (int i = 0; i < tr->n; i++)
+		if (tr->files[i].fd >= 0)
+			close(tr->files[i].fd);
 	free(tr->files);
 	free(tr);
 }

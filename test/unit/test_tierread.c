@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "csvread.h"
 #include "safefs.h"
 #include "tierread.h"
 #include "tierseries.h"
@@ -204,6 +205,47 @@ static void test_series_across_files(int hfd)
 	(void)hfd;
 }
 
+/* Files listed, then the closed one compressed away and the open one
+ * closed by a day close, before they are read: the reader still has the
+ * rows each file held when it was listed. */
+static void test_files_move_while_read(void)
+{
+	int hf = sub(AT_FDCWD, top);
+	int h = sub(hf, "moving-host");
+	check_put(h, "load.1704153600500.csv", "time,load1\n1704067201000,1\n1704067202000,2\n");
+	check_put(h, "load.csv", "time,load1\n1704153601000,3\n");
+	struct tierread *tr = tierread_open(h, TIER_RAW, "load", 0, UINT64_MAX);
+	CHECK(tr != NULL && tierread_count(tr) == 2);
+	int rawfd = sub(h, "raw"), segfd = sub(rawfd, "load");
+	put_zst(segfd, "2024-01-01.1704153600500.csv.zst",
+	        "time,load1\n1704067201000,1\n1704067202000,2\n");
+	CHECK(unlinkat(h, "load.1704153600500.csv", 0) == 0);
+	CHECK(renameat(h, "load.csv", h, "load.1704240000000.csv") == 0);
+	check_put(h, "load.csv", "time,load1\n");
+	struct csvread *r;
+	int sorted, rc, files = 0;
+	size_t rows = 0;
+	while (tr && (rc = tierread_next(tr, &r, &sorted)) != 0) {
+		CHECK(rc > 0);
+		if (rc < 0)
+			break;
+		files++;
+		const char *line;
+		size_t len;
+		off_t off = csvread_data(r), next;
+		while (csvread_line(r, off, &line, &len, &next) > 0) {
+			rows++;
+			off = next;
+		}
+	}
+	CHECK(files == 2 && rows == 3);
+	tierread_close(tr);
+	close(segfd);
+	close(rawfd);
+	close(h);
+	close(hf);
+}
+
 /* Every test, then the tally. */
 int main(void)
 {
@@ -219,6 +261,7 @@ int main(void)
 		test_rollup_listing(hfd);
 		test_links(hfd);
 		test_series_across_files(hfd);
+		test_files_move_while_read();
 		close(hfd);
 	}
 	if (tfd >= 0)
