@@ -107,6 +107,15 @@ static const struct schema_field pi_fields[] = {
     {"hwmon_under_voltage", SCHEMA_FLAG, "Under-voltage alarm of the rpi_volt hwmon sensor"},
 };
 
+/* In the order of enum schema_agent_field. */
+static const struct schema_field agent_fields[] = {
+    [SCHEMA_AGENT_DROPPED] = {"dropped_batches", SCHEMA_EVENTS_TOTAL,
+                              "Batches the agent dropped to its queue and spool bounds"},
+    [SCHEMA_AGENT_QUEUED] = {"queued_batches", SCHEMA_COUNT,
+                             "Batches the agent holds, not yet acknowledged"},
+    [SCHEMA_AGENT_SPOOL] = {"spool_bytes", SCHEMA_BYTES, "Size of the agent's spool file"},
+};
+
 #define METRIC(n, key, f)                                                                          \
 	{                                                                                          \
 		n, key, f, sizeof f / sizeof f[0]                                                  \
@@ -118,7 +127,7 @@ static const struct schema_metric metrics[] = {
     METRIC("temp", "zone", temp_fields),   METRIC("net", "iface", net_fields),
     METRIC("users", "tty", users_fields),  METRIC("users_totals", "", users_totals_fields),
     METRIC("procs", "proc", procs_fields), METRIC("procs_totals", "", procs_totals_fields),
-    METRIC("pi", "", pi_fields),
+    METRIC("pi", "", pi_fields),           METRIC(SCHEMA_AGENT_METRIC, "", agent_fields),
 };
 
 #define NMETRICS (sizeof metrics / sizeof metrics[0])

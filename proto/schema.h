@@ -9,19 +9,20 @@
 
 /* What a field's value measures. */
 enum schema_unit {
-	SCHEMA_PERCENT,     /* a share, 0..100 */
-	SCHEMA_BYTES,       /* a size now */
-	SCHEMA_BYTES_TOTAL, /* bytes since some start: only grows (until a reset) */
-	SCHEMA_BYTES_RATE,  /* bytes a second, averaged over the interval */
-	SCHEMA_EVENTS_RATE, /* packets, errors... a second, over the interval */
-	SCHEMA_SECONDS,     /* a duration */
-	SCHEMA_TIMESTAMP,   /* Unix seconds */
-	SCHEMA_CELSIUS,     /* a temperature */
-	SCHEMA_COUNT,       /* how many of something now */
-	SCHEMA_LOAD,        /* a load average */
-	SCHEMA_FLAG,        /* 0 or 1 */
-	SCHEMA_CODE,        /* a code or bit mask: a value, not an amount */
-	SCHEMA_PER_PROCESS, /* about one process: not a host's series */
+	SCHEMA_PERCENT,      /* a share, 0..100 */
+	SCHEMA_BYTES,        /* a size now */
+	SCHEMA_BYTES_TOTAL,  /* bytes since some start: only grows (until a reset) */
+	SCHEMA_BYTES_RATE,   /* bytes a second, averaged over the interval */
+	SCHEMA_EVENTS_TOTAL, /* events since the sender started: only grows (until a restart) */
+	SCHEMA_EVENTS_RATE,  /* packets, errors... a second, over the interval */
+	SCHEMA_SECONDS,      /* a duration */
+	SCHEMA_TIMESTAMP,    /* Unix seconds */
+	SCHEMA_CELSIUS,      /* a temperature */
+	SCHEMA_COUNT,        /* how many of something now */
+	SCHEMA_LOAD,         /* a load average */
+	SCHEMA_FLAG,         /* 0 or 1 */
+	SCHEMA_CODE,         /* a code or bit mask: a value, not an amount */
+	SCHEMA_PER_PROCESS,  /* about one process: not a host's series */
 };
 
 struct schema_field {
@@ -36,6 +37,11 @@ struct schema_metric {
 	const struct schema_field *fields;
 	size_t nfields;
 };
+
+/* The agent's own delivery figures, sent with each sample as this metric:
+ * its fields in the order of enum schema_agent_field. */
+#define SCHEMA_AGENT_METRIC "agent"
+enum schema_agent_field { SCHEMA_AGENT_DROPPED, SCHEMA_AGENT_QUEUED, SCHEMA_AGENT_SPOOL };
 
 /* Check results arrive as metrics named CHECK_PREFIX<check name>. */
 #define SCHEMA_CHECK_PREFIX "check_"

@@ -32,6 +32,7 @@ static const struct {
      * processes enter and leave it. procs_totals carries the counts. */
     {"procs_totals", "processes", NULL},
     {"pi", "pi", NULL},
+    {"agent", "agent", NULL},
 };
 
 /* Fields whose family the stem and unit would not name as node_exporter
@@ -87,6 +88,8 @@ static const struct unit_rule *unit_rule(enum schema_unit u)
 	    [SCHEMA_BYTES] = {"_bytes", "_bytes", "bytes", "gauge", 1},
 	    [SCHEMA_BYTES_TOTAL] = {"_bytes", "_bytes_total", "bytes, cumulative", "counter", 1},
 	    [SCHEMA_BYTES_RATE] = {"_bytes_s", "_bytes_per_second", "bytes a second", "gauge", 1},
+	    [SCHEMA_EVENTS_TOTAL] = {"", "_total", "cumulative since the agent started", "counter",
+	                             1},
 	    [SCHEMA_EVENTS_RATE] = {"_s", "_per_second", "a second", "gauge", 1},
 	    [SCHEMA_SECONDS] = {"_s", "_seconds", "seconds", "gauge", 1},
 	    [SCHEMA_TIMESTAMP] = {"", "_seconds", "Unix seconds", "gauge", 1},

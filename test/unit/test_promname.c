@@ -101,6 +101,9 @@ static void test_promname_expected_names(void)
 	expect("users", "idle_s", "pimon_user_idle_seconds", "gauge", "tty", NULL);
 	expect("users_totals", "count", "pimon_users", "gauge", NULL, NULL);
 	expect("procs_totals", "total", "pimon_processes", "gauge", NULL, NULL);
+	expect("agent", "dropped_batches", "pimon_agent_dropped_batches_total", "counter", NULL,
+	       NULL);
+	expect("agent", "spool_bytes", "pimon_agent_spool_bytes", "gauge", NULL, NULL);
 	expect("check_web", "status", "pimon_check_web_status", "gauge", NULL, NULL);
 	expect("check_web", "duration_s", "pimon_check_web_duration_seconds", "gauge", NULL, NULL);
 	expect("check_web", "time_s", "pimon_check_web_time_seconds", "gauge", NULL, NULL);

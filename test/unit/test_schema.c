@@ -40,6 +40,10 @@ static void test_schema_matches_collectors(void)
 			seen++;
 		}
 	}
+	/* The agent's own figures (agent/link.c builds them from the table). */
+	const struct schema_metric *agent = schema_find_metric(SCHEMA_AGENT_METRIC);
+	CHECK(agent && agent->nfields == 3 && !agent->inst_key[0]);
+	seen++;
 	size_t n = 0;
 	while (schema_metric_at(n))
 		n++;
