@@ -54,14 +54,14 @@ static const struct schema_field temp_fields[] = {
 };
 
 static const struct schema_field net_fields[] = {
-    {"rx_bytes_s", SCHEMA_BYTES_RATE, "Bytes received a second, over the last interval"},
-    {"tx_bytes_s", SCHEMA_BYTES_RATE, "Bytes sent a second, over the last interval"},
-    {"rx_packets_s", SCHEMA_EVENTS_RATE, "Packets received a second"},
-    {"tx_packets_s", SCHEMA_EVENTS_RATE, "Packets sent a second"},
-    {"rx_errors_s", SCHEMA_EVENTS_RATE, "Receive errors a second"},
-    {"tx_errors_s", SCHEMA_EVENTS_RATE, "Transmit errors a second"},
-    {"rx_drop_s", SCHEMA_EVENTS_RATE, "Received packets dropped a second"},
-    {"tx_drop_s", SCHEMA_EVENTS_RATE, "Outgoing packets dropped a second"},
+    {"rx_bytes_s", SCHEMA_BYTES_RATE, "Bytes received, averaged over the last interval"},
+    {"tx_bytes_s", SCHEMA_BYTES_RATE, "Bytes sent, averaged over the last interval"},
+    {"rx_packets_s", SCHEMA_EVENTS_RATE, "Packets received, averaged over the last interval"},
+    {"tx_packets_s", SCHEMA_EVENTS_RATE, "Packets sent, averaged over the last interval"},
+    {"rx_errors_s", SCHEMA_EVENTS_RATE, "Receive errors, averaged over the last interval"},
+    {"tx_errors_s", SCHEMA_EVENTS_RATE, "Transmit errors, averaged over the last interval"},
+    {"rx_drop_s", SCHEMA_EVENTS_RATE, "Received packets dropped, averaged over the last interval"},
+    {"tx_drop_s", SCHEMA_EVENTS_RATE, "Outgoing packets dropped, averaged over the last interval"},
     {"rx_bytes", SCHEMA_BYTES_TOTAL, "Bytes received since the interface came up"},
     {"tx_bytes", SCHEMA_BYTES_TOTAL, "Bytes sent since the interface came up"},
 };

@@ -87,14 +87,14 @@ static const struct unit_rule *unit_rule(enum schema_unit u)
 	    [SCHEMA_PERCENT] = {"_pct", "_ratio", "ratio 0..1", "gauge", 0.01},
 	    [SCHEMA_BYTES] = {"_bytes", "_bytes", "bytes", "gauge", 1},
 	    [SCHEMA_BYTES_TOTAL] = {"_bytes", "_bytes_total", "bytes, cumulative", "counter", 1},
-	    [SCHEMA_BYTES_RATE] = {"_bytes_s", "_bytes_per_second", "bytes a second", "gauge", 1},
+	    [SCHEMA_BYTES_RATE] = {"_bytes_s", "_bytes_per_second", "bytes per second", "gauge", 1},
 	    [SCHEMA_EVENTS_TOTAL] = {"", "_total", "cumulative since the agent started", "counter",
 	                             1},
-	    [SCHEMA_EVENTS_RATE] = {"_s", "_per_second", "a second", "gauge", 1},
+	    [SCHEMA_EVENTS_RATE] = {"_s", "_per_second", "per second", "gauge", 1},
 	    [SCHEMA_SECONDS] = {"_s", "_seconds", "seconds", "gauge", 1},
 	    [SCHEMA_TIMESTAMP] = {"", "_seconds", "Unix seconds", "gauge", 1},
 	    [SCHEMA_CELSIUS] = {"celsius", "_celsius", "degrees Celsius", "gauge", 1},
-	    [SCHEMA_COUNT] = {"", "", "count", "gauge", 1},
+	    [SCHEMA_COUNT] = {"", "", "a count", "gauge", 1},
 	    [SCHEMA_LOAD] = {"", "", "runnable tasks", "gauge", 1},
 	    [SCHEMA_FLAG] = {"", "", "1 or 0", "gauge", 1},
 	    [SCHEMA_CODE] = {"", "", "a code", "gauge", 1},
@@ -159,7 +159,7 @@ static int promname_check(const char *metric, const char *field, struct prom_nam
 		return -1;
 	out->type = type;
 	out->scale = rule->scale;
-	snprintf(out->help, sizeof out->help, "Check %s: %s (%s).", check,
+	snprintf(out->help, sizeof out->help, "Check %s: %s; %s.", check,
 	         strcmp(field, "status") == 0       ? "its last status"
 	         : strcmp(field, "duration_s") == 0 ? "how long its last run took"
 	                                            : field,
@@ -186,7 +186,7 @@ int promname_series(const char *metric, const char *field, struct prom_name *out
 	out->type = rule->type;
 	out->inst_label = stems[i].inst_label;
 	out->scale = rule->scale;
-	snprintf(out->help, sizeof out->help, "%s (%s).", f->help, rule->phrase);
+	snprintf(out->help, sizeof out->help, "%s; %s.", f->help, rule->phrase);
 	for (size_t k = 0; k < sizeof special / sizeof special[0]; k++)
 		if (strcmp(special[k].metric, metric) == 0 &&
 		    strcmp(special[k].field, field) == 0) {
@@ -194,7 +194,7 @@ int promname_series(const char *metric, const char *field, struct prom_name *out
 			out->extra_name = special[k].extra_name;
 			out->extra_value = special[k].extra_value;
 			if (out->extra_name)
-				snprintf(out->help, sizeof out->help, "CPU time by mode (%s).",
+				snprintf(out->help, sizeof out->help, "CPU time by mode; %s.",
 				         rule->phrase);
 			return 0;
 		}
