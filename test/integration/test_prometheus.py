@@ -201,6 +201,17 @@ def check_naming(fams):
         check(old not in fams, "old family %s is still there" % old)
 
 
+def check_documented(fams):
+    """Every family on the page has its row in docs/PROMETHEUS.md (the
+    worker, storage and check families by their patterns)."""
+    with open(os.path.join(os.path.dirname(__file__), "..", "..", "docs", "PROMETHEUS.md")) as f:
+        doc = f.read()
+    for name in fams:
+        if re.match(r"pimon_(worker|storage|check)_", name):
+            continue
+        check("| `%s` |" % name in doc, "%s is not in docs/PROMETHEUS.md" % name)
+
+
 def host_families(fams, host):
     """Names of the families with a sample of host."""
     return {n for n, f in fams.items() if any(l.get("host") == host for l, _ in f["samples"])}
@@ -259,6 +270,7 @@ def test_metrics_two_agents_checked_by_promtool(env):
     check(abs(sample(fams, "pimon_host_boot_time_seconds", host="prom-a") - booted) < 30 * SLOW,
           "prom-a boot time against /proc/uptime")
     check_naming(fams)
+    check_documented(fams)
     check(0 <= sample(fams, "pimon_cpu_usage_ratio", host="prom-a") <= 1, "cpu usage")
     check(sample(fams, "pimon_temperature_celsius", host="prom-b", zone="cpu-thermal") == 48.686,
           "temp %r" % samples_of(fams, "pimon_temperature_celsius"))
