@@ -426,8 +426,8 @@ def test_scrape_does_not_wait_for_a_host_sync(env):
     # A worker syncing a host's files (server.sync "batch") holds the
     # host's store lock; /metrics and the API read the host under its view
     # lock only, so they answer while the sync is held at the shim's gate.
-    if os.environ.get("PIMON_SANITIZED"):
-        raise TestSkip("the LD_PRELOAD shim does not load beside a sanitizer runtime")
+    if os.environ.get("PIMON_SANITIZED") or os.environ.get("PIMON_WRAPPER"):
+        raise TestSkip("the LD_PRELOAD shim does not load beside a sanitizer or valgrind")
     gate = os.path.join(env.dir, "sync-gate")
     saved = {k: os.environ.get(k) for k in ("LD_PRELOAD", "PIMON_TEST_SYNC_GATE")}
     os.environ["LD_PRELOAD"] = os.path.join(BUILD, "test", "integration", "sync_gate.so")
