@@ -387,11 +387,6 @@ static void host_transition(struct registry *r, struct host *h, enum host_state 
                             const char *reason, const char *detail)
 {
 	uint64_t now = util_now_ms();
-	pthread_mutex_lock(&h->view);
-	h->state = state;
-	h->since_ms = now;
-	snprintf(h->reason, sizeof h->reason, "%s", reason);
-	pthread_mutex_unlock(&h->view);
 	const char *st = state == HOST_UP ? "up" : "down";
 	char addr[160], det[600], line[1024];
 	store_csv_field(addr, sizeof addr, h->addr);
@@ -404,13 +399,16 @@ static void host_transition(struct registry *r, struct host *h, enum host_state 
 	store_log_append(r->events, line);
 	log_info("registry", "host %s (%s): %s, %s%s%s", h->name, h->addr, st, reason,
 	         detail ? ": " : "", detail ? detail : "");
-	if (!h->alarms)
-		return;
+	/* The state and the alarms it raises or resolves change at once for
+	 * readers: none sees a host down without its host_down. */
 	struct emit_ctx ctx = {r, h, 0};
 	pthread_mutex_lock(&h->view);
-	if (state == HOST_UP)
+	h->state = state;
+	h->since_ms = now;
+	snprintf(h->reason, sizeof h->reason, "%s", reason);
+	if (h->alarms && state == HOST_UP)
 		alarm_host_up(h->alarms, h->name, now, registry_emit, &ctx);
-	else if (strcmp(reason, "shutdown") != 0)
+	else if (h->alarms && strcmp(reason, "shutdown") != 0)
 		alarm_host_down(h->alarms, h->name, now, reason, registry_emit, &ctx);
 	pthread_mutex_unlock(&h->view);
 }
