@@ -116,19 +116,28 @@ static const struct schema_field agent_fields[] = {
     [SCHEMA_AGENT_SPOOL] = {"spool_bytes", SCHEMA_BYTES, "Size of the agent's spool file"},
 };
 
+/* A metric's row: its name, instance key and field table. */
 #define METRIC(n, key, f)                                                                          \
 	{                                                                                          \
 		n, key, f, sizeof f / sizeof f[0]                                                  \
 	}
 
+/* clang-format off */
 static const struct schema_metric metrics[] = {
-    METRIC("cpu", "", cpu_fields),         METRIC("mem", "", mem_fields),
-    METRIC("disk", "mount", disk_fields),  METRIC("load", "", load_fields),
-    METRIC("temp", "zone", temp_fields),   METRIC("net", "iface", net_fields),
-    METRIC("users", "tty", users_fields),  METRIC("users_totals", "", users_totals_fields),
-    METRIC("procs", "proc", procs_fields), METRIC("procs_totals", "", procs_totals_fields),
-    METRIC("pi", "", pi_fields),           METRIC(SCHEMA_AGENT_METRIC, "", agent_fields),
+    METRIC("cpu", "", cpu_fields),
+    METRIC("mem", "", mem_fields),
+    METRIC("disk", "mount", disk_fields),
+    METRIC("load", "", load_fields),
+    METRIC("temp", "zone", temp_fields),
+    METRIC("net", "iface", net_fields),
+    METRIC("users", "tty", users_fields),
+    METRIC("users_totals", "", users_totals_fields),
+    METRIC("procs", "proc", procs_fields),
+    METRIC("procs_totals", "", procs_totals_fields),
+    METRIC("pi", "", pi_fields),
+    METRIC(SCHEMA_AGENT_METRIC, "", agent_fields),
 };
+/* clang-format on */
 
 #define NMETRICS (sizeof metrics / sizeof metrics[0])
 
