@@ -522,8 +522,10 @@ struct host *registry_attach(struct registry *r, const struct proto_hello *hello
 		h->facts = f;
 	}
 	h->uptime_s = hello->uptime_s;
-	h->boot_ms = h->last_seen_ms - hello->uptime_s * 1000 < h->last_seen_ms
-	                 ? h->last_seen_ms - hello->uptime_s * 1000
+	/* Unknown (0) when the agent gave no uptime, or one past the clock. */
+	uint64_t up_ms = hello->uptime_s * 1000;
+	h->boot_ms = hello->uptime_s && up_ms / 1000 == hello->uptime_s && up_ms < h->last_seen_ms
+	                 ? h->last_seen_ms - up_ms
 	                 : 0;
 	pthread_mutex_unlock(&h->view);
 	free(old_facts);
