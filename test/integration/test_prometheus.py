@@ -494,7 +494,10 @@ def pimon_target(port):
 def test_prometheus_scrapes_pimon(env):
     if not PROMETHEUS:
         raise TestSkip("prometheus is not installed")
-    env.start_server(workers=2)
+    # An alarm with an instance, firing at once: its label must not clash
+    # with the target's instance.
+    env.start_server(workers=2, extra={"alarms": [{"name": "has_root", "metric":
+                                                   "disk.total_bytes", "value": 0.0}]})
     a = env.start_agent("prom-a")
     env.wait_hosts_up(["prom-a"])
     port = free_port()
@@ -530,6 +533,15 @@ def test_prometheus_scrapes_pimon(env):
     check(live and float(live[1]) == want, "live hosts query %r" % (live,))
     sessions = prom_value(port, "sum(pimon_worker_sessions)")
     check(sessions and float(sessions[1]) == 1, "sessions %r" % (sessions,))
+    # No pimon label collides with a target label (instance, job): nothing
+    # was stored as exported_*.
+    firing = wait_for(lambda: prom_value(port, 'pimon_alarm_firing{alarm="has_root",'
+                                         'alarm_instance="/"}'), 30, "the alarm in Prometheus",
+                      procs)
+    check(firing[0]["instance"] == "127.0.0.1:%d" % env.http_port, "alarm %r" % (firing,))
+    renamed = prom_get(port, "/api/v1/series", **{"match[]": '{exported_instance=~".+"}'})
+    renamed += prom_get(port, "/api/v1/series", **{"match[]": '{exported_job=~".+"}'})
+    check(renamed == [], "series with renamed labels %r" % renamed[:3])
 
 
 if __name__ == "__main__":
