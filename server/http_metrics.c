@@ -37,6 +37,7 @@ struct family {
 	char *help;
 	const char *type; /* "gauge" or "counter" */
 	char *metric;     /* the host metric it shows; NULL for the server's own */
+	char *field;      /* the first of its fields seen (others need a label of their own) */
 	struct text samples;
 };
 
@@ -172,6 +173,7 @@ static void family_free(struct family *f)
 	free(f->name);
 	free(f->help);
 	free(f->metric);
+	free(f->field);
 	if (f->samples.buf)
 		evbuffer_free(f->samples.buf);
 }
@@ -238,10 +240,10 @@ static int page_reserve(struct page *p)
 }
 
 /* Add a family; name and help are taken (freed here on failure), metric
- * (NULL for the server's own families) copied. Its position, or -1 when
- * out of memory. */
+ * and field (NULL for the server's own families) copied. Its position, or
+ * -1 when out of memory. */
 static long page_add_family(struct page *p, char *name, char *help, const char *type,
-                            const char *metric)
+                            const char *metric, const char *field)
 {
 	if (!name || !help || page_reserve(p) < 0) {
 		free(name);
@@ -254,8 +256,9 @@ static long page_add_family(struct page *p, char *name, char *help, const char *
 	f->help = help;
 	f->type = type;
 	f->metric = metric ? strdup(metric) : NULL;
+	f->field = field ? strdup(field) : NULL;
 	f->samples.buf = evbuffer_new();
-	int bad = (metric && !f->metric) || !f->samples.buf;
+	int bad = (metric && !f->metric) || (field && !f->field) || !f->samples.buf;
 	if (bad || json_object_set_new(p->index, name, json_integer((json_int_t)p->nfams)) < 0) {
 		family_free(f);
 		return -1;
@@ -292,26 +295,26 @@ static int page_add_server_families(struct page *p)
 	};
 	for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
 		if (page_add_family(p, strdup(fixed[i].name), strdup(fixed[i].help), fixed[i].type,
-		                    NULL) < 0)
+		                    NULL, NULL) < 0)
 			return -1;
 	for (int c = 0; c < WC_COUNT; c++) {
 		char *name = family_name("worker", worker_counter_names[c], "_total");
 		char *help = strdup(worker_counter_help[c]);
-		if (page_add_family(p, name, help, "counter", NULL) < 0)
+		if (page_add_family(p, name, help, "counter", NULL, NULL) < 0)
 			return -1;
 	}
 	for (int c = 0; c < HKC_COUNT; c++) {
 		char *name = family_name("storage", housekeep_counter_names[c], "_total");
 		char *help = strdup(housekeep_counter_help[c]);
-		if (page_add_family(p, name, help, "counter", NULL) < 0)
+		if (page_add_family(p, name, help, "counter", NULL, NULL) < 0)
 			return -1;
 	}
 	if (page_add_family(p, strdup("pimon_storage_bytes"),
 	                    strdup("Bytes under hosts/ at the end of the last housekeeping sweep."),
-	                    "gauge", NULL) < 0 ||
+	                    "gauge", NULL, NULL) < 0 ||
 	    page_add_family(p, strdup("pimon_storage_max_bytes"),
 	                    strdup("The cap on hosts/ the last sweep applied (0: none)."), "gauge",
-	                    NULL) < 0)
+	                    NULL, NULL) < 0)
 		return -1;
 	return 0;
 }
@@ -341,20 +344,25 @@ static int page_init(struct page *p)
 	return 0;
 }
 
-/* The family named n for metric, created on first use; -1 when out of
- * memory (p->failed set) or when the name is another metric's or the
- * server's (counted in p->clashes). */
-static long page_host_family(struct page *p, const char *metric, const struct prom_name *n)
+/* The family named n for metric's field, created on first use; -1 when
+ * out of memory (p->failed set) or when the name is the server's, another
+ * metric's, or another field's that no label tells apart (counted in
+ * p->clashes): fields share a family only through an extra label, as the
+ * CPU modes do. */
+static long page_host_family(struct page *p, const char *metric, const char *field,
+                             const struct prom_name *n)
 {
 	json_t *pos = json_object_get(p->index, n->family);
 	if (pos) {
 		long i = (long)json_integer_value(pos);
-		if (p->fams[i].metric && strcmp(p->fams[i].metric, metric) == 0)
+		const struct family *f = &p->fams[i];
+		if (f->metric && strcmp(f->metric, metric) == 0 &&
+		    (strcmp(f->field, field) == 0 || n->extra_name))
 			return i;
 		p->clashes++;
 		return -1;
 	}
-	long i = page_add_family(p, strdup(n->family), strdup(n->help), n->type, metric);
+	long i = page_add_family(p, strdup(n->family), strdup(n->help), n->type, metric, field);
 	if (i < 0)
 		p->failed = 1;
 	return i;
@@ -379,7 +387,7 @@ static const struct series *page_series(struct page *p, const char *metric, cons
 	}
 	struct series *s = &p->series[p->nseries];
 	s->fam = promname_series(metric, field, &s->name) == 0
-	             ? page_host_family(p, metric, &s->name)
+	             ? page_host_family(p, metric, field, &s->name)
 	             : -1;
 	if (json_object_set_new(p->known, key, json_integer((json_int_t)p->nseries)) < 0)
 		goto oom;
@@ -396,8 +404,9 @@ struct page_host {
 	const char *host;
 };
 
-/* One latest value as a sample of its family; values not exported, and
- * NaN or infinite ones (none measured), have none. */
+/* One latest value as a sample of its family. Fields not exported have
+ * none, nor have NaN and infinite values (what the agent could not read,
+ * null in the API). */
 static void page_add_value(void *arg, const struct latest_value *v)
 {
 	struct page_host *ph = arg;

@@ -363,6 +363,9 @@ def test_metrics_escapes_labels_and_drops_clashes(env):
         # page stays valid.
         ("check_web", "", ["page_status"], [("", [1.0])]),
         ("check_web_page", "", ["status"], [("", [2.0])]),
+        # Two perfdata fields of one check on one name ("x" in s and
+        # "x_seconds" without a unit): the first is kept.
+        ("check_dual", "", ["x_s", "x_seconds"], [("", [3.0, 4.0])]),
     ]
     s = raw_host(env, "odd-host", groups)
     try:
@@ -384,6 +387,8 @@ def test_metrics_escapes_labels_and_drops_clashes(env):
     check(sample(fams, "pimon_memory_free_bytes", host="odd-host") == 5.0, "memory free")
     check(samples_of(fams, "pimon_check_web_page_status") == [({"host": "odd-host"}, 1.0)],
           "first of two alike names %r" % samples_of(fams, "pimon_check_web_page_status"))
+    check(samples_of(fams, "pimon_check_dual_x_seconds") == [({"host": "odd-host"}, 3.0)],
+          "two fields on one name %r" % samples_of(fams, "pimon_check_dual_x_seconds"))
     check(samples_of(fams, "pimon_host_up") == [({"host": "odd-host"}, 1.0)],
           "pimon_host_up %r" % samples_of(fams, "pimon_host_up"))
     check(fams["pimon_host_last_seen_seconds"]["samples"][0][1] > 1e9, "last seen")
