@@ -18,6 +18,12 @@ static const struct collector_ops *const collect_table[] = {
 
 #define COLLECT_N (sizeof collect_table / sizeof collect_table[0])
 
+/* The i-th built-in collector, NULL past the last. */
+const struct collector_ops *collect_ops_at(size_t i)
+{
+	return i < COLLECT_N ? collect_table[i] : NULL;
+}
+
 struct collect {
 	struct collect_ctx ctx;
 	struct collector cols[COLLECT_N];

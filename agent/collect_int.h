@@ -149,6 +149,9 @@ int net_sample(struct collector *col, const char *buf, uint64_t mono_ms, uint64_
  * procs_totals row. Lets tests choose the interval. 0 or -1. */
 int procs_sample(struct collector *col, struct collect_ctx *ctx, uint64_t mono_ms, uint64_t now_ms);
 
+/* The i-th entry of the table of built-in collectors, NULL past the last. */
+const struct collector_ops *collect_ops_at(size_t i);
+
 extern const struct collector_ops cpu_ops;
 extern const struct collector_ops mem_ops;
 extern const struct collector_ops disk_ops;

@@ -12,6 +12,7 @@
 #include "auth.h"
 #include "log.h"
 #include "outbox.h"
+#include "schema.h"
 #include "pimon_version.h"
 #include "proto.h"
 #include "tls_client.h"
@@ -416,15 +417,20 @@ static void link_collect_now(struct link *l)
 	size_t n = collect_run(l->col, util_now_ms(), &groups);
 	if (n == 0)
 		return;
-	static const char *const fields[] = {"dropped_batches", "queued_batches", "spool_bytes"};
+	const struct schema_metric *m = schema_find_metric(SCHEMA_AGENT_METRIC);
+	const char *fields[3];
+	for (size_t i = 0; i < 3; i++)
+		fields[i] = m->fields[i].name;
 	struct proto_group all[PROTO_MAX_METRICS + 1];
 	if (n > PROTO_MAX_METRICS)
 		n = PROTO_MAX_METRICS;
 	memcpy(all, groups, n * sizeof *all);
-	double values[3] = {(double)outbox_dropped(l->ob), (double)outbox_batches(l->ob),
-	                    (double)outbox_spool_bytes(l->ob)};
+	double values[3];
+	values[SCHEMA_AGENT_DROPPED] = (double)outbox_dropped(l->ob);
+	values[SCHEMA_AGENT_QUEUED] = (double)outbox_batches(l->ob);
+	values[SCHEMA_AGENT_SPOOL] = (double)outbox_spool_bytes(l->ob);
 	struct proto_row row = {groups[0].rows[0].time_ms, "", values};
-	all[n] = (struct proto_group){"agent", "", 3, fields, 1, &row};
+	all[n] = (struct proto_group){SCHEMA_AGENT_METRIC, "", 3, fields, 1, &row};
 	link_queue_batch(l, all, n + 1);
 }
 

@@ -653,6 +653,21 @@ int alarm_book_json(const struct alarm_book *b, const char *host, json_t *arr)
 	return 0;
 }
 
+/* Each active alarm, typed. */
+void alarm_book_foreach(const struct alarm_book *b,
+                        void (*fn)(void *arg, const struct alarm_active *a), void *arg)
+{
+	for (size_t i = 0; i < b->n; i++) {
+		const struct entry *e = &b->e[i];
+		if (!e->level)
+			continue;
+		struct alarm_active a = {e->name,     e->instance, alarm_level_name(e->level),
+		                         e->since_ms, e->value,    e->message,
+		                         e->origin};
+		fn(arg, &a);
+	}
+}
+
 /* How many of the book's alarms are active. */
 size_t alarm_book_active(const struct alarm_book *b)
 {

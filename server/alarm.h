@@ -113,6 +113,21 @@ void alarm_agent(struct alarm_book *b, const char *host, uint64_t run_id,
  * be built. */
 int alarm_book_json(const struct alarm_book *b, const char *host, json_t *arr);
 
+/* One active alarm as alarm_book_foreach gives it. */
+struct alarm_active {
+	const char *name;
+	const char *instance; /* "" when the alarm has none */
+	const char *level;    /* alarm_level_name */
+	uint64_t since_ms;
+	double value;
+	const char *message;
+	const char *origin;
+};
+
+/* Call fn for each of the book's active alarms, in the book's order. */
+void alarm_book_foreach(const struct alarm_book *b,
+                        void (*fn)(void *arg, const struct alarm_active *a), void *arg);
+
 /* Number of active alarms. */
 size_t alarm_book_active(const struct alarm_book *b);
 

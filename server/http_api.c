@@ -24,6 +24,7 @@
 #include "pimon_version.h"
 #include "proto.h"
 #include "rank.h"
+#include "host_json.h"
 #include "registry.h"
 #include "safefs.h"
 #include "series.h"
@@ -92,7 +93,7 @@ static int api_host_lookup(struct api_call *c, json_t **host, int *dfd)
 		http_reply_error(c->req, 400, "invalid host name");
 		return -1;
 	}
-	if (registry_host_json(c->h->srv->registry, c->arg[0], host) == -2) {
+	if (host_json_one(c->h->srv->registry, c->arg[0], host) == -2) {
 		http_reply_error(c->req, 500, "cannot describe the host");
 		return -1;
 	}
@@ -342,7 +343,7 @@ static int api_sort_array(json_t *arr, int (*cmp)(const void *, const void *))
 /* GET /api/v1/hosts: every host. */
 static void api_hosts(struct api_call *c)
 {
-	http_reply_json(c->req, 200, registry_hosts_json(c->h->srv->registry));
+	http_reply_json(c->req, 200, host_json_all(c->h->srv->registry));
 }
 
 /* GET /api/v1/hosts/<name>: one host. */
@@ -353,7 +354,7 @@ static void api_host(struct api_call *c)
 		return;
 	}
 	json_t *host;
-	int rc = registry_host_json(c->h->srv->registry, c->arg[0], &host);
+	int rc = host_json_one(c->h->srv->registry, c->arg[0], &host);
 	if (rc == -1)
 		http_reply_error(c->req, 404, "no such host");
 	else
@@ -709,7 +710,7 @@ static void api_fleet(struct api_call *c)
 		http_reply_error(c->req, 400, err);
 		return;
 	}
-	json_t *hosts = registry_hosts_json(c->h->srv->registry);
+	json_t *hosts = host_json_all(c->h->srv->registry);
 	size_t total = json_array_size(hosts), unread;
 	struct rank_entry *e = hosts ? calloc(total ? total : 1, sizeof *e) : NULL;
 	if (!e) {
@@ -854,7 +855,7 @@ static json_t *api_storage(const struct server *srv)
 static void api_stats(struct api_call *c)
 {
 	struct server *srv = c->h->srv;
-	json_t *hosts = registry_hosts_json(srv->registry);
+	json_t *hosts = host_json_all(srv->registry);
 	if (!hosts) {
 		http_reply_error(c->req, 500, "cannot list the hosts");
 		return;

@@ -1,6 +1,8 @@
 /* /metrics: the Prometheus text exposition (format 0.0.4) of every host's
- * state and latest values, and of each worker's sessions and counters.
- * Everything here runs on the HTTP thread. */
+ * state and latest values, rendered from the registry's typed view
+ * (registry_visit, latest_foreach) with the names of promname.c, and of
+ * each worker's sessions and counters. Everything here runs on the HTTP
+ * thread. */
 #include <event2/buffer.h>
 #include <event2/http.h>
 #include <inttypes.h>
@@ -13,8 +15,11 @@
 
 #include "housekeep.h"
 #include "http_int.h"
+#include "latest.h"
 #include "log.h"
+#include "promname.h"
 #include "registry.h"
+#include "util.h"
 #include "worker.h"
 
 #define METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
@@ -31,8 +36,8 @@ struct family {
 	char *name;
 	char *help;
 	const char *type; /* "gauge" or "counter" */
-	char *metric;     /* the host metric and field it shows; NULL for the */
-	char *field;      /* server's own families */
+	char *metric;     /* the host metric it shows; NULL for the server's own */
+	char *field;      /* the first of its fields seen (others need a label of their own) */
 	struct text samples;
 };
 
@@ -43,6 +48,9 @@ struct family {
 enum {
 	FAM_HOST_UP,
 	FAM_HOST_LAST_SEEN,
+	FAM_HOST_INFO,
+	FAM_HOST_BOOT_TIME,
+	FAM_HOST_UPTIME,
 	FAM_HOSTS,
 	FAM_ALARM_FIRING,
 	FAM_WORKER_SESSIONS,
@@ -53,13 +61,25 @@ enum {
 #define FAM_STORAGE_BYTES (FAM_STORAGE0 + HKC_COUNT)
 #define FAM_STORAGE_LIMIT (FAM_STORAGE_BYTES + 1)
 
+/* How one host metric's field is shown: its family (-1: not exported)
+ * and what promname_series said of its labels and scale. */
+struct series {
+	long fam;
+	struct prom_name name;
+};
+
 /* The page being built. */
 struct page {
 	struct family *fams;
 	size_t nfams;
 	size_t cap;
-	json_t *index;  /* family name -> its position in fams */
+	json_t *index; /* family name -> its position in fams */
+	json_t *known; /* "metric field" -> its position in series */
+	struct series *series;
+	size_t nseries, series_cap;
 	size_t clashes; /* host values dropped: their name is another family's */
+	uint64_t hosts_up, hosts_down;
+	uint64_t now_ms;
 	int failed;
 };
 
@@ -128,34 +148,9 @@ static void format_u64(char *out, size_t size, uint64_t v)
 	snprintf(out, size, "%" PRIu64, v);
 }
 
-/* Prometheus's naming rules for a gauge made from an agent's field name: a
- * rate ending in "_s" is spelled "_per_second", and "_total", which only
- * counters may end in, becomes "_all" (pimon_load_all: all processes). */
-static char *gauge_name(char *name)
-{
-	size_t n = strlen(name);
-	const char *from = NULL, *to = NULL;
-	if (n > 2 && strcmp(name + n - 2, "_s") == 0) {
-		from = "_s";
-		to = "_per_second";
-	} else if (n > 6 && strcmp(name + n - 6, "_total") == 0) {
-		from = "_total";
-		to = "_all";
-	}
-	if (!from)
-		return name;
-	size_t keep = n - strlen(from);
-	char *out = malloc(keep + strlen(to) + 1);
-	if (out) {
-		memcpy(out, name, keep);
-		strcpy(out + keep, to);
-	}
-	free(name);
-	return out;
-}
-
-/* "pimon_<metric>_<field><suffix>" with every character outside
- * [a-zA-Z0-9_] of metric and field turned into '_'. NULL: out of memory. */
+/* "pimon_<group>_<name><suffix>" for the server's own counters, with
+ * every character outside [a-zA-Z0-9_] turned into '_'. NULL: out of
+ * memory. */
 static char *family_name(const char *metric, const char *field, const char *suffix)
 {
 	size_t len = strlen("pimon_") + strlen(metric) + 1 + strlen(field) + strlen(suffix);
@@ -169,8 +164,6 @@ static char *family_name(const char *metric, const char *field, const char *suff
 		if (!ok)
 			*c = '_';
 	}
-	if (suffix[0] == '\0')
-		name = gauge_name(name);
 	return name;
 }
 
@@ -215,7 +208,8 @@ static void family_sample(struct family *f, const char *l1, const char *v1, cons
 	text_add_str(t, "\n");
 }
 
-/* One sample with the labels of labels[] (name, value pairs, NULL ended). */
+/* One sample with the labels of labels[] (name, value pairs, NULL ended,
+ * at least one). */
 static void family_sample_labels(struct family *f, const char *const *labels, const char *value)
 {
 	struct text *t = &f->samples;
@@ -283,10 +277,19 @@ static int page_add_server_families(struct page *p)
 	                     "down."},
 	    [FAM_HOST_LAST_SEEN] = {"pimon_host_last_seen_seconds", "gauge",
 	                            "When the server last heard from the host, in Unix seconds."},
+	    [FAM_HOST_INFO] = {"pimon_host_info", "gauge",
+	                       "1 for each host, labelled with what its agent said in HELLO: os, "
+	                       "kernel, model and agent_version."},
+	    [FAM_HOST_BOOT_TIME] =
+	        {"pimon_host_boot_time_seconds", "gauge",
+	         "When an up host booted, in Unix seconds (its HELLO's time less "
+	         "the uptime it gave)."},
+	    [FAM_HOST_UPTIME] = {"pimon_host_uptime_seconds", "gauge",
+	                         "Seconds since an up host booted, as of the scrape."},
 	    [FAM_HOSTS] = {"pimon_hosts", "gauge", "Hosts the server knows, by state."},
 	    [FAM_ALARM_FIRING] =
 	        {"pimon_alarm_firing", "gauge",
-	         "1 for each alarm firing now, by host, alarm, instance and level."},
+	         "1 for each alarm firing now, by host, alarm, alarm_instance and level."},
 	    [FAM_WORKER_SESSIONS] = {"pimon_worker_sessions", "gauge",
 	                             "Agent sessions the worker owns now."},
 	};
@@ -322,167 +325,164 @@ static void page_free(struct page *p)
 	for (size_t i = 0; i < p->nfams; i++)
 		family_free(&p->fams[i]);
 	free(p->fams);
+	free(p->series);
 	json_decref(p->index);
+	json_decref(p->known);
 }
 
 /* An empty page with the server's own families; -1 when out of memory. */
 static int page_init(struct page *p)
 {
 	memset(p, 0, sizeof *p);
+	p->now_ms = util_now_ms();
 	p->index = json_object();
-	if (!p->index || page_add_server_families(p) < 0) {
+	p->known = json_object();
+	if (!p->index || !p->known || page_add_server_families(p) < 0) {
 		page_free(p);
 		return -1;
 	}
 	return 0;
 }
 
-/* HELP text of a host metric's family; NULL when out of memory. */
-static char *host_family_help(const char *metric, const char *field)
+/* The family named n for metric's field, created on first use; -1 when
+ * out of memory (p->failed set) or when the name is the server's, another
+ * metric's, or another field's that no label tells apart (counted in
+ * p->clashes): fields share a family only through an extra label, as the
+ * CPU modes do. */
+static long page_host_family(struct page *p, const char *metric, const char *field,
+                             const struct prom_name *n)
 {
-	char *help;
-	if (asprintf(&help, "Latest %s %s from each host's agent.", metric, field) < 0)
-		return NULL;
-	return help;
-}
-
-/* The family showing a host metric's field, created on first use. NULL
- * when out of memory, or when the name belongs to another family (a
- * server family, or another metric and field that sanitise alike). */
-static struct family *page_host_family(struct page *p, const char *metric, const char *field)
-{
-	char *name = family_name(metric, field, "");
-	if (!name) {
-		p->failed = 1;
-		return NULL;
-	}
-	json_t *pos = json_object_get(p->index, name);
+	json_t *pos = json_object_get(p->index, n->family);
 	if (pos) {
-		free(name);
-		struct family *f = &p->fams[json_integer_value(pos)];
-		if (f->metric && strcmp(f->metric, metric) == 0 && strcmp(f->field, field) == 0)
-			return f;
+		long i = (long)json_integer_value(pos);
+		const struct family *f = &p->fams[i];
+		if (f->metric && strcmp(f->metric, metric) == 0 &&
+		    (strcmp(f->field, field) == 0 || n->extra_name))
+			return i;
 		p->clashes++;
-		return NULL;
+		return -1;
 	}
-	long i = page_add_family(p, name, host_family_help(metric, field), "gauge", metric, field);
-	if (i < 0) {
+	long i = page_add_family(p, strdup(n->family), strdup(n->help), n->type, metric, field);
+	if (i < 0)
 		p->failed = 1;
-		return NULL;
+	return i;
+}
+
+/* How metric's field is shown, looked up once a page; NULL when out of
+ * memory. */
+static const struct series *page_series(struct page *p, const char *metric, const char *field)
+{
+	char key[2 * PROTO_KEY_MAX + 2];
+	snprintf(key, sizeof key, "%s %s", metric, field);
+	json_t *pos = json_object_get(p->known, key);
+	if (pos)
+		return &p->series[json_integer_value(pos)];
+	if (p->nseries == p->series_cap) {
+		size_t cap = p->series_cap ? 2 * p->series_cap : 64;
+		struct series *grown = realloc(p->series, cap * sizeof *grown);
+		if (!grown)
+			goto oom;
+		p->series = grown;
+		p->series_cap = cap;
 	}
-	return &p->fams[i];
+	struct series *s = &p->series[p->nseries];
+	s->fam = promname_series(metric, field, &s->name) == 0
+	             ? page_host_family(p, metric, field, &s->name)
+	             : -1;
+	if (json_object_set_new(p->known, key, json_integer((json_int_t)p->nseries)) < 0)
+		goto oom;
+	p->nseries++;
+	return s;
+oom:
+	p->failed = 1;
+	return NULL;
 }
 
-/* The label naming the instances of a metric that has them. */
-static const char *instance_label(const char *metric)
-{
-	static const char *const labels[][2] = {
-	    {"disk", "mount"},
-	    {"net", "iface"},
-	    {"temp", "zone"},
-	};
-	for (size_t i = 0; i < sizeof labels / sizeof labels[0]; i++)
-		if (strcmp(metric, labels[i][0]) == 0)
-			return labels[i][1];
-	return "instance_name";
-}
+/* The host a visit is writing. */
+struct page_host {
+	struct page *p;
+	const char *host;
+};
 
-/* One latest value as a sample; null (and anything not a number) has none. */
-static void page_add_value(struct page *p, const char *host, const char *metric, const char *field,
-                           const char *instance, const json_t *v)
+/* One latest value as a sample of its family. Fields not exported have
+ * none, nor have NaN and infinite values (what the agent could not read,
+ * null in the API). */
+static void page_add_value(void *arg, const struct latest_value *v)
 {
-	if (!json_is_number(v))
+	struct page_host *ph = arg;
+	if (!v->field || !isfinite(v->value))
 		return;
-	struct family *f = page_host_family(p, metric, field);
-	if (!f)
+	const struct series *s = page_series(ph->p, v->metric, v->field);
+	if (!s || s->fam < 0)
 		return;
+	const char *labels[7] = {"host", ph->host};
+	size_t n = 2;
+	if (s->name.inst_label && v->instance) {
+		labels[n++] = s->name.inst_label;
+		labels[n++] = v->instance;
+	}
+	if (s->name.extra_name) {
+		labels[n++] = s->name.extra_name;
+		labels[n++] = s->name.extra_value;
+	}
+	labels[n] = NULL;
 	char num[32];
-	format_double(num, sizeof num, json_number_value(v));
-	if (instance)
-		family_sample(f, "host", host, instance_label(metric), instance, num);
-	else
-		family_sample(f, "host", host, NULL, NULL, num);
+	format_double(num, sizeof num, v->value * s->name.scale);
+	family_sample_labels(&ph->p->fams[s->fam], labels, num);
 }
 
-/* A host's latest values: {metric: {field: v}} or, for metrics with
- * instances, {metric: {instance: {field: v}}}. JSON keys are valid UTF-8
- * (jansson checks them), as label values must be. */
-static void page_add_latest(struct page *p, const char *host, json_t *latest)
+/* One active alarm as pimon_alarm_firing 1. Its instance is labelled
+ * alarm_instance: "instance" is the label Prometheus gives each target. */
+static void page_add_alarm(void *arg, const struct alarm_active *a)
 {
-	const char *metric, *key, *field;
-	json_t *groups, *v, *fv;
-	json_object_foreach(latest, metric, groups)
-	{
-		json_object_foreach(groups, key, v)
-		{
-			if (!json_is_object(v)) {
-				page_add_value(p, host, metric, key, NULL, v);
-				continue;
-			}
-			json_object_foreach(v, field, fv)
-			{
-				page_add_value(p, host, metric, field, key, fv);
-			}
-		}
-	}
+	struct page_host *ph = arg;
+	const char *labels[] = {"host",      ph->host, "alarm",  a->name, "alarm_instance",
+	                        a->instance, "level",  a->level, NULL};
+	family_sample_labels(&ph->p->fams[FAM_ALARM_FIRING], labels, "1");
 }
 
-/* One host: whether it is up, when it was last heard from, its values.
- * Returns 1 when it is up, 0 otherwise. */
-static int page_add_host(struct page *p, const char *name, json_t *host)
+/* One host: up or not, when last heard from, what it said in HELLO, its
+ * alarms, and, while it is up, its boot time, uptime and latest values. A
+ * down host's last values are not shown: they would read as fresh. */
+static int page_visit_host(void *arg, const struct host_view *v)
 {
-	const char *state = json_string_value(json_object_get(host, "state"));
-	int up = state && strcmp(state, "up") == 0;
-	family_sample(&p->fams[FAM_HOST_UP], "host", name, NULL, NULL, up ? "1" : "0");
-	json_t *seen = json_object_get(host, "last_seen");
-	if (json_is_number(seen)) {
-		char num[32];
-		format_double(num, sizeof num, json_number_value(seen) / 1000.0);
-		family_sample(&p->fams[FAM_HOST_LAST_SEEN], "host", name, NULL, NULL, num);
-	}
-	page_add_latest(p, name, json_object_get(host, "latest"));
-	return up;
-}
-
-/* Every host of registry_hosts_json, and the count of hosts by state. */
-static void page_add_hosts(struct page *p, json_t *hosts)
-{
-	uint64_t up = 0, down = 0;
-	size_t i;
-	json_t *host;
-	json_array_foreach(hosts, i, host)
-	{
-		const char *name = json_string_value(json_object_get(host, "name"));
-		if (!name)
-			continue;
-		if (page_add_host(p, name, host))
-			up++;
-		else
-			down++;
-	}
+	struct page *p = arg;
+	struct page_host ph = {p, v->name};
 	char num[32];
-	format_u64(num, sizeof num, up);
+	p->hosts_up += v->up != 0;
+	p->hosts_down += v->up == 0;
+	family_sample(&p->fams[FAM_HOST_UP], "host", v->name, NULL, NULL, v->up ? "1" : "0");
+	format_double(num, sizeof num, (double)v->last_seen_ms / 1000.0);
+	family_sample(&p->fams[FAM_HOST_LAST_SEEN], "host", v->name, NULL, NULL, num);
+	const char *info[] = {"host",          v->name,    "os",    v->os,
+	                      "kernel",        v->kernel,  "model", v->model,
+	                      "agent_version", v->version, NULL};
+	family_sample_labels(&p->fams[FAM_HOST_INFO], info, "1");
+	if (v->alarms)
+		alarm_book_foreach(v->alarms, page_add_alarm, &ph);
+	if (!v->up)
+		return 0;
+	if (v->boot_ms) {
+		format_double(num, sizeof num, (double)v->boot_ms / 1000.0);
+		family_sample(&p->fams[FAM_HOST_BOOT_TIME], "host", v->name, NULL, NULL, num);
+		uint64_t up_ms = p->now_ms > v->boot_ms ? p->now_ms - v->boot_ms : 0;
+		format_double(num, sizeof num, (double)up_ms / 1000.0);
+		family_sample(&p->fams[FAM_HOST_UPTIME], "host", v->name, NULL, NULL, num);
+	}
+	latest_foreach(v->latest, page_add_value, &ph);
+	return 0;
+}
+
+/* Every host, and the count of hosts by state. */
+static void page_add_hosts(struct page *p, struct registry *r)
+{
+	if (registry_visit(r, page_visit_host, p) != 0)
+		p->failed = 1;
+	char num[32];
+	format_u64(num, sizeof num, p->hosts_up);
 	family_sample(&p->fams[FAM_HOSTS], "state", "up", NULL, NULL, num);
-	format_u64(num, sizeof num, down);
+	format_u64(num, sizeof num, p->hosts_down);
 	family_sample(&p->fams[FAM_HOSTS], "state", "down", NULL, NULL, num);
-}
-
-/* Every active alarm, as pimon_alarm_firing 1. */
-static void page_add_alarms(struct page *p, json_t *alarms)
-{
-	size_t i;
-	json_t *a;
-	json_array_foreach(alarms, i, a)
-	{
-		const char *labels[] = {
-		    "host",     json_string_value(json_object_get(a, "host")),
-		    "alarm",    json_string_value(json_object_get(a, "name")),
-		    "instance", json_string_value(json_object_get(a, "instance")),
-		    "level",    json_string_value(json_object_get(a, "level")),
-		    NULL};
-		if (labels[1] && labels[3] && labels[5] && labels[7])
-			family_sample_labels(&p->fams[FAM_ALARM_FIRING], labels, "1");
-	}
 }
 
 /* Each worker's session count and counters, labelled by its index. */
@@ -551,18 +551,7 @@ static int metrics_render(struct server *srv, struct text *out)
 		log_err("metrics", "cannot start a /metrics page: out of memory");
 		return -1;
 	}
-	json_t *hosts = registry_hosts_json(srv->registry);
-	if (hosts)
-		page_add_hosts(&p, hosts);
-	else
-		p.failed = 1;
-	json_decref(hosts);
-	json_t *alarms = registry_alarms_json(srv->registry);
-	if (alarms)
-		page_add_alarms(&p, alarms);
-	else
-		p.failed = 1;
-	json_decref(alarms);
+	page_add_hosts(&p, srv->registry);
 	page_add_workers(&p, srv);
 	page_add_storage(&p, srv);
 	int rc = page_assemble(&p, out);

@@ -302,47 +302,70 @@ drop:
 	return -1;
 }
 
-/* One row's values as an object of the shape's fields; NULL if it cannot be built. */
-static json_t *row_json(const struct shape *sh, const double *values)
+/* Every value of every metric, in order. */
+void latest_foreach(const struct latest *l, latest_fn fn, void *arg)
 {
-	json_t *o = json_object();
-	for (unsigned i = 0; o && i < sh->nfields; i++)
-		if (json_put(o, sh->fields[i], json_number(values[i])) < 0) {
-			json_decref(o);
-			return NULL;
-		}
-	return o;
-}
-
-/* A keyed metric's rows as an object of instances; NULL if it cannot be built. */
-static json_t *rows_json(const struct shape *sh, const struct rows *rw)
-{
-	json_t *insts = json_object();
-	const char *inst = (const char *)(rw->values + (size_t)rw->nrows * sh->nfields);
-	for (uint32_t r = 0; insts && r < rw->nrows; r++) {
-		if (json_put(insts, inst, row_json(sh, rw->values + (size_t)r * sh->nfields)) < 0) {
-			json_decref(insts);
-			return NULL;
-		}
-		inst += strlen(inst) + 1;
-	}
-	return insts;
-}
-
-/* Every metric's latest values as a new object; NULL if it cannot be built. */
-json_t *latest_json(const struct latest *l)
-{
-	json_t *o = json_object();
-	for (uint32_t i = 0; o && l && i < l->n; i++) {
+	for (uint32_t i = 0; l && i < l->n; i++) {
 		const struct shape *sh = l->e[i].shape;
 		const struct rows *rw = l->e[i].rows;
-		json_t *v = sh->inst_key[0] ? rows_json(sh, rw) : row_json(sh, rw->values);
-		if (json_put(o, sh->metric, v) < 0) {
-			json_decref(o);
-			return NULL;
+		const char *inst = (const char *)(rw->values + (size_t)rw->nrows * sh->nfields);
+		struct latest_value v = {sh->metric, sh->inst_key, NULL, NULL, 0};
+		for (uint32_t r = 0; r < rw->nrows; r++) {
+			v.instance = sh->inst_key[0] ? inst : NULL;
+			const double *values = rw->values + (size_t)r * sh->nfields;
+			v.field = NULL;
+			if (sh->nfields == 0)
+				fn(arg, &v);
+			for (unsigned f = 0; f < sh->nfields; f++) {
+				v.field = sh->fields[f];
+				v.value = values[f];
+				fn(arg, &v);
+			}
+			if (sh->inst_key[0])
+				inst += strlen(inst) + 1;
 		}
 	}
-	return o;
+}
+
+/* The object being built by latest_json; failed once a put fails. */
+struct latest_build {
+	json_t *root;
+	int failed;
+};
+
+/* The object under key in o, created empty when missing; NULL when out of memory. */
+static json_t *object_child(json_t *o, const char *key)
+{
+	json_t *c = json_object_get(o, key);
+	if (c || json_put(o, key, c = json_object()) == 0)
+		return c;
+	return NULL;
+}
+
+/* Put one value where latest_json's shape wants it. */
+static void latest_build_value(void *arg, const struct latest_value *v)
+{
+	struct latest_build *b = arg;
+	json_t *o = b->failed ? NULL : object_child(b->root, v->metric);
+	if (o && v->instance)
+		o = object_child(o, v->instance);
+	if (!o || (v->field && json_put(o, v->field, json_number(v->value)) < 0))
+		b->failed = 1;
+}
+
+/* Every metric's latest values as a new object, from latest_foreach;
+ * NULL if it cannot be built. */
+json_t *latest_json(const struct latest *l)
+{
+	struct latest_build b = {json_object(), 0};
+	if (!b.root)
+		return NULL;
+	latest_foreach(l, latest_build_value, &b);
+	if (b.failed) {
+		json_decref(b.root);
+		return NULL;
+	}
+	return b.root;
 }
 
 /* Free the values and let go of the shapes. */

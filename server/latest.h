@@ -31,6 +31,25 @@ size_t shapes_count(struct shapes *s);
  * (the metric's values are then dropped, not left half-changed). */
 int latest_set(struct shapes *s, struct latest **l, const struct proto_group *g);
 
+/* One latest value: the metric, its instance key ("" when it has none),
+ * the row's instance (NULL when none), the field and its value (NaN or
+ * infinite when the agent sent one). A row of a shape without fields
+ * gives one call with field NULL. */
+struct latest_value {
+	const char *metric;
+	const char *inst_key;
+	const char *instance;
+	const char *field;
+	double value;
+};
+
+/* Called for each value; the strings live as long as the values. */
+typedef void (*latest_fn)(void *arg, const struct latest_value *v);
+
+/* Call fn for every value, metrics in the order first seen, then rows in
+ * their order, then fields in the shape's order. l may be NULL (none). */
+void latest_foreach(const struct latest *l, latest_fn fn, void *arg);
+
 /* The values as metric_json_set_group would have built them for the same
  * groups: {metric: {field: v}} or {metric: {instance: {field: v}}}, metrics
  * in the order first seen, later rows winning, non-finite values null.

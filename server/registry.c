@@ -40,22 +40,31 @@ struct facts {
 	char boot_id[]; /* then the other strings */
 };
 
+/* A host has two locks. h->lock serialises everything done to it, store
+ * I/O included (writes, fdatasync under server.sync "batch" or
+ * "interval"). h->view guards what readers see: a field marked "view"
+ * changes only under both, lock then view, and readers (registry_visit,
+ * on the HTTP thread) take h->view alone, so a scrape never waits for a
+ * host's disk. No store I/O happens under h->view; alarm rows are appended
+ * (without a sync) while the book changes under it. */
 struct host {
 	struct host *next; /* hash chain; MUST hold the registry lock */
 	pthread_mutex_t lock;
-	/* Fields below, but the name: MUST hold h->lock. */
+	pthread_mutex_t view;
+	/* Fields below, but the name: MUST hold h->lock; "view" ones: h->view too. */
 	char addr[64];
-	enum host_state state;
+	enum host_state state; /* view, as are addr and the next six */
 	char reason[32];
 	uint64_t since_ms;
 	uint64_t last_seen_ms;
 	struct session_ref session;
 	struct facts *facts; /* NULL until the first attach */
 	uint64_t uptime_s;
+	uint64_t boot_ms;      /* view: HELLO's time less its uptime; 0 unknown */
 	uint64_t run_id;       /* of the current session */
-	struct latest *latest; /* NULL until the first batch */
+	struct latest *latest; /* view; NULL until the first batch */
 	struct store *store;
-	struct alarm_book *alarms; /* NULL until the first attach */
+	struct alarm_book *alarms; /* view (the book's contents too); NULL until the first attach */
 	int attached;              /* a session said HELLO since the server started */
 	int forgotten;             /* left out of listings until it comes back; MUST hold r->lock */
 	uint64_t conflict_ms;      /* when a second agent of this name was last refused */
@@ -188,6 +197,7 @@ void registry_destroy(struct registry *r)
 			free(h->facts);
 			latest_free(r->shapes, h->latest);
 			pthread_mutex_destroy(&h->lock);
+			pthread_mutex_destroy(&h->view);
 			free(h);
 			h = next;
 		}
@@ -291,11 +301,11 @@ static void registry_emit(void *arg, const struct alarm_event *ev)
 static int host_open_alarms(struct registry *r, struct host *h)
 {
 	char path[4200], why[64];
-	h->alarms = alarm_book_create();
-	if (!h->alarms)
+	struct alarm_book *book = alarm_book_create();
+	if (!book)
 		return -1;
 	int dfd = safefs_dir_open(r->hosts_fd, h->name, 0);
-	int rc = dfd < 0 ? -1 : alarm_book_load(h->alarms, dfd, "alarms.csv");
+	int rc = dfd < 0 ? -1 : alarm_book_load(book, dfd, "alarms.csv");
 	int err = errno;
 	if (dfd >= 0)
 		close(dfd);
@@ -305,6 +315,9 @@ static int host_open_alarms(struct registry *r, struct host *h)
 		log_err("registry", "host %s: %s%s%s: its active alarms are not known", h->name,
 		        path, safefs_refused(err) ? " " : ": ", safefs_why(err, why, sizeof why));
 	}
+	pthread_mutex_lock(&h->view);
+	h->alarms = book;
+	pthread_mutex_unlock(&h->view);
 	return 0;
 }
 
@@ -356,6 +369,7 @@ static struct host *registry_get(struct registry *r, const char *name)
 	if (!h)
 		goto out;
 	pthread_mutex_init(&h->lock, NULL);
+	pthread_mutex_init(&h->view, NULL);
 	memcpy(h->name, name, len);
 	h->session.worker = -1;
 	size_t k = name_hash(name) & (r->nbuckets - 1);
@@ -373,9 +387,6 @@ static void host_transition(struct registry *r, struct host *h, enum host_state 
                             const char *reason, const char *detail)
 {
 	uint64_t now = util_now_ms();
-	h->state = state;
-	h->since_ms = now;
-	snprintf(h->reason, sizeof h->reason, "%s", reason);
 	const char *st = state == HOST_UP ? "up" : "down";
 	char addr[160], det[600], line[1024];
 	store_csv_field(addr, sizeof addr, h->addr);
@@ -388,13 +399,18 @@ static void host_transition(struct registry *r, struct host *h, enum host_state 
 	store_log_append(r->events, line);
 	log_info("registry", "host %s (%s): %s, %s%s%s", h->name, h->addr, st, reason,
 	         detail ? ": " : "", detail ? detail : "");
-	if (!h->alarms)
-		return;
+	/* The state and the alarms it raises or resolves change at once for
+	 * readers: none sees a host down without its host_down. */
 	struct emit_ctx ctx = {r, h, 0};
-	if (state == HOST_UP)
+	pthread_mutex_lock(&h->view);
+	h->state = state;
+	h->since_ms = now;
+	snprintf(h->reason, sizeof h->reason, "%s", reason);
+	if (h->alarms && state == HOST_UP)
 		alarm_host_up(h->alarms, h->name, now, registry_emit, &ctx);
-	else if (strcmp(reason, "shutdown") != 0)
+	else if (h->alarms && strcmp(reason, "shutdown") != 0)
 		alarm_host_down(h->alarms, h->name, now, reason, registry_emit, &ctx);
+	pthread_mutex_unlock(&h->view);
 }
 
 /* HELLO's system facts in one block; NULL when out of memory. */
@@ -443,8 +459,10 @@ static void host_refuse_twin(struct registry *r, struct host *h, const struct pr
 	h->conflict_ms = now;
 	if (h->alarms) {
 		struct emit_ctx ctx = {r, h, 0};
+		pthread_mutex_lock(&h->view);
 		alarm_server_fire(h->alarms, h->name, ALARM_NAME_CONFLICT, PROTO_LEVEL_WARNING, now,
 		                  out, registry_emit, &ctx);
+		pthread_mutex_unlock(&h->view);
 	}
 }
 
@@ -480,10 +498,14 @@ struct host *registry_attach(struct registry *r, const struct proto_hello *hello
 		*old = h->session;
 		snprintf(detail, sizeof detail, "session from %s replaced by one from %s", h->addr,
 		         addr);
+		pthread_mutex_lock(&h->view);
 		snprintf(h->addr, sizeof h->addr, "%s", addr);
+		pthread_mutex_unlock(&h->view);
 		host_transition(r, h, HOST_UP, "replaced", detail);
 	}
+	pthread_mutex_lock(&h->view);
 	snprintf(h->addr, sizeof h->addr, "%s", addr);
+	pthread_mutex_unlock(&h->view);
 	const char *boot_id = h->facts ? h->facts->boot_id : "";
 	if (boot_id[0] && strcmp(boot_id, hello->boot_id) != 0) {
 		snprintf(detail, sizeof detail, "boot id %s -> %s", boot_id, hello->boot_id);
@@ -491,17 +513,25 @@ struct host *registry_attach(struct registry *r, const struct proto_hello *hello
 	} else if (old->id == 0) {
 		host_transition(r, h, HOST_UP, "connected", NULL);
 	}
+	struct facts *f = facts_new(hello), *old_facts = NULL;
+	pthread_mutex_lock(&h->view);
 	h->session = self;
-	h->attached = 1;
 	h->last_seen_ms = util_now_ms();
-	struct facts *f = facts_new(hello);
 	if (f) {
-		free(h->facts);
+		old_facts = h->facts;
 		h->facts = f;
-	} else {
-		log_err("registry", "host %s: out of memory: system facts not updated", h->name);
 	}
 	h->uptime_s = hello->uptime_s;
+	/* Unknown (0) when the agent gave no uptime, or one past the clock. */
+	uint64_t up_ms = hello->uptime_s * 1000;
+	h->boot_ms = hello->uptime_s && up_ms / 1000 == hello->uptime_s && up_ms < h->last_seen_ms
+	                 ? h->last_seen_ms - up_ms
+	                 : 0;
+	pthread_mutex_unlock(&h->view);
+	free(old_facts);
+	if (!f)
+		log_err("registry", "host %s: out of memory: system facts not updated", h->name);
+	h->attached = 1;
 	h->run_id = hello->run_id;
 	pthread_mutex_unlock(&h->lock);
 	return h;
@@ -512,17 +542,21 @@ void registry_seen(struct registry *r, struct host *h, uint64_t sid)
 {
 	pthread_mutex_lock(&h->lock);
 	if (h->session.id == sid) {
+		pthread_mutex_lock(&h->view);
 		h->last_seen_ms = util_now_ms();
+		pthread_mutex_unlock(&h->view);
 		if (h->state == HOST_DOWN)
 			host_transition(r, h, HOST_UP, "resumed", NULL);
 		if (h->conflict_ms &&
 		    h->last_seen_ms > h->conflict_ms + REGISTRY_CONFLICT_CLEAR_MS) {
 			h->conflict_ms = 0;
 			struct emit_ctx ctx = {r, h, 0};
+			pthread_mutex_lock(&h->view);
 			if (h->alarms)
 				alarm_server_resolve(h->alarms, h->name, ALARM_NAME_CONFLICT,
 				                     h->last_seen_ms, "no second agent for 120 s",
 				                     registry_emit, &ctx);
+			pthread_mutex_unlock(&h->view);
 		}
 	}
 	pthread_mutex_unlock(&h->lock);
@@ -536,8 +570,10 @@ void registry_down(struct registry *r, struct host *h, uint64_t sid, const char 
 		if (h->state == HOST_UP)
 			host_transition(r, h, HOST_DOWN, reason, NULL);
 		if (strcmp(reason, "timeout") != 0) {
+			pthread_mutex_lock(&h->view);
 			h->session.id = 0;
 			h->session.worker = -1;
+			pthread_mutex_unlock(&h->view);
 		}
 	}
 	pthread_mutex_unlock(&h->lock);
@@ -566,6 +602,7 @@ int registry_store(struct registry *r, struct host *h, uint64_t sid, const struc
 		if (r->sync != SYNC_INTERVAL && store_persist(h->store, r->sync == SYNC_BATCH) < 0)
 			rc = -1;
 		struct emit_ctx ctx = {r, h, 0};
+		pthread_mutex_lock(&h->view);
 		for (uint32_t i = 0; i < m->ngroups; i++) {
 			if (latest_set(r->shapes, &h->latest, &m->groups[i]) < 0)
 				log_err("registry", "host %s: out of memory: latest %s dropped",
@@ -574,6 +611,7 @@ int registry_store(struct registry *r, struct host *h, uint64_t sid, const struc
 				alarm_eval_group(h->alarms, rs, h->name, &m->groups[i],
 				                 registry_emit, &ctx);
 		}
+		pthread_mutex_unlock(&h->view);
 	}
 	*retimed = store_take_retimed(h->store);
 done:
@@ -589,6 +627,7 @@ int registry_alarm(struct registry *r, struct host *h, uint64_t sid, const struc
 {
 	int rc = -1;
 	pthread_mutex_lock(&h->lock);
+	pthread_mutex_lock(&h->view);
 	if (h->session.id != sid || !h->alarms)
 		goto out;
 	struct alarm_book *saved = alarm_book_copy(h->alarms);
@@ -603,6 +642,7 @@ int registry_alarm(struct registry *r, struct host *h, uint64_t sid, const struc
 	alarm_book_free(saved);
 	rc = 0;
 out:
+	pthread_mutex_unlock(&h->view);
 	pthread_mutex_unlock(&h->lock);
 	return rc;
 }
@@ -645,10 +685,10 @@ json_t *registry_alarms_json(struct registry *r)
 	json_t *all = json_array();
 	int rc = hosts && all ? 0 : -1;
 	for (size_t i = 0; rc == 0 && i < n; i++) {
-		pthread_mutex_lock(&hosts[i]->lock);
+		pthread_mutex_lock(&hosts[i]->view);
 		if (hosts[i]->alarms)
 			rc = alarm_book_json(hosts[i]->alarms, hosts[i]->name, all);
-		pthread_mutex_unlock(&hosts[i]->lock);
+		pthread_mutex_unlock(&hosts[i]->view);
 	}
 	free(hosts);
 	size_t len = json_array_size(all);
@@ -676,92 +716,77 @@ const char *host_name(const struct host *h)
 	return h->name;
 }
 
-/* One host as JSON, NULL if it cannot be built. MUST hold h->lock. */
-static json_t *host_json(const struct host *h)
+/* The host as readers see it. MUST hold h->view. */
+static void host_view_fill(const struct host *h, struct host_view *v)
 {
 	const struct facts *f = h->facts;
-	return json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:i, s:s, s:s, s:s, s:s, s:s, s:I}",
-	                 "name", h->name, "addr", h->addr, "state",
-	                 h->state == HOST_UP ? "up" : "down", "reason", h->reason, "since",
-	                 (json_int_t)h->since_ms, "last_seen", (json_int_t)h->last_seen_ms,
-	                 "worker", h->session.worker, "version", f ? f->version : "", "os",
-	                 f ? f->os : "", "kernel", f ? f->kernel : "", "model", f ? f->model : "",
-	                 "boot_id", f ? f->boot_id : "", "uptime_s", (json_int_t)h->uptime_s);
+	*v = (struct host_view){
+	    .name = h->name,
+	    .addr = h->addr,
+	    .up = h->state == HOST_UP,
+	    .reason = h->reason,
+	    .since_ms = h->since_ms,
+	    .last_seen_ms = h->last_seen_ms,
+	    .boot_ms = h->boot_ms,
+	    .worker = h->session.worker,
+	    .version = f ? f->version : "",
+	    .os = f ? f->os : "",
+	    .kernel = f ? f->kernel : "",
+	    .model = f ? f->model : "",
+	    .boot_id = f ? f->boot_id : "",
+	    .uptime_s = h->uptime_s,
+	    .latest = h->latest,
+	    .alarms = h->alarms,
+	};
 }
 
-/* One host with a copy of its latest values, read under its lock; NULL
- * if it cannot be built. */
-static json_t *host_json_latest(struct host *h)
+/* Hand the host to fn under its view lock; fn's result. */
+static int host_visit(struct host *h, registry_visit_fn fn, void *arg)
 {
-	pthread_mutex_lock(&h->lock);
-	json_t *o = host_json(h);
-	/* Built anew, so the answer shares nothing a worker changes. */
-	if (o && json_put(o, "latest", latest_json(h->latest)) < 0) {
-		json_decref(o);
-		o = NULL;
-	}
-	pthread_mutex_unlock(&h->lock);
-	if (!o)
-		log_err("registry", "host %s: cannot describe it as JSON", h->name);
-	return o;
+	struct host_view v;
+	pthread_mutex_lock(&h->view);
+	host_view_fill(h, &v);
+	int rc = fn(arg, &v);
+	pthread_mutex_unlock(&h->view);
+	return rc;
 }
 
-/* Order hosts by name. */
-static int cmp_host_json(const void *a, const void *b)
+/* Order host pointers by name (immutable, so no lock). */
+static int cmp_host_name(const void *a, const void *b)
 {
-	const char *na = json_string_value(json_object_get(*(json_t *const *)a, "name"));
-	const char *nb = json_string_value(json_object_get(*(json_t *const *)b, "name"));
-	return strcmp(na, nb);
+	return strcmp((*(struct host *const *)a)->name, (*(struct host *const *)b)->name);
 }
 
-/* Every host, sorted by name, as a JSON array; NULL (logged) if it cannot
- * be built. Host pointers are taken under the registry lock, then each host
- * is read under its own lock, so a host busy writing never holds up
- * registrations. */
-json_t *registry_hosts_json(struct registry *r)
+/* Every listed host, by name, each under its own view lock. */
+int registry_visit(struct registry *r, registry_visit_fn fn, void *arg)
 {
 	size_t n;
 	struct host **hosts = registry_all(r, &n);
-	json_t **all = hosts ? calloc(n ? n : 1, sizeof *all) : NULL;
-	json_t *arr = all ? json_array() : NULL;
-	size_t built = 0;
-	for (; arr && built < n; built++)
-		if (!(all[built] = host_json_latest(hosts[built])))
-			break;
-	free(hosts);
-	if (arr && built == n) {
-		qsort(all, n, sizeof *all, cmp_host_json);
-		for (size_t i = 0; arr && i < n; i++) {
-			if (json_array_append_new(arr, all[i]) < 0) {
-				json_decref(arr);
-				arr = NULL;
-			}
-			all[i] = NULL;
-		}
-	} else {
-		json_decref(arr);
-		arr = NULL;
+	if (!hosts) {
+		log_err("registry", "cannot list the hosts: out of memory");
+		return -1;
 	}
-	for (size_t i = 0; all && i < n; i++)
-		json_decref(all[i]);
-	free(all);
-	if (!arr)
-		log_err("registry", "cannot list the hosts as JSON");
-	return arr;
+	qsort(hosts, n, sizeof *hosts, cmp_host_name);
+	int rc = 0;
+	for (size_t i = 0; rc == 0 && i < n; i++)
+		rc = host_visit(hosts[i], fn, arg);
+	free(hosts);
+	return rc;
 }
 
-/* The named host as JSON, found under the registry lock and read under its
- * own: 0 with *out set, -1 when there is no such host, -2 (logged) when
- * the answer cannot be built. */
-int registry_host_json(struct registry *r, const char *name, json_t **out)
+/* The host called name, found under the registry lock, handed to fn. */
+int registry_visit_host(struct registry *r, const char *name, registry_visit_fn fn, void *arg,
+                        int *rc)
 {
 	pthread_mutex_lock(&r->lock);
 	struct host *h = registry_find(r, name);
 	if (h && h->forgotten)
 		h = NULL;
 	pthread_mutex_unlock(&r->lock);
-	*out = h ? host_json_latest(h) : NULL;
-	return !h ? -1 : *out ? 0 : -2;
+	if (!h)
+		return -1;
+	*rc = host_visit(h, fn, arg);
+	return 0;
 }
 
 /* Where the named host's live session is. */
@@ -772,9 +797,9 @@ int registry_session(struct registry *r, const char *name, struct session_ref *r
 	pthread_mutex_unlock(&r->lock);
 	if (!h)
 		return -1;
-	pthread_mutex_lock(&h->lock);
+	pthread_mutex_lock(&h->view);
 	*ref = h->session;
-	pthread_mutex_unlock(&h->lock);
+	pthread_mutex_unlock(&h->view);
 	return ref->id ? 0 : -2;
 }
 
@@ -797,10 +822,12 @@ int registry_known(struct registry *r, const char *name, uint64_t since_ms, cons
 		return -1;
 	}
 	pthread_mutex_lock(&h->lock);
+	pthread_mutex_lock(&h->view);
 	h->state = HOST_DOWN;
 	h->since_ms = since_ms;
 	h->last_seen_ms = since_ms;
 	snprintf(h->reason, sizeof h->reason, "%s", reason);
+	pthread_mutex_unlock(&h->view);
 	if (!h->alarms && host_open_alarms(r, h) < 0)
 		log_err("registry", "host %s: its alarms cannot be read back", h->name);
 	pthread_mutex_unlock(&h->lock);
@@ -819,7 +846,9 @@ void registry_expect(struct registry *r)
 		pthread_mutex_lock(&h->lock);
 		if (!h->attached && h->alarms) {
 			struct emit_ctx ctx = {r, h, 0};
+			pthread_mutex_lock(&h->view);
 			alarm_host_down(h->alarms, h->name, now, "absent", registry_emit, &ctx);
+			pthread_mutex_unlock(&h->view);
 		}
 		pthread_mutex_unlock(&h->lock);
 	}
@@ -834,11 +863,11 @@ int registry_forget(struct registry *r, const char *name)
 	struct host *h = registry_find(r, name);
 	int rc = -1;
 	if (h && !h->forgotten) {
-		pthread_mutex_lock(&h->lock);
+		pthread_mutex_lock(&h->view);
 		rc = h->session.id != 0 ? -2 : 0;
 		if (rc == 0)
 			h->forgotten = 1;
-		pthread_mutex_unlock(&h->lock);
+		pthread_mutex_unlock(&h->view);
 	}
 	pthread_mutex_unlock(&r->lock);
 	if (rc == 0)
@@ -866,8 +895,10 @@ void registry_storage_cut(struct registry *r, const char *name, uint64_t now_ms,
 	h->storage_cut_ms = now_ms;
 	if (h->alarms) {
 		struct emit_ctx ctx = {r, h, 0};
+		pthread_mutex_lock(&h->view);
 		alarm_server_fire(h->alarms, h->name, ALARM_STORAGE_CUT, PROTO_LEVEL_WARNING,
 		                  now_ms, message, registry_emit, &ctx);
+		pthread_mutex_unlock(&h->view);
 	}
 	pthread_mutex_unlock(&h->lock);
 }
@@ -885,9 +916,11 @@ void registry_storage_settle(struct registry *r, uint64_t now_ms)
 				h->storage_cut_ms = now_ms;
 			} else if (now_ms >= h->storage_cut_ms + REGISTRY_STORAGE_CLEAR_MS) {
 				struct emit_ctx ctx = {r, h, 0};
+				pthread_mutex_lock(&h->view);
 				alarm_server_resolve(h->alarms, h->name, ALARM_STORAGE_CUT, now_ms,
 				                     "no storage cut for a day", registry_emit,
 				                     &ctx);
+				pthread_mutex_unlock(&h->view);
 			}
 		}
 		pthread_mutex_unlock(&h->lock);

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "alarm.h"
+#include "latest.h"
 #include "proto.h"
 
 struct registry;
@@ -93,13 +94,39 @@ int registry_sync(struct registry *r, struct host *h);
 /* Name of the host, for logs. */
 const char *host_name(const struct host *h);
 
-/* JSON array of every host: name, addr, state, since, last_seen, worker,
- * system facts and latest values; NULL (logged) when it cannot be built. */
-json_t *registry_hosts_json(struct registry *r);
+/* A host as readers see it: valid only during the visit's callback. */
+struct host_view {
+	const char *name;
+	const char *addr;
+	int up; /* connected and heard from; 0: down */
+	const char *reason;
+	uint64_t since_ms;     /* in this state since */
+	uint64_t last_seen_ms; /* last frame from it */
+	uint64_t boot_ms;      /* when it booted (HELLO's time less its uptime); 0 unknown */
+	int worker;            /* of its session, -1 none */
+	const char *version;   /* HELLO's facts, "" before the first */
+	const char *os;
+	const char *kernel;
+	const char *model;
+	const char *boot_id;
+	uint64_t uptime_s;               /* as HELLO said */
+	const struct latest *latest;     /* latest values (latest_foreach); NULL: none yet */
+	const struct alarm_book *alarms; /* active alarms (alarm_book_foreach); NULL: none */
+};
 
-/* The host called name as one element of registry_hosts_json in *out: 0,
- * -1 if there is no such host, -2 (logged) if it cannot be built. */
-int registry_host_json(struct registry *r, const char *name, json_t **out);
+/* Called for a host during a visit. It MUST NOT call the registry; a
+ * non-zero result ends the visit. */
+typedef int (*registry_visit_fn)(void *arg, const struct host_view *v);
+
+/* Call fn for every listed host in name order, each under its own view
+ * lock, which store I/O never holds: a visit does not wait for a host's
+ * disk. 0, fn's first non-zero result, or -1 (logged) when out of memory. */
+int registry_visit(struct registry *r, registry_visit_fn fn, void *arg);
+
+/* Call fn for the listed host called name, *rc set to its result: 0, or
+ * -1 when there is no such host. */
+int registry_visit_host(struct registry *r, const char *name, registry_visit_fn fn, void *arg,
+                        int *rc);
 
 /* Know the host called name from the data folder at start, before any
  * session: down since since_ms for reason, its active alarms read back.

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "schema.h"
 #include "util.h"
 
 /* Most fields a row may have: time, instance, count and every field's
@@ -18,14 +19,10 @@
 /* Largest accepted time: 15 digits of milliseconds, past year 30000. */
 #define SERIES_TIME_MAX 999999999999999ull
 
-/* The instance keys of pimon's collectors (disk, net, temp). */
+/* Whether column is a built-in collector's instance key (proto/schema.c). */
 int series_is_inst_key(const char *column)
 {
-	static const char *const keys[] = {"mount", "iface", "zone"};
-	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
-		if (strcmp(column, keys[i]) == 0)
-			return 1;
-	return 0;
+	return schema_is_inst_key(column);
 }
 
 /* Columns of a header: time first, then the instance key if any, then

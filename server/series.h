@@ -68,7 +68,7 @@ struct series_rollup {
 };
 
 /* Non-zero if a header column names instances: the keys pimon's instanced
- * collectors use (mount, iface, zone). */
+ * collectors use (proto/schema.c). */
 int series_is_inst_key(const char *column);
 
 /* Parse a header line. instanced: 1 if the second column is the instance

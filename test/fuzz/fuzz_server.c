@@ -19,6 +19,7 @@
 #include "http_int.h"
 #include "log.h"
 #include "proto.h"
+#include "host_json.h"
 #include "registry.h"
 #include "server.h"
 
@@ -165,7 +166,7 @@ static void check_exposition(struct server *srv)
 /* Render every answer from the registry's state. */
 static void render(struct server *srv, const char *name)
 {
-	json_t *hosts = registry_hosts_json(srv->registry);
+	json_t *hosts = host_json_all(srv->registry);
 	size_t i;
 	json_t *h;
 	json_array_foreach(hosts, i, h)
@@ -176,7 +177,7 @@ static void render(struct server *srv, const char *name)
 	check_json(hosts);
 	if (name) {
 		json_t *one;
-		if (registry_host_json(srv->registry, name, &one) != 0)
+		if (host_json_one(srv->registry, name, &one) != 0)
 			abort();
 		check_json(one);
 	}

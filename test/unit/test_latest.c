@@ -129,9 +129,55 @@ static void test_many_shapes(void)
 	shapes_destroy(s);
 }
 
+/* What latest_foreach gave, as text: "metric/instance/field=value;". */
+struct walk {
+	char text[512];
+	size_t n;
+};
+
+/* Append one value to the walk's text. */
+static void walk_value(void *arg, const struct latest_value *v)
+{
+	struct walk *w = arg;
+	int k = snprintf(w->text + w->n, sizeof w->text - w->n, "%s/%s/%s/%s=%g;", v->metric,
+	                 v->inst_key, v->instance ? v->instance : "-", v->field ? v->field : "-",
+	                 v->field ? v->value : 0.0);
+	if (k > 0 && (size_t)k < sizeof w->text - w->n)
+		w->n += (size_t)k;
+}
+
+/* The typed walk: metrics in the order first seen, rows, then fields in
+ * order, every row of an instanced metric with its instance, NaN as it is. */
+static void test_foreach_order(void)
+{
+	struct shapes *s = shapes_create();
+	struct latest *l = NULL;
+	struct walk w = {"", 0};
+	latest_foreach(l, walk_value, &w);
+	CHECK_STR(w.text, "");
+	double v1[] = {1.5, 2, NAN};
+	struct proto_row cpu_rows[] = {{1, "", v1}};
+	struct proto_group cpu = {"cpu", "", 3, cpu_fields, 1, cpu_rows};
+	double d1[] = {10, 20}, d2[] = {30, 40};
+	struct proto_row disk_rows[] = {{1, "/", d1}, {1, "/boot", d2}};
+	struct proto_group disk = {"disk", "mount", 2, disk_fields, 2, disk_rows};
+	struct proto_group none = {"none", "", 0, NULL, 1, cpu_rows};
+	CHECK(latest_set(s, &l, &disk) == 0);
+	CHECK(latest_set(s, &l, &cpu) == 0);
+	CHECK(latest_set(s, &l, &none) == 0);
+	latest_foreach(l, walk_value, &w);
+	CHECK_STR(w.text,
+	          "disk/mount///used=10;disk/mount///free=20;disk/mount//boot/used=30;"
+	          "disk/mount//boot/free=40;cpu//-/user=1.5;cpu//-/system=2;cpu//-/idle=nan;"
+	          "none//-/-=0;");
+	latest_free(s, l);
+	shapes_destroy(s);
+}
+
 int main(void)
 {
 	test_same_as_json();
+	test_foreach_order();
 	test_shared_shapes();
 	test_many_shapes();
 	return check_report("latest");
