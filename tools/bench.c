@@ -632,7 +632,8 @@ static void agent_open(struct agent *a)
 	struct child *c = a->c;
 	const struct opts *o = c->o;
 	a->state = A_CONNECTING;
-	a->next_seq = 1;
+	a->next_seq = 1; /* a new run on every connection */
+	a->acked = 0;
 	if (getrandom(&a->run_id, sizeof a->run_id, 0) != (ssize_t)sizeof a->run_id)
 		a->run_id = now_us() ^ ((uint64_t)getpid() << 32) ^ a->idx;
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
