@@ -577,7 +577,8 @@ static void agent_read_cb(struct bufferevent *bev, void *arg)
 	struct agent *a = arg;
 	struct evbuffer *in = bufferevent_get_input(bev);
 	const char *err = NULL;
-	while (a->state != A_DEAD) {
+	/* A frame may end the session (BYE): stop once this one is gone. */
+	while (a->bev == bev) {
 		size_t avail = evbuffer_get_length(in);
 		if (avail < PROTO_HEADER_SIZE)
 			return;
