@@ -12,6 +12,7 @@
 #include "auth.h"
 #include "log.h"
 #include "outbox.h"
+#include "peers.h"
 #include "pimon_version.h"
 #include "proto.h"
 #include "rendezvous.h"
@@ -54,6 +55,8 @@ struct link {
 	char addr[PROTO_ADDR_MAX + 1]; /* the one in use, as listed */
 	struct event *return_timer;    /* on a fallback: probe the first choice */
 	struct bufferevent *probe;     /* connecting to the first choice */
+	int learned;                   /* servers from a WELCOME, not agent.server */
+	char dir[4096];                /* this host's spool folder */
 	struct bufferevent *bev;
 	enum link_state state;
 	struct event *retry_timer, *collect_timer, *heartbeat_timer, *stop_timer;
@@ -162,6 +165,19 @@ static int link_same_servers(const struct link *l, const char *const *list, size
 	return 1;
 }
 
+/* The servers the last WELCOME named, if the spool folder keeps them. */
+static void link_load_peers(struct link *l)
+{
+	struct peers p;
+	const char *list[RENDEZVOUS_MAX];
+	if (peers_load(l->dir, &p) != 1)
+		return;
+	for (size_t i = 0; i < p.n; i++)
+		list[i] = p.addr[i];
+	if (link_set_servers(l, list, p.n) == 0)
+		l->learned = 1;
+}
+
 /* Create the link; nothing happens until link_start. */
 struct link *link_create(struct event_base *base, const struct pimon_config *cfg,
                          struct collect *col, const char *name, const struct auth_key *key,
@@ -180,21 +196,21 @@ struct link *link_create(struct event_base *base, const struct pimon_config *cfg
 		free(l);
 		return NULL;
 	}
-	link_select(l, 0);
-	if (cfg->agent.nserver > 1)
-		log_info("link", "%zu servers; first choice for %s: %s", l->nservers, l->name,
-		         l->addr);
 	l->tokens = cfg->agent.catchup_rate;
 	/* One folder per host name, so agents of several names share a machine. */
-	char dir[4096];
-	snprintf(dir, sizeof dir, "%s/%s", cfg->agent.spool_dir, name);
-	l->ob = outbox_create(dir, (size_t)cfg->agent.queue_max, (size_t)cfg->agent.spool_max,
+	snprintf(l->dir, sizeof l->dir, "%s/%s", cfg->agent.spool_dir, name);
+	l->ob = outbox_create(l->dir, (size_t)cfg->agent.queue_max, (size_t)cfg->agent.spool_max,
 	                      random_u64());
 	if (!l->ob) {
 		link_free_servers(l);
 		free(l);
 		return NULL;
 	}
+	link_load_peers(l);
+	link_select(l, 0);
+	if (l->nservers > 1)
+		log_info("link", "%zu servers%s; first choice for %s: %s", l->nservers,
+		         l->learned ? " from the last WELCOME" : "", l->name, l->addr);
 	return l;
 }
 
@@ -300,8 +316,21 @@ static void link_lost(struct link *l, const char *why)
 	/* Fail over down the ranking, the first choice again after the last
 	 * (also from a server the list does not name). */
 	int next = l->nservers > 1 || l->pos >= l->nservers;
-	if (next)
+	if (l->learned && l->attempt >= l->nservers) {
+		/* None of a WELCOME's servers answered since the last stable
+		 * session: back to the configured ones, until one teaches again. */
+		log_warn("link",
+		         "none of the %zu servers from WELCOME answers; back to agent.server",
+		         l->nservers);
+		if (link_set_servers(l, (const char *const *)l->cfg->agent.server,
+		                     l->cfg->agent.nserver) == 0) {
+			l->learned = 0;
+			link_select(l, 0);
+			next = 1;
+		}
+	} else if (next) {
 		link_select(l, l->pos + 1 >= l->nservers ? 0 : l->pos + 1);
+	}
 	log_warn("link", "%s: %s; %s in %.1f s (%zu batches queued)", was, why,
 	         next ? "trying the next server" : "reconnecting", (double)ms / 1000.0,
 	         outbox_batches(l->ob));
@@ -520,13 +549,15 @@ static void link_heartbeat_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 /* WELCOME's peers, when it has them and they differ from the list in use,
- * become the servers this host ranks (kept in memory). */
+ * become the servers this host ranks, kept in the spool folder too. */
 static void link_take_peers(struct link *l, const struct proto_welcome *w)
 {
 	if (w->npeers == 0 || link_same_servers(l, w->peers, w->npeers))
 		return;
 	if (link_set_servers(l, w->peers, w->npeers) < 0)
 		return;
+	l->learned = 1;
+	peers_save(l->dir, w->peers, w->npeers);
 	log_info("link", "%s sent %zu servers; first choice for %s: %s (this is %s)", l->addr,
 	         l->nservers, l->name, l->servers[l->order[0]],
 	         l->pos == 0            ? "it"

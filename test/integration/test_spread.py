@@ -3,7 +3,8 @@ pimon-bench hosts and a few real pimon-agents land where the ranking,
 computed here independently, says; a killed server's hosts move to their
 second choice and come back once it restarts; a fourth server takes about a
 quarter of the hosts and moves none between the old three; a server's
-WELCOME hands its peers to an agent that knows only one address."""
+WELCOME hands its peers to an agent that knows only one address, which
+keeps them across a restart."""
 
 import json
 import os
@@ -241,6 +242,19 @@ def test_welcome_peers_reach_a_bootstrap_agent(env):
     log = agent.log_text()
     check("sent 3 servers; first choice for %s: %s" % (name, first) in log,
           "no peers from WELCOME in the agent's log")
+    saved = open(os.path.join(env.dir, "spool", name, "servers")).read()
+    check(saved == "".join(a + "\n" for a in addrs), "servers file %r" % saved)
+
+    # Restarted with its bootstrap server gone, it still knows the fleet.
+    check(agent.stop() == 0, "agent exit status")
+    servers[0].proc.kill()
+    agent = start_agent(env, name, [addrs[0]])
+    procs = [s.proc for s in servers[1:]] + [agent]
+    wait_spread(servers[1:], {a: ({name} if a == first else set()) for a in addrs[1:]}, procs,
+                "the restarted agent on its first choice")
+    log = agent.log_text()
+    check("3 servers from the last WELCOME; first choice for %s: %s" % (name, first) in log,
+          "the saved list was not used")
     # The list is kept while it stays the same: one WELCOME taught it.
     check(log.count("sent 3 servers") == 1, "the list was taken more than once")
 
