@@ -56,6 +56,7 @@ struct link {
 	struct event *return_timer;    /* on a fallback: probe the first choice */
 	struct bufferevent *probe;     /* connecting to the first choice */
 	int learned;                   /* servers from a WELCOME, not agent.server */
+	size_t learned_fails;          /* of those, failed in a row since a WELCOME */
 	char dir[4096];                /* this host's spool folder */
 	struct bufferevent *bev;
 	enum link_state state;
@@ -313,12 +314,17 @@ static void link_lost(struct link *l, const char *why)
 	l->attempt++;
 	char was[sizeof l->addr];
 	snprintf(was, sizeof was, "%s", l->addr);
+	if (l->learned && l->pos < l->nservers)
+		l->learned_fails++;
 	/* Fail over down the ranking, the first choice again after the last
 	 * (also from a server the list does not name). */
 	int next = l->nservers > 1 || l->pos >= l->nservers;
-	if (l->learned && l->attempt >= l->nservers) {
-		/* None of a WELCOME's servers answered since the last stable
-		 * session: back to the configured ones, until one teaches again. */
+	log_warn("link", "%s: %s; %s in %.1f s (%zu batches queued)", was, why,
+	         next ? "trying the next server" : "reconnecting", (double)ms / 1000.0,
+	         outbox_batches(l->ob));
+	if (l->learned && l->learned_fails >= l->nservers) {
+		/* Every server a WELCOME named failed in a row: back to the
+		 * configured ones, until a WELCOME teaches a list again. */
 		log_warn("link",
 		         "none of the %zu servers from WELCOME answers; back to agent.server",
 		         l->nservers);
@@ -326,14 +332,10 @@ static void link_lost(struct link *l, const char *why)
 		                     l->cfg->agent.nserver) == 0) {
 			l->learned = 0;
 			link_select(l, 0);
-			next = 1;
 		}
 	} else if (next) {
 		link_select(l, l->pos + 1 >= l->nservers ? 0 : l->pos + 1);
 	}
-	log_warn("link", "%s: %s; %s in %.1f s (%zu batches queued)", was, why,
-	         next ? "trying the next server" : "reconnecting", (double)ms / 1000.0,
-	         outbox_batches(l->ob));
 	struct timeval tv = ms_tv(ms);
 	evtimer_add(l->retry_timer, &tv);
 }
@@ -668,6 +670,7 @@ static void handle_welcome(struct link *l, const struct proto_welcome *w)
 	l->heartbeat_ms = w->heartbeat_ms;
 	l->state = LINK_READY;
 	l->ready_ms = util_mono_ms();
+	l->learned_fails = 0;
 	log_info("link",
 	         "connected to %s:%d as %s: every %.1f s, %u collectors, %zu batches to resend",
 	         l->host, l->port, l->name, w->interval_ms / 1000.0, (unsigned)w->nmetrics,

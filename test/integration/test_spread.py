@@ -259,5 +259,22 @@ def test_welcome_peers_reach_a_bootstrap_agent(env):
     check(log.count("sent 3 servers") == 1, "the list was taken more than once")
 
 
+def test_stale_peers_fall_back_to_agent_server(env):
+    # The server names only servers that do not exist.
+    gone = ["127.0.0.1:%d" % free_port() for _ in range(2)]
+    server = Server(env, "s0", peers=gone)
+    server.start()
+    agent = start_agent(env, "stale", [server.addr])
+    wait_spread([server], {server.addr: {"stale"}}, [server.proc, agent], "the agent up")
+    wait_for(lambda: os.path.exists(os.path.join(env.dir, "spool", "stale", "servers")),
+             10 * SLOW, "the saved list", [agent])
+    # Its server gone and back: the learned two fail, agent.server is used.
+    server.proc.kill()
+    wait_for(lambda: "back to agent.server" in agent.log_text(), 20 * SLOW,
+             "the agent giving up on the learned list", [agent])
+    server.start()
+    wait_spread([server], {server.addr: {"stale"}}, [server.proc, agent], "the agent back")
+
+
 if __name__ == "__main__":
     run_tests(globals())
