@@ -13,8 +13,10 @@
 #include "log.h"
 #include "outbox.h"
 #include "schema.h"
+#include "peers.h"
 #include "pimon_version.h"
 #include "proto.h"
+#include "rendezvous.h"
 #include "tls_client.h"
 #include "util.h"
 
@@ -33,6 +35,7 @@ enum link_state {
 	LINK_CHALLENGED, /* connected, waiting for the server's nonce */
 	LINK_HELLO_SENT,
 	LINK_READY,
+	LINK_MOVING, /* BYE sent to a fallback, leaving for the first choice */
 	LINK_STOPPING,
 };
 
@@ -41,9 +44,21 @@ struct link {
 	const struct pimon_config *cfg;
 	struct collect *col;
 	char name[PROTO_NAME_MAX + 1];
-	char host[256]; /* the server in use: agent.server[cur] */
+	char host[256]; /* the server in use: servers[order[pos]] */
 	int port;
-	size_t cur;
+	/* The servers the fleet shares (agent.server, or WELCOME's peers),
+	 * ranked for this host's name; pos is the one in use, nservers when
+	 * it is not in the list (a WELCOME named others). */
+	char *servers[RENDEZVOUS_MAX];
+	size_t nservers;
+	size_t order[RENDEZVOUS_MAX];
+	size_t pos;
+	char addr[PROTO_ADDR_MAX + 1]; /* the one in use, as listed */
+	struct event *return_timer;    /* on a fallback: probe the first choice */
+	struct bufferevent *probe;     /* connecting to the first choice */
+	int learned;                   /* servers from a WELCOME, not agent.server */
+	size_t learned_fails;          /* of those, failed in a row since a WELCOME */
+	char dir[4096];                /* this host's spool folder */
 	struct bufferevent *bev;
 	enum link_state state;
 	struct event *retry_timer, *collect_timer, *heartbeat_timer, *stop_timer;
@@ -87,16 +102,82 @@ static struct timeval ms_tv(uint64_t ms)
 	return tv;
 }
 
-/* Use agent.server[i] from the next connection on. */
-static int link_select(struct link *l, size_t i)
+/* Use the server ranked pos from the next connection on. */
+static void link_select(struct link *l, size_t pos)
 {
-	const char *addr = l->cfg->agent.server[i];
+	const char *addr = l->servers[l->order[pos]];
+	/* Every listed address was split once already (link_set_servers). */
 	if (util_split_hostport(addr, l->host, sizeof l->host, &l->port) < 0)
-		return -1;
-	l->cur = i;
+		return;
+	l->pos = pos;
+	snprintf(l->addr, sizeof l->addr, "%s", addr);
 	snprintf(l->tls_name, sizeof l->tls_name, "%s",
 	         l->cfg->agent.tls_server_name[0] ? l->cfg->agent.tls_server_name : l->host);
+}
+
+/* Free the server list. */
+static void link_free_servers(struct link *l)
+{
+	for (size_t i = 0; i < l->nservers; i++)
+		free(l->servers[i]);
+	l->nservers = 0;
+}
+
+/* Take list (n addresses) as the servers, ranked for this host, and find
+ * the one in use in it; 0, or -1 (logged, nothing changed) when one is not
+ * host:port or memory runs out. */
+static int link_set_servers(struct link *l, const char *const *list, size_t n)
+{
+	char *copy[RENDEZVOUS_MAX];
+	char host[256];
+	int port;
+	if (n == 0 || n > RENDEZVOUS_MAX) {
+		log_err("link", "%zu servers: expected 1..%d", n, RENDEZVOUS_MAX);
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		copy[i] = strdup(list[i]);
+		if (!copy[i] || util_split_hostport(list[i], host, sizeof host, &port) < 0) {
+			log_err("link", "server '%s': %s", list[i],
+			        copy[i] ? "expected host:port" : "out of memory");
+			for (size_t j = 0; j <= i; j++)
+				free(copy[j]);
+			return -1;
+		}
+	}
+	link_free_servers(l);
+	memcpy(l->servers, copy, n * sizeof *copy);
+	l->nservers = n;
+	rendezvous_rank(l->name, (const char *const *)l->servers, n, l->order);
+	l->pos = n;
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(l->servers[l->order[i]], l->addr) == 0)
+			l->pos = i;
 	return 0;
+}
+
+/* Whether list (n addresses) is the server list in use, in its order. */
+static int link_same_servers(const struct link *l, const char *const *list, size_t n)
+{
+	if (n != l->nservers)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(list[i], l->servers[i]) != 0)
+			return 0;
+	return 1;
+}
+
+/* The servers the last WELCOME named, if the spool folder keeps them. */
+static void link_load_peers(struct link *l)
+{
+	struct peers p;
+	const char *list[RENDEZVOUS_MAX];
+	if (peers_load(l->dir, &p) != 1)
+		return;
+	for (size_t i = 0; i < p.n; i++)
+		list[i] = p.addr[i];
+	if (link_set_servers(l, list, p.n) == 0)
+		l->learned = 1;
 }
 
 /* Create the link; nothing happens until link_start. */
@@ -113,24 +194,25 @@ struct link *link_create(struct event_base *base, const struct pimon_config *cfg
 	l->cfg = cfg;
 	l->col = col;
 	snprintf(l->name, sizeof l->name, "%s", name);
-	for (size_t i = cfg->agent.nserver; i-- > 0;) {
-		if (link_select(l, i) < 0) {
-			log_err("link", "agent.server '%s': expected host:port",
-			        cfg->agent.server[i]);
-			free(l);
-			return NULL;
-		}
-	}
-	l->tokens = cfg->agent.catchup_rate;
-	/* One folder per host name, so agents of several names share a machine. */
-	char dir[4096];
-	snprintf(dir, sizeof dir, "%s/%s", cfg->agent.spool_dir, name);
-	l->ob = outbox_create(dir, (size_t)cfg->agent.queue_max, (size_t)cfg->agent.spool_max,
-	                      random_u64());
-	if (!l->ob) {
+	if (link_set_servers(l, (const char *const *)cfg->agent.server, cfg->agent.nserver) < 0) {
 		free(l);
 		return NULL;
 	}
+	l->tokens = cfg->agent.catchup_rate;
+	/* One folder per host name, so agents of several names share a machine. */
+	snprintf(l->dir, sizeof l->dir, "%s/%s", cfg->agent.spool_dir, name);
+	l->ob = outbox_create(l->dir, (size_t)cfg->agent.queue_max, (size_t)cfg->agent.spool_max,
+	                      random_u64());
+	if (!l->ob) {
+		link_free_servers(l);
+		free(l);
+		return NULL;
+	}
+	link_load_peers(l);
+	link_select(l, 0);
+	if (l->nservers > 1)
+		log_info("link", "%zu servers%s; first choice for %s: %s", l->nservers,
+		         l->learned ? " from the last WELCOME" : "", l->name, l->addr);
 	return l;
 }
 
@@ -147,6 +229,12 @@ static void link_drop(struct link *l)
 		evtimer_del(l->pump_timer);
 	if (l->ack_timer)
 		evtimer_del(l->ack_timer);
+	if (l->return_timer)
+		evtimer_del(l->return_timer);
+	if (l->probe) {
+		bufferevent_free(l->probe);
+		l->probe = NULL;
+	}
 	/* Nothing is in flight on the next connection. */
 	if (l->ob)
 		outbox_rewind(l->ob);
@@ -162,11 +250,12 @@ void link_destroy(struct link *l)
 	outbox_destroy(l->ob);
 	struct event *timers[] = {l->retry_timer, l->collect_timer, l->heartbeat_timer,
 	                          l->stop_timer,  l->pump_timer,    l->ack_timer,
-	                          l->spool_timer};
+	                          l->spool_timer, l->return_timer};
 	for (size_t i = 0; i < sizeof timers / sizeof timers[0]; i++)
 		if (timers[i])
 			event_free(timers[i]);
 	proto_buf_free(&l->scratch);
+	link_free_servers(l);
 	free(l);
 }
 
@@ -176,7 +265,7 @@ static uint64_t backoff_ms(struct link *l)
 {
 	double d = l->cfg->agent.reconnect_min * 1000.0;
 	double cap = l->cfg->agent.reconnect_max * 1000.0;
-	for (unsigned i = 0; i < l->attempt / l->cfg->agent.nserver && d < cap; i++)
+	for (unsigned i = 0; i < l->attempt / l->nservers && d < cap; i++)
 		d *= 2;
 	if (d > cap)
 		d = cap;
@@ -185,6 +274,7 @@ static uint64_t backoff_ms(struct link *l)
 }
 
 static void link_connect(struct link *l);
+static void link_return_cb(evutil_socket_t fd, short what, void *arg);
 
 /* Retry timer fired. */
 static void link_retry_cb(evutil_socket_t fd, short what, void *arg)
@@ -223,14 +313,30 @@ static void link_lost(struct link *l, const char *why)
 		evtimer_add(l->spool_timer, &sf);
 	uint64_t ms = backoff_ms(l);
 	l->attempt++;
-	char was[300];
-	snprintf(was, sizeof was, "%s:%d", l->host, l->port);
-	/* Fail over: the next server of the list, the first again after the last. */
-	if (l->cfg->agent.nserver > 1)
-		link_select(l, (l->cur + 1) % l->cfg->agent.nserver);
+	char was[sizeof l->addr];
+	snprintf(was, sizeof was, "%s", l->addr);
+	if (l->learned && l->pos < l->nservers)
+		l->learned_fails++;
+	/* Fail over down the ranking, the first choice again after the last
+	 * (also from a server the list does not name). */
+	int next = l->nservers > 1 || l->pos >= l->nservers;
 	log_warn("link", "%s: %s; %s in %.1f s (%zu batches queued)", was, why,
-	         l->cfg->agent.nserver > 1 ? "trying the next server" : "reconnecting",
-	         (double)ms / 1000.0, outbox_batches(l->ob));
+	         next ? "trying the next server" : "reconnecting", (double)ms / 1000.0,
+	         outbox_batches(l->ob));
+	if (l->learned && l->learned_fails >= l->nservers) {
+		/* Every server a WELCOME named failed in a row: back to the
+		 * configured ones, until a WELCOME teaches a list again. */
+		log_warn("link",
+		         "none of the %zu servers from WELCOME answers; back to agent.server",
+		         l->nservers);
+		if (link_set_servers(l, (const char *const *)l->cfg->agent.server,
+		                     l->cfg->agent.nserver) == 0) {
+			l->learned = 0;
+			link_select(l, 0);
+		}
+	} else if (next) {
+		link_select(l, l->pos + 1 >= l->nservers ? 0 : l->pos + 1);
+	}
 	struct timeval tv = ms_tv(ms);
 	evtimer_add(l->retry_timer, &tv);
 }
@@ -277,6 +383,7 @@ void link_start(struct link *l)
 	l->pump_timer = evtimer_new(l->base, link_pump_cb, l);
 	l->ack_timer = evtimer_new(l->base, link_ack_timeout_cb, l);
 	l->spool_timer = event_new(l->base, -1, EV_PERSIST, link_spool_timer_cb, l);
+	l->return_timer = evtimer_new(l->base, link_return_cb, l);
 	link_connect(l);
 }
 
@@ -289,7 +396,7 @@ static void link_send_hello(struct link *l, const uint8_t nonce[PROTO_NONCE_SIZE
 	collect_sysinfo(l->col, h);
 	h->name = l->name;
 	h->version = PIMON_VERSION;
-	h->caps = PROTO_CAP_POLL;
+	h->caps = PROTO_CAP_POLL | PROTO_CAP_PEERS;
 	h->run_id = outbox_run_id(l->ob);
 	h->auth_len = 0;
 	h->auth = NULL;
@@ -449,6 +556,111 @@ static void link_heartbeat_cb(evutil_socket_t fd, short what, void *arg)
 		link_send(l, &m);
 }
 
+/* WELCOME's peers, when it has them and they differ from the list in use,
+ * become the servers this host ranks, kept in the spool folder too. */
+static void link_take_peers(struct link *l, const struct proto_welcome *w)
+{
+	if (w->npeers == 0 || link_same_servers(l, w->peers, w->npeers))
+		return;
+	if (link_set_servers(l, w->peers, w->npeers) < 0)
+		return;
+	l->learned = 1;
+	peers_save(l->dir, w->peers, w->npeers);
+	log_info("link", "%s sent %zu servers; first choice for %s: %s (this is %s)", l->addr,
+	         l->nservers, l->name, l->servers[l->order[0]],
+	         l->pos == 0            ? "it"
+	         : l->pos < l->nservers ? "a fallback"
+	                                : "not listed");
+}
+
+/* On a server other than the first choice, plan a look at the first
+ * choice after agent.return_delay, jittered by a quarter either way. */
+static void link_arm_return(struct link *l)
+{
+	if (l->pos == 0 || l->state != LINK_READY)
+		return;
+	double d = l->cfg->agent.return_delay * 1000.0;
+	uint64_t ms = (uint64_t)(d * 0.75) + random_u64() % ((uint64_t)(d * 0.5) + 1);
+	struct timeval tv = ms_tv(ms);
+	evtimer_add(l->return_timer, &tv);
+}
+
+/* The session to the fallback is closed (BYE sent, or it broke): connect
+ * to the first choice now. What the fallback did not ack is sent again. */
+static void link_moved(struct link *l)
+{
+	link_drop(l);
+	l->state = LINK_IDLE;
+	l->attempt = 0;
+	link_select(l, 0);
+	link_connect(l);
+}
+
+/* Leaving the fallback: BYE has been written. */
+static void link_move_drained_cb(struct bufferevent *bev, void *arg)
+{
+	struct link *l = arg;
+	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		link_moved(l);
+}
+
+/* Leaving the fallback: it closed or failed before BYE was out. */
+static void link_move_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	link_moved(arg);
+}
+
+/* The probe of the first choice connected (move back to it) or failed
+ * (stay, and look again after the delay). */
+static void link_probe_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct link *l = arg;
+	bufferevent_free(l->probe);
+	l->probe = NULL;
+	if (l->state != LINK_READY)
+		return;
+	const char *first = l->servers[l->order[0]];
+	if (!(what & BEV_EVENT_CONNECTED)) {
+		log_debug("link", "first choice %s still away", first);
+		link_arm_return(l);
+		return;
+	}
+	log_info("link", "first choice %s answers; leaving %s for it (%zu batches queued)", first,
+	         l->addr, outbox_batches(l->ob));
+	struct proto_msg bye = {.type = PROTO_BYE, .u.bye.reason = "returning to first choice"};
+	l->state = LINK_MOVING;
+	bufferevent_setcb(l->bev, NULL, link_move_drained_cb, link_move_event_cb, l);
+	if (link_send(l, &bye) < 0)
+		link_moved(l);
+}
+
+/* The return delay is over: probe the first choice with a TCP connect. */
+static void link_return_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct link *l = arg;
+	char host[256];
+	int port;
+	if (l->state != LINK_READY || l->pos == 0 || l->probe)
+		return;
+	if (util_split_hostport(l->servers[l->order[0]], host, sizeof host, &port) < 0)
+		return;
+	l->probe = bufferevent_socket_new(l->base, -1, BEV_OPT_CLOSE_ON_FREE);
+	if (!l->probe) {
+		log_warn("link", "cannot create a socket to probe %s", l->servers[l->order[0]]);
+		link_arm_return(l);
+		return;
+	}
+	bufferevent_setcb(l->probe, NULL, NULL, link_probe_cb, l);
+	struct timeval tv = {5, 0};
+	bufferevent_set_timeouts(l->probe, &tv, &tv);
+	bufferevent_enable(l->probe, EV_READ | EV_WRITE);
+	if (bufferevent_socket_connect_hostname(l->probe, NULL, AF_UNSPEC, host, port) < 0) {
+		bufferevent_free(l->probe);
+		l->probe = NULL;
+		link_arm_return(l);
+	}
+}
+
 /* WELCOME: take the server's plan, resend what is unacked, start timers. */
 static void handle_welcome(struct link *l, const struct proto_welcome *w)
 {
@@ -457,12 +669,14 @@ static void handle_welcome(struct link *l, const struct proto_welcome *w)
 		return;
 	}
 	collect_select(l->col, w->metrics, w->nmetrics);
+	link_take_peers(l, w);
 	int first = l->interval_ms == 0;
 	int changed = l->interval_ms != w->interval_ms;
 	l->interval_ms = w->interval_ms;
 	l->heartbeat_ms = w->heartbeat_ms;
 	l->state = LINK_READY;
 	l->ready_ms = util_mono_ms();
+	l->learned_fails = 0;
 	log_info("link",
 	         "connected to %s:%d as %s: every %.1f s, %u collectors, %zu batches to resend",
 	         l->host, l->port, l->name, w->interval_ms / 1000.0, (unsigned)w->nmetrics,
@@ -484,6 +698,7 @@ static void handle_welcome(struct link *l, const struct proto_welcome *w)
 		struct timeval iv = ms_tv(w->interval_ms);
 		evtimer_add(l->collect_timer, &iv);
 	}
+	link_arm_return(l);
 	link_pump(l);
 }
 

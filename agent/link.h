@@ -1,6 +1,9 @@
 /* The agent's one session to the server: connect, HELLO, batches at the
  * server's interval, heartbeats, reconnect with capped exponential backoff
- * and jitter that starts over only after a stable session. What waits for
+ * and jitter that starts over only after a stable session. With several
+ * servers (agent.server, or the peers of a WELCOME) it ranks them by
+ * rendezvous hashing of the host's name, uses its first choice, fails over
+ * down the ranking and returns after agent.return_delay. What waits for
  * an ACK (queue, alarms, spool, runs) is the outbox's (outbox.h); the link
  * sends what it hands out and tells it what was acked.
  * Single-threaded: everything runs on the agent's event base. */
@@ -16,7 +19,7 @@
 
 struct link;
 
-/* A link to cfg->agent.server for the host called name, proving key (NULL
+/* A link to cfg->agent.server's ranking for the host called name, proving key (NULL
  * for none) in HELLO, over TLS with tls (NULL for plain TCP); NULL on error. */
 struct link *link_create(struct event_base *base, const struct pimon_config *cfg,
                          struct collect *col, const char *name, const struct auth_key *key,

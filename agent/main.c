@@ -388,8 +388,12 @@ int main(int argc, char **argv)
 	if (!sigterm || !sigint || !sighup || evsignal_add(sigterm, NULL) < 0 ||
 	    evsignal_add(sigint, NULL) < 0 || evsignal_add(sighup, NULL) < 0)
 		log_fatal("main", "cannot install signal handlers");
-	log_notice("main", "pimon-agent %s: host %s, server %s%s", PIMON_VERSION, cfg.agent.name,
-	           cfg.agent.server[0], cfg.agent.nserver > 1 ? " (and others after it)" : "");
+	if (cfg.agent.nserver > 1)
+		log_notice("main", "pimon-agent %s: host %s, %zu servers ranked by name",
+		           PIMON_VERSION, cfg.agent.name, cfg.agent.nserver);
+	else
+		log_notice("main", "pimon-agent %s: host %s, server %s", PIMON_VERSION,
+		           cfg.agent.name, cfg.agent.server[0]);
 	link_start(link);
 	notify_send("READY=1");
 	event_base_dispatch(base);

@@ -14,6 +14,8 @@
 #include <sys/stat.h>
 
 #include "log.h"
+#include "proto.h"
+#include "rendezvous.h"
 #include "util.h"
 
 const char *const config_metric_names[] = {"cpu", "mem",   "disk",  "load", "temp",
@@ -63,14 +65,16 @@ struct key {
 	const char *(*item_check)(void *item); /* rules between an item's keys */
 	const char *def_groups;                /* default, as libconfig text */
 	const char *example;                   /* commented-out lines shown too */
-	int argv;     /* KEY_LIST: a command line, where items may repeat */
-	int one_plus; /* KEY_LIST: one string alone is a list of one; [] is refused */
-	int required; /* a sub key every item must set (also: KEY_STRING
-	               * without def_str, KEY_LIST without def_list) */
+	int argv;         /* KEY_LIST: a command line, where items may repeat */
+	int one_plus;     /* KEY_LIST: one string alone is a list of one; [] is refused */
+	size_t max_items; /* KEY_LIST: items at most; 0 for no bound */
+	int required;     /* a sub key every item must set (also: KEY_STRING
+	                   * without def_str, KEY_LIST without def_list) */
 };
 
 static const char *check_hostport(const char *value);
 static const char *check_hostport_or_empty(const char *value);
+static const char *check_addr(const char *value);
 static const char *check_path(const char *value);
 static const char *check_name_or_empty(const char *value);
 
@@ -332,6 +336,17 @@ static const struct key keys[] = {
             "host's secret instead of the shared one (remove it to revoke one Pi)."),
     KEY_STR("server.log_level", server.log_level, "info", log_level_names, NULL,
             "Most verbose level logged."),
+    {.path = "server.peers",
+     .type = KEY_LIST,
+     .offset = FIELD(server.peers),
+     .count_offset = FIELD(server.npeers),
+     .def_list = no_names,
+     .check = check_addr,
+     .max_items = PROTO_MAX_PEERS,
+     .doc = "Every server of the fleet, \"host:port\" as agents should reach them (up\n"
+            "to 16; the same list, written the same way, on every server): sent in\n"
+            "WELCOME, it replaces each agent's agent.server, so an agent needs one\n"
+            "bootstrap address. [] sends none and agents keep their own list."},
     {.path = "agent.server",
      .type = KEY_LIST,
      .offset = FIELD(agent.server),
@@ -339,9 +354,17 @@ static const struct key keys[] = {
      .def_list = default_servers,
      .check = check_hostport,
      .one_plus = 1,
-     .doc = "Address of pimon-server, \"host:port\" or \"[v6]:port\"; or a list of them.\n"
-            "The agent sticks to the first that answers and, when it goes silent,\n"
-            "fails over to the next, taking its unacknowledged batches along."},
+     .max_items = RENDEZVOUS_MAX,
+     .doc = "Address of pimon-server, \"host:port\" or \"[v6]:port\"; or a list of up\n"
+            "to 16, which the fleet shares: each agent ranks them by rendezvous hashing\n"
+            "of its name with each address, uses its first choice, fails over down its\n"
+            "ranking (taking its unacknowledged batches along) and returns to its first\n"
+            "choice after return_delay. A server's WELCOME may replace the list\n"
+            "(server.peers), so one bootstrap address is enough."},
+    KEY_FLT("agent.return_delay", agent.return_delay, 300.0, 0.5, 86400,
+            "Seconds, jittered by up to a quarter either way, after which an agent\n"
+            "that failed over checks its first choice (a TCP connect) and moves\n"
+            "back when it answers; checked again as long as it does not."),
     KEY_STR("agent.name", agent.name, "", NULL, check_name_or_empty,
             "Name this host reports; \"\" means the machine's host name.\n"
             "Otherwise 1..64 of A-Z a-z 0-9 . _ -, not starting with . or -."),
@@ -485,6 +508,14 @@ static const char *check_hostport(const char *value)
 	if (util_split_hostport(value, host, sizeof host, &port) < 0)
 		return "is not host:port or [v6]:port";
 	return NULL;
+}
+
+/* A server address as WELCOME carries it (proto_addr_valid). */
+static const char *check_addr(const char *value)
+{
+	return proto_addr_valid(value) ? NULL
+	                               : "is not host:port or [v6]:port (port 1..65535, no "
+	                                 "leading zero)";
 }
 
 /* Like check_hostport, but "" (disabled) is accepted too. */
@@ -780,6 +811,8 @@ static int config_load_list(struct load *ld, void *cfg, const struct key *k,
 	size_t n = (size_t)config_setting_length(s);
 	if (k->one_plus && n == 0)
 		return config_fail(ld, s, "%s: expected at least one", k->path);
+	if (k->max_items && n > k->max_items)
+		return config_fail(ld, s, "%s: %zu items, at most %zu", k->path, n, k->max_items);
 	char **list = config_list_alloc(n);
 	for (size_t i = 0; i < n; i++) {
 		const config_setting_t *item = config_setting_get_elem(s, (unsigned)i);

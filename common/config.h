@@ -76,6 +76,8 @@ struct pimon_config {
 		int storage_hour_days;    /* compressed hour months kept, in days */
 		double storage_max_bytes; /* cap on hosts/; 0: 80 % of its file system */
 		char *log_level;
+		char **peers; /* "host:port" sent in WELCOME to agents that ask */
+		size_t npeers;
 	} server;
 	struct {
 		char **server; /* "host:port" of each server, in the order tried */
@@ -85,6 +87,7 @@ struct pimon_config {
 		char *sys_root;
 		double reconnect_min;  /* s, first backoff step */
 		double reconnect_max;  /* s, backoff cap */
+		double return_delay;   /* s before trying the first choice again */
 		int queue_max;         /* unacked batches kept */
 		char *spool_dir;       /* unacked batches on disk */
 		int spool_max;         /* bytes of unacked batches kept */

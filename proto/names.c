@@ -105,6 +105,55 @@ bool proto_host_valid(const char *s)
 	return true;
 }
 
+/* Whether the n bytes at s are a port: 1..65535 in decimal, no leading zero. */
+static bool port_valid(const char *s, size_t n)
+{
+	unsigned long v = 0;
+
+	if (n == 0 || n > 5 || s[0] == '0')
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+		v = v * 10 + (unsigned long)(s[i] - '0');
+	}
+	return v <= 65535;
+}
+
+/* Whether s is a server address: "host:port" or "[v6]:port". */
+bool proto_addr_valid(const char *s)
+{
+	size_t n = strlen(s);
+	const char *colon;
+	size_t hl;
+
+	if (n == 0 || n > PROTO_ADDR_MAX)
+		return false;
+	if (s[0] == '[') {
+		const char *close = strchr(s, ']');
+		if (!close || close[1] != ':' || close == s + 1)
+			return false;
+		for (const char *p = s + 1; p < close; p++)
+			if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f') ||
+			      (*p >= 'A' && *p <= 'F') || *p == ':' || *p == '.'))
+				return false;
+		return port_valid(close + 2, strlen(close + 2));
+	}
+	colon = strchr(s, ':');
+	if (!colon || strchr(colon + 1, ':'))
+		return false;
+	hl = (size_t)(colon - s);
+	if (hl == 0 || hl > 253 || s[0] == '.' || s[0] == '-')
+		return false;
+	for (size_t i = 0; i < hl; i++) {
+		char c = s[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '.' || c == '_' || c == '-'))
+			return false;
+	}
+	return port_valid(colon + 1, n - hl - 1);
+}
+
 /* Whether s is a key (metric, instance key, field or alarm name): 1..32 of a-z 0-9 _. */
 bool proto_key_valid(const char *s)
 {

@@ -51,6 +51,7 @@ enum str_rule {
 	RULE_HOST, /* a host name */
 	RULE_KEY,  /* a key */
 	RULE_KEY0, /* a key, or empty */
+	RULE_ADDR, /* a server address, "host:port" */
 };
 
 /* Format an error message from a va_list into this thread's buffer and return it. */
@@ -135,6 +136,9 @@ static const char *str_rule_check(const char *s, size_t n, enum str_rule rule)
 		return proto_host_valid(s) ? NULL
 		                           : "is an invalid host name (1-64 of A-Z a-z 0-9 . _ -, "
 		                             "not starting with . or -)";
+	case RULE_ADDR:
+		return proto_addr_valid(s) ? NULL
+		                           : "is not a server address (host:port or [v6]:port)";
 	case RULE_KEY0:
 		if (n == 0)
 			return NULL;
@@ -455,6 +459,32 @@ static void dec_hello(struct dec *d, struct proto_hello *h)
 	h->auth_len = dec_bytes(d, PROTO_AUTH_MAX, "auth", &h->auth);
 }
 
+/* WELCOME's optional peers: absent when the payload ends after the
+ * metrics; present, 1..PROTO_MAX_PEERS server addresses. */
+static void dec_peers(struct dec *d, struct proto_welcome *w)
+{
+	const char **peers;
+	const char *peer;
+	unsigned i;
+
+	w->npeers = 0;
+	w->peers = NULL;
+	if (d->err || d->off == d->len)
+		return;
+	w->npeers = dec_u8(d);
+	if (!d->err && (w->npeers == 0 || w->npeers > PROTO_MAX_PEERS))
+		dec_fail(d, "peer count %u is not 1..%u", (unsigned)w->npeers, PROTO_MAX_PEERS);
+	if (!dec_fits(d, w->npeers, 1, "peer"))
+		return;
+	peers = dec_array(d, w->npeers, sizeof *peers, _Alignof(const char *));
+	for (i = 0; i < w->npeers && !d->err; i++) {
+		dec_str(d, 1, PROTO_ADDR_MAX, RULE_ADDR, "peer", &peer);
+		if (peers)
+			peers[i] = peer;
+	}
+	w->peers = peers;
+}
+
 /* WELCOME: the schedule and the collectors the server wants. */
 static void dec_welcome(struct dec *d, struct proto_welcome *w)
 {
@@ -476,6 +506,7 @@ static void dec_welcome(struct dec *d, struct proto_welcome *w)
 			names[i] = name;
 	}
 	w->metrics = names;
+	dec_peers(d, w);
 }
 
 /* The rows of one METRICS group, whose header fields are already in g. */
@@ -889,6 +920,17 @@ static void enc_welcome(struct enc *e, const struct proto_welcome *w)
 	enc_u8(e, w->nmetrics);
 	for (i = 0; i < w->nmetrics && !e->err; i++)
 		enc_str(e, w->metrics[i], 0, PROTO_KEY_MAX, RULE_KEY, "metric name");
+	/* No peers: nothing on the wire, the WELCOME every agent reads. */
+	if (w->npeers == 0 || e->err)
+		return;
+	if (w->npeers > PROTO_MAX_PEERS || !w->peers) {
+		enc_fail(e, "peers: %u is not 1..%u, or missing", (unsigned)w->npeers,
+		         PROTO_MAX_PEERS);
+		return;
+	}
+	enc_u8(e, w->npeers);
+	for (i = 0; i < w->npeers && !e->err; i++)
+		enc_str(e, w->peers[i], 1, PROTO_ADDR_MAX, RULE_ADDR, "peer");
 }
 
 /* One row of a group with nfields values; keyed says the group has an instance key. */

@@ -20,6 +20,8 @@
 #define PROTO_AUTH_MAX    256 /* opaque authentication proof */
 #define PROTO_MAX_FIELDS  32  /* fields per metric group */
 #define PROTO_MAX_METRICS 32  /* metric names in WELCOME */
+#define PROTO_MAX_PEERS   16  /* server addresses in WELCOME */
+#define PROTO_ADDR_MAX    255 /* one server address, "host:port" */
 
 enum proto_type {
 	PROTO_HELLO = 1,
@@ -46,6 +48,8 @@ enum proto_status {
 
 /* Capability bits an agent announces in HELLO. */
 #define PROTO_CAP_POLL (1u << 0)
+/* The agent reads WELCOME's peers: only then may the server send them. */
+#define PROTO_CAP_PEERS (1u << 1)
 
 struct proto_header {
 	uint16_t magic;
@@ -73,6 +77,10 @@ struct proto_welcome {
 	uint32_t heartbeat_ms; /* send HEARTBEAT this often */
 	uint8_t nmetrics;
 	const char *const *metrics; /* names of collectors to run */
+	/* Servers the agent should rank, "host:port" each; 0 (nothing on the
+	 * wire) when the server names none or the agent lacks PROTO_CAP_PEERS. */
+	uint8_t npeers;
+	const char *const *peers;
 };
 
 struct proto_heartbeat {
@@ -202,6 +210,11 @@ size_t proto_text_clean(char *dst, size_t max, const char *src, size_t n);
 
 /* Whether s is a host name: 1..64 of A-Z a-z 0-9 . _ -, not starting with . or -. */
 bool proto_host_valid(const char *s);
+
+/* Whether s is a server address: "host:port" or "[v6]:port", the host
+ * 1..253 of A-Z a-z 0-9 . _ - (or hex digits, '.' and ':' in brackets),
+ * the port 1..65535 without leading zeros; at most PROTO_ADDR_MAX bytes. */
+bool proto_addr_valid(const char *s);
 
 /* Whether s is a key (metric, instance key, field, alarm name): [a-z0-9_]{1,32}. */
 bool proto_key_valid(const char *s);

@@ -379,6 +379,11 @@ static void handle_hello(struct session *s, const struct proto_hello *h)
 	            .metrics = set->metrics,
 	        },
 	};
+	/* Only an agent that reads the peers gets them (PROTOCOL.md, WELCOME). */
+	if (h->caps & PROTO_CAP_PEERS) {
+		welcome.u.welcome.npeers = (uint8_t)cfg->server.npeers;
+		welcome.u.welcome.peers = (const char *const *)cfg->server.peers;
+	}
 	session_send(s, &welcome);
 }
 

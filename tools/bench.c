@@ -2,7 +2,10 @@
  * pimon-server (or to bench/floor.c), spread over forked processes with an
  * event base each, and print what the server sustained: sessions, frames
  * and samples sent and acked per second, ACK latency and errors; with
- * --freeze-after, how long the server took to see frozen hosts down. */
+ * --freeze-after, how long the server took to see frozen hosts down. Given
+ * several servers, each agent ranks them as pimon-agent does (rendezvous.h),
+ * fails over down its ranking and, with --return-delay, goes back to its
+ * first choice. SIGTERM ends the run early, with the figures so far. */
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -21,6 +24,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/resource.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -29,6 +33,7 @@
 #include "auth.h"
 #include "pimon_version.h"
 #include "proto.h"
+#include "rendezvous.h"
 #include "util.h"
 
 /* Batches in flight per agent at most (as the real agent's window). */
@@ -41,10 +46,19 @@
 #define HIST_SUB      (1u << HIST_SUB_BITS)
 #define HIST_BUCKETS  (48u * HIST_SUB)
 
+/* A lost session is opened again (to the next server) after this many
+ * milliseconds, and up to as many more at random. */
+#define BENCH_FAILOVER_MS 250
+
 struct opts {
-	char host[64];
+	char host[64]; /* the first server given, for the report */
 	int port;
 	struct in_addr dst;
+	/* Every server given, as written (the ranking hashes these). */
+	char srv[RENDEZVOUS_MAX][64];
+	struct sockaddr_in srv_sa[RENDEZVOUS_MAX];
+	int nsrv;
+	double return_delay; /* s; 0: stay on a fallback */
 	int agents, procs;
 	double heartbeat, interval, duration, ramp, freeze_after;
 	int freeze_count;
@@ -90,8 +104,11 @@ struct agent {
 	struct child *c;
 	struct bufferevent *bev;
 	struct event *hb, *batch;
-	uint32_t idx; /* global index: name, source address, freeze set */
+	struct event *timer;       /* A_WAIT: reopen; A_READY: probe the first choice */
+	struct bufferevent *probe; /* connecting to the first choice */
+	uint32_t idx;              /* global index: name, source address, freeze set */
 	uint8_t state;
+	uint8_t pos; /* the server in use: its place in this agent's ranking */
 	uint8_t frozen;
 	uint64_t run_id, next_seq, acked;
 	uint64_t sent_us[BENCH_RING];
@@ -324,9 +341,17 @@ static void agent_batch_cb(evutil_socket_t fd, short what, void *arg)
 	agent_send_batch(arg);
 }
 
-/* Drop the agent's connection and timers for good. */
+static void agent_timer_cb(evutil_socket_t fd, short what, void *arg);
+
+/* Drop the agent's connection and timers. */
 static void agent_close(struct agent *a)
 {
+	if (a->timer)
+		event_del(a->timer);
+	if (a->probe) {
+		bufferevent_free(a->probe);
+		a->probe = NULL;
+	}
 	if (a->hb)
 		event_del(a->hb);
 	if (a->batch)
@@ -336,6 +361,98 @@ static void agent_close(struct agent *a)
 		a->bev = NULL;
 	}
 	a->state = A_DEAD;
+}
+
+static void agent_open(struct agent *a);
+
+/* The server ranked pos for agent a (an index into o->srv). */
+static size_t agent_server(const struct agent *a, size_t pos)
+{
+	const struct opts *o = a->c->o;
+	char name[PROTO_NAME_MAX + 1];
+	const char *addrs[RENDEZVOUS_MAX];
+	size_t order[RENDEZVOUS_MAX];
+	snprintf(name, sizeof name, "%s%u", o->prefix, (unsigned)a->idx);
+	for (int i = 0; i < o->nsrv; i++)
+		addrs[i] = o->srv[i];
+	rendezvous_rank(name, addrs, (size_t)o->nsrv, order);
+	return order[pos];
+}
+
+/* Arm the agent's timer ms milliseconds from now. */
+static void agent_timer_in(struct agent *a, uint64_t ms)
+{
+	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+	if (!a->timer)
+		a->timer = evtimer_new(a->c->base, agent_timer_cb, a);
+	if (a->timer)
+		evtimer_add(a->timer, &tv);
+}
+
+/* The session is gone: with one server, for good; with several, open the
+ * next of the ranking soon. */
+static void agent_lost(struct agent *a)
+{
+	agent_close(a);
+	if (a->c->o->nsrv < 2)
+		return;
+	a->pos = (uint8_t)((a->pos + 1) % a->c->o->nsrv);
+	a->state = A_WAIT;
+	agent_timer_in(a, BENCH_FAILOVER_MS + (uint64_t)random() % (BENCH_FAILOVER_MS + 1));
+}
+
+/* On a fallback, look at the first choice again in about --return-delay. */
+static void agent_arm_return(struct agent *a)
+{
+	double d = a->c->o->return_delay * 1000.0;
+	if (a->pos == 0 || d <= 0)
+		return;
+	agent_timer_in(a, (uint64_t)(d * 0.75) + (uint64_t)random() % ((uint64_t)(d * 0.5) + 1));
+}
+
+/* The probe of the first choice connected (move to it) or failed (stay). */
+static void agent_probe_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct agent *a = arg;
+	bufferevent_free(a->probe);
+	a->probe = NULL;
+	if (a->state != A_READY)
+		return;
+	if (!(what & BEV_EVENT_CONNECTED)) {
+		agent_arm_return(a);
+		return;
+	}
+	struct proto_msg bye = {.type = PROTO_BYE, .u.bye.reason = "returning to first choice"};
+	agent_send(a, &bye);
+	/* Out now, before the close drops it (a plain socket takes it at once). */
+	evbuffer_write(bufferevent_get_output(a->bev), bufferevent_getfd(a->bev));
+	agent_close(a);
+	a->pos = 0;
+	agent_open(a);
+}
+
+/* The agent's timer: reopen after a loss, or probe the first choice. */
+static void agent_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct agent *a = arg;
+	if (a->state == A_WAIT) {
+		agent_open(a);
+		return;
+	}
+	if (a->state != A_READY || a->pos == 0 || a->probe)
+		return;
+	const struct sockaddr_in *sa = &a->c->o->srv_sa[agent_server(a, 0)];
+	a->probe = bufferevent_socket_new(a->c->base, -1, BEV_OPT_CLOSE_ON_FREE);
+	if (!a->probe) {
+		agent_arm_return(a);
+		return;
+	}
+	bufferevent_setcb(a->probe, NULL, NULL, agent_probe_cb, a);
+	if (bufferevent_socket_connect(a->probe, (const struct sockaddr *)sa, sizeof *sa) < 0) {
+		bufferevent_free(a->probe);
+		a->probe = NULL;
+		agent_arm_return(a);
+	}
 }
 
 /* Stop sending on this session without closing it. */
@@ -385,12 +502,15 @@ static void agent_ready(struct agent *a)
 		a->frozen = 1;
 		return;
 	}
+	agent_arm_return(a);
 	if (c->hb_tv) {
-		a->hb = event_new(c->base, -1, EV_PERSIST, agent_hb_cb, a);
+		if (!a->hb)
+			a->hb = event_new(c->base, -1, EV_PERSIST, agent_hb_cb, a);
 		event_add(a->hb, c->hb_tv);
 	}
 	if (c->batch_tv) {
-		a->batch = event_new(c->base, -1, EV_PERSIST, agent_batch_cb, a);
+		if (!a->batch)
+			a->batch = event_new(c->base, -1, EV_PERSIST, agent_batch_cb, a);
 		event_add(a->batch, c->batch_tv);
 	} else {
 		for (int i = 0; i < c->o->window; i++)
@@ -444,7 +564,7 @@ static void agent_dispatch(struct agent *a, const struct proto_msg *m)
 		if (c->t.refused++ == 0)
 			fprintf(stderr, "pimon-bench: agent %u: server said goodbye: %s\n",
 			        (unsigned)a->idx, m->u.bye.reason);
-		agent_close(a);
+		agent_lost(a);
 		break;
 	default:
 		break;
@@ -457,7 +577,8 @@ static void agent_read_cb(struct bufferevent *bev, void *arg)
 	struct agent *a = arg;
 	struct evbuffer *in = bufferevent_get_input(bev);
 	const char *err = NULL;
-	while (a->state != A_DEAD) {
+	/* A frame may end the session (BYE): stop once this one is gone. */
+	while (a->bev == bev) {
 		size_t avail = evbuffer_get_length(in);
 		if (avail < PROTO_HEADER_SIZE)
 			return;
@@ -483,7 +604,7 @@ static void agent_read_cb(struct bufferevent *bev, void *arg)
 bad:
 	if (a->c->t.bad_frames++ == 0)
 		fprintf(stderr, "pimon-bench: agent %u: bad frame: %s\n", (unsigned)a->idx, err);
-	agent_close(a);
+	agent_lost(a);
 }
 
 /* Connected, or the connection failed or ended. */
@@ -503,7 +624,7 @@ static void agent_event_cb(struct bufferevent *bev, short what, void *arg)
 		fprintf(stderr, "pimon-bench: agent %u: cannot connect: %s\n", (unsigned)a->idx,
 		        (what & BEV_EVENT_EOF) ? "closed by the server" : strerror(err));
 	}
-	agent_close(a);
+	agent_lost(a);
 }
 
 /* Open the agent's connection from its own loopback source address. */
@@ -512,7 +633,8 @@ static void agent_open(struct agent *a)
 	struct child *c = a->c;
 	const struct opts *o = c->o;
 	a->state = A_CONNECTING;
-	a->next_seq = 1;
+	a->next_seq = 1; /* a new run on every connection */
+	a->acked = 0;
 	if (getrandom(&a->run_id, sizeof a->run_id, 0) != (ssize_t)sizeof a->run_id)
 		a->run_id = now_us() ^ ((uint64_t)getpid() << 32) ^ a->idx;
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -534,9 +656,8 @@ static void agent_open(struct agent *a)
 	}
 	bufferevent_setcb(a->bev, agent_read_cb, NULL, agent_event_cb, a);
 	bufferevent_enable(a->bev, EV_READ | EV_WRITE);
-	struct sockaddr_in dst = {
-	    .sin_family = AF_INET, .sin_port = htons((uint16_t)o->port), .sin_addr = o->dst};
-	if (bufferevent_socket_connect(a->bev, (struct sockaddr *)&dst, sizeof dst) < 0) {
+	const struct sockaddr_in *dst = &o->srv_sa[agent_server(a, a->pos)];
+	if (bufferevent_socket_connect(a->bev, (const struct sockaddr *)dst, sizeof *dst) < 0) {
 		bufferevent_free(a->bev);
 		a->bev = NULL;
 		goto fail;
@@ -546,7 +667,7 @@ fail:
 	if (c->t.connect_failed++ == 0)
 		fprintf(stderr, "pimon-bench: agent %u: cannot open a socket: %s\n",
 		        (unsigned)a->idx, strerror(errno));
-	a->state = A_DEAD;
+	agent_lost(a);
 }
 
 /* Every few milliseconds, open the agents whose turn has come: agent i at
@@ -649,14 +770,27 @@ static int read_all(int fd, void *buf, size_t len)
 	return 0;
 }
 
-/* Sleep until the monotonic time t (microseconds). */
+/* The parent's children, and whether SIGTERM asked to stop early. */
+static pid_t child_pids[BENCH_MAX_PROCS];
+static int nchildren;
+static volatile sig_atomic_t stopping;
+
+/* SIGTERM in the parent: pass it on to the children, stop waiting. */
+static void on_term(int sig)
+{
+	stopping = 1;
+	for (int k = 0; k < nchildren; k++)
+		kill(child_pids[k], SIGTERM);
+}
+
+/* Sleep until the monotonic time t (microseconds), or SIGTERM. */
 static void sleep_until(uint64_t t)
 {
 	uint64_t n = now_us();
 	if (t > n) {
 		struct timespec ts = {(time_t)((t - n) / 1000000u),
 		                      (long)((t - n) % 1000000u) * 1000};
-		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		while (nanosleep(&ts, &ts) < 0 && errno == EINTR && !stopping)
 			;
 	}
 }
@@ -668,6 +802,7 @@ static int child_main(const struct opts *o, int k, uint64_t t0_us, int fd)
 	raise_nofile();
 	signal(SIGPIPE, SIG_IGN);
 	static struct child c;
+	srandom((unsigned)getpid());
 	c.o = o;
 	c.t0_us = t0_us;
 	c.base = event_base_new();
@@ -712,6 +847,12 @@ static int child_main(const struct opts *o, int k, uint64_t t0_us, int fd)
 		c.freeze_timer = evtimer_new(c.base, child_freeze_cb, &c);
 		tv = sec_tv(fmax(0, o->ramp + o->freeze_after - since));
 		evtimer_add(c.freeze_timer, &tv);
+	}
+	/* The parent forwards SIGTERM: end the run now, with a report. */
+	struct event *term = evsignal_new(c.base, SIGTERM, child_end_cb, &c);
+	if (!term || evsignal_add(term, NULL) < 0) {
+		fprintf(stderr, "pimon-bench: cannot handle SIGTERM\n");
+		return 1;
 	}
 	event_base_dispatch(c.base);
 	int rc = write_all(fd, &c.rep, sizeof c.rep) < 0 ? 1 : 0;
@@ -871,7 +1012,12 @@ static void usage(FILE *out)
 	fprintf(
 	    out,
 	    "usage: pimon-bench [options]\n"
-	    "  -s, --server ADDR       server to load, IPv4 host:port (default 127.0.0.1:8080)\n"
+	    "  -s, --server ADDR       server to load, IPv4 host:port (default 127.0.0.1:8080);\n"
+	    "                          repeated (up to 16), each agent ranks them by\n"
+	    "                          rendezvous hashing of its name, as pimon-agent does,\n"
+	    "                          and fails over down its ranking when a session ends\n"
+	    "      --return-delay S    on a fallback, probe the first choice after about S\n"
+	    "                          seconds and move back once it answers (default 0: stay)\n"
 	    "  -n, --agents N          simulated agents (default 100)\n"
 	    "  -P, --procs P           processes sharing them (default: %d agents each)\n"
 	    "      --heartbeat S       seconds between HEARTBEATs, 0 for none (default 1)\n"
@@ -909,6 +1055,35 @@ static double opt_num(const char *name, const char *s, double lo, double hi)
 	return v;
 }
 
+static void opt_addr(const char *name, const char *s, char *host, size_t size, int *port,
+                     struct in_addr *in);
+
+/* Add a server (-s, repeatable; the first replaces the default). */
+static void opt_server(struct opts *o, const char *s)
+{
+	char host[64];
+	int port;
+	struct in_addr in;
+	if (o->nsrv == RENDEZVOUS_MAX) {
+		fprintf(stderr, "pimon-bench: --server: at most %d\n", RENDEZVOUS_MAX);
+		exit(2);
+	}
+	opt_addr("server", s, host, sizeof host, &port, &in);
+	if (strlen(s) >= sizeof o->srv[0]) {
+		fprintf(stderr, "pimon-bench: --server: %s is too long\n", s);
+		exit(2);
+	}
+	if (o->nsrv == 0) {
+		snprintf(o->host, sizeof o->host, "%s", host);
+		o->port = port;
+		o->dst = in;
+	}
+	snprintf(o->srv[o->nsrv], sizeof o->srv[0], "%s", s);
+	o->srv_sa[o->nsrv] = (struct sockaddr_in){
+	    .sin_family = AF_INET, .sin_port = htons((uint16_t)port), .sin_addr = in};
+	o->nsrv++;
+}
+
 /* Split an IPv4 host:port. */
 static void opt_addr(const char *name, const char *s, char *host, size_t size, int *port,
                      struct in_addr *in)
@@ -939,6 +1114,7 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 		O_PER_SOURCE,
 		O_PID,
 		O_JSON,
+		O_RETURN,
 	};
 	static const struct option opts[] = {
 	    {"server", required_argument, NULL, 's'},
@@ -961,6 +1137,7 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 	    {"per-source", required_argument, NULL, O_PER_SOURCE},
 	    {"pid", required_argument, NULL, O_PID},
 	    {"json", no_argument, NULL, O_JSON},
+	    {"return-delay", required_argument, NULL, O_RETURN},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -988,7 +1165,10 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 	while ((c = getopt_long(argc, argv, "s:n:P:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 's':
-			opt_addr("server", optarg, o->host, sizeof o->host, &o->port, &o->dst);
+			opt_server(o, optarg);
+			break;
+		case O_RETURN:
+			o->return_delay = opt_num("return-delay", optarg, 0, 86400);
 			break;
 		case 'n':
 			o->agents = (int)opt_num("agents", optarg, 1, 10000000);
@@ -1077,6 +1257,8 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 		fprintf(stderr, "pimon-bench: --prefix: %s cannot start a host name\n", o->prefix);
 		exit(2);
 	}
+	if (o->nsrv == 0)
+		opt_server(o, "127.0.0.1:8080");
 	if (o->freeze_after >= o->duration) {
 		fprintf(stderr, "pimon-bench: --freeze-after must be less than --duration\n");
 		exit(2);
@@ -1254,6 +1436,10 @@ int main(int argc, char **argv)
 			return 1;
 		}
 		if (pids[k] == 0) {
+			/* A parent killed outright takes its children along. */
+			prctl(PR_SET_PDEATHSIG, SIGKILL);
+			if (getppid() == 1)
+				_exit(1);
 			close(p[0]);
 			for (int i = 0; i < k; i++)
 				close(fds[i]);
@@ -1261,6 +1447,14 @@ int main(int argc, char **argv)
 		}
 		close(p[1]);
 		fds[k] = p[0];
+		child_pids[k] = pids[k];
+		nchildren = k + 1;
+	}
+	struct sigaction sa = {.sa_handler = on_term};
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGTERM, &sa, NULL) < 0) {
+		perror("pimon-bench: sigaction");
+		return 1;
 	}
 	uint64_t wstart = t0 + (uint64_t)(o.ramp * 1e6);
 	uint64_t wend = wstart + (uint64_t)(o.duration * 1e6);
@@ -1277,7 +1471,7 @@ int main(int argc, char **argv)
 		long base = api_hosts_down(&o);
 		/* Poll the cheap count until every frozen host is down or the
 		 * window ends; then read each host's time of going down. */
-		while (now_us() + 200000 < wend) {
+		while (now_us() + 200000 < wend && !stopping) {
 			long down = api_hosts_down(&o);
 			if (base >= 0 && down >= base + o.freeze_count)
 				break;

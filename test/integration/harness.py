@@ -292,6 +292,30 @@ class Env:
             print("  (kept %s)" % self.dir)
 
 
+_M64 = (1 << 64) - 1
+
+
+def _fnv1a(h, data):
+    for b in data:
+        h = ((h ^ b) * 0x100000001b3) & _M64
+    return h
+
+
+def rendezvous_weight(name, addr):
+    """common/rendezvous.c, written again: FNV-1a 64 over name, a 0 byte and
+    addr, then MurmurHash3's fmix64."""
+    h = _fnv1a(0xcbf29ce484222325, name.encode() + b"\0" + addr.encode())
+    for mul in (0xff51afd7ed558ccd, 0xc4ceb9fe1a85ec53):
+        h ^= h >> 33
+        h = (h * mul) & _M64
+    return h ^ (h >> 33)
+
+
+def rendezvous_rank(name, addrs):
+    """addrs best first for host name, as agents and pimon-bench rank them."""
+    return sorted(addrs, key=lambda a: (-rendezvous_weight(name, a), a))
+
+
 def can_connect(port, host="127.0.0.1"):
     try:
         with socket.create_connection((host, port), timeout=1):

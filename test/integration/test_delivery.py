@@ -10,7 +10,8 @@ import threading
 import time
 
 from harness import (SERVER_BIN, SLOW, T_WELCOME, WRAPPER, Proc, TestSkip, can_connect, check,
-                     frame, free_port, hello, read_csv, read_frame, run_tests, wait_for)
+                     frame, free_port, hello, read_csv, read_frame, rendezvous_rank, run_tests,
+                     wait_for)
 
 INTERVAL = 1.0
 # Memory figures mean something only without sanitizers or valgrind.
@@ -135,13 +136,16 @@ def test_failover_to_the_next_server_loses_nothing(env):
     env.procs.append(second)
     wait_for(lambda: can_connect(port2), 15, "the second server", [second])
     env.start_server(interval=INTERVAL, hb_interval=0.5, timeout=3.0)
-    agent = env.start_agent("roamer", extra={"server": ["127.0.0.1:%d" % env.port,
-                                                        "127.0.0.1:%d" % port2]})
-    env.wait_hosts_up(["roamer"])
+    servers = ["127.0.0.1:%d" % env.port, "127.0.0.1:%d" % port2]
+    # A name whose first choice is the server killed below.
+    name = next(n for n in ("roamer%d" % i for i in range(100))
+                if rendezvous_rank(n, servers)[0] == servers[0])
+    agent = env.start_agent(name, extra={"server": servers})
+    env.wait_hosts_up([name])
     time.sleep(4.0)
     env.server.kill()
-    first_dir = env.host_dir("roamer")
-    second_dir = os.path.join(data2, "hosts", "roamer")
+    first_dir = env.host_dir(name)
+    second_dir = os.path.join(data2, "hosts", name)
     wait_for(lambda: os.path.exists(os.path.join(second_dir, "load.csv")), 15,
              "rows on the second server", [second, agent])
     time.sleep(4.0)

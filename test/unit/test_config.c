@@ -457,6 +457,10 @@ static const struct bad_case {
     {"bad_notify_relative.cfg", 5, "server.notify.command: 'mail' must be an absolute path"},
     {"bad_agent_server_empty.cfg", 3, "agent.server: expected at least one"},
     {"bad_agent_server_item.cfg", 3, "agent.server: 'b' is not host:port or [v6]:port"},
+    {"bad_peers_count.cfg", 3, "server.peers: 17 items, at most 16"},
+    {"bad_peers_item.cfg", 4,
+     "server.peers: '10.0.0.2:08080' is not host:port or [v6]:port (port 1..65535, no leading "
+     "zero)"},
 };
 
 /* Each bad file fails with its file, line and message, and leaves the

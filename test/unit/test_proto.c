@@ -348,6 +348,9 @@ static void check_welcome_same(const struct proto_welcome *a, const struct proto
 	CHECK(a->nmetrics == b->nmetrics);
 	for (i = 0; i < a->nmetrics && i < b->nmetrics; i++)
 		CHECK_STR(a->metrics[i], b->metrics[i]);
+	CHECK(a->npeers == b->npeers);
+	for (i = 0; i < a->npeers && i < b->npeers; i++)
+		CHECK_STR(a->peers[i], b->peers[i]);
 }
 
 /* Compare two METRICS groups field by field, doubles bit for bit. */
@@ -552,7 +555,17 @@ static void test_round_trip_at_limits(void)
 	check_round_trip(&m);
 
 	m.type = PROTO_WELCOME;
-	m.u.welcome = (struct proto_welcome){UINT32_MAX, UINT32_MAX, PROTO_MAX_METRICS, names};
+	static char addr[PROTO_ADDR_MAX + 1];
+	static const char *addrs[PROTO_MAX_PEERS];
+	memset(addr, 'a', PROTO_ADDR_MAX - 6);
+	memcpy(addr + PROTO_ADDR_MAX - 6, ":65535", 6);
+	for (i = 0; i < PROTO_MAX_PEERS; i++)
+		addrs[i] = addr;
+	m.u.welcome =
+	    (struct proto_welcome){UINT32_MAX, UINT32_MAX, PROTO_MAX_METRICS, names, 0, NULL};
+	check_round_trip(&m);
+	m.u.welcome.npeers = PROTO_MAX_PEERS;
+	m.u.welcome.peers = addrs;
 	check_round_trip(&m);
 
 	row = (struct proto_row){UINT64_MAX, inst, values};
@@ -708,7 +721,9 @@ static void test_trailing_bytes_are_bad(void)
 		frame_set_length(longer, (uint32_t)(buf.len + 1 - PROTO_HEADER_SIZE));
 		CHECK(decode_copy(longer, buf.len + 1, PROTO_MAX_PAYLOAD, &out, &used) ==
 		      PROTO_BAD);
-		CHECK(err_has("trailing bytes (1 after the last field)"));
+		/* WELCOME's optional peers start with a count, which 0 breaks. */
+		CHECK(err_has(m.type == PROTO_WELCOME ? "peer count 0 is not 1..16"
+		                                      : "trailing bytes (1 after the last field)"));
 		CHECK(out.mem == NULL);
 		free(longer);
 		proto_buf_free(&buf);
@@ -1226,6 +1241,67 @@ static void test_welcome_metric_count(void)
 		CHECK(decode_raw(&r) == (n <= PROTO_MAX_METRICS ? PROTO_OK : PROTO_BAD));
 	}
 	CHECK(err_has("too many metrics"));
+}
+
+/* WELCOME's peers: absent is the old WELCOME, byte for byte; present they
+ * round-trip; a count of 0 or past PROTO_MAX_PEERS, or an entry that is not
+ * host:port, is a bad frame, and the encoder refuses what the decoder would. */
+static void test_welcome_peers(void)
+{
+	static const char *const peers[] = {"10.0.0.1:8080", "pimon-b.lan:8080", "[::1]:9000"};
+	struct proto_buf plain = {0}, with = {0};
+	struct proto_msg m;
+	const char *err;
+	struct raw r;
+	unsigned i, n;
+
+	sample_welcome(&m);
+	CHECK(proto_encode(&m, &plain, &err) == 0);
+	m.u.welcome.npeers = 3;
+	m.u.welcome.peers = peers;
+	check_round_trip(&m);
+	CHECK(proto_encode(&m, &with, &err) == 0);
+	/* The peers are a tail after the metrics: u8 count, then the strings. */
+	CHECK(with.len == plain.len + 1 + (1 + 13) + (1 + 16) + (1 + 10));
+	CHECK(memcmp(with.data + PROTO_HEADER_SIZE, plain.data + PROTO_HEADER_SIZE,
+	             plain.len - PROTO_HEADER_SIZE) == 0);
+	proto_buf_free(&plain);
+	proto_buf_free(&with);
+
+	for (n = 0; n <= PROTO_MAX_PEERS + 1; n++) {
+		raw_begin(&r, PROTO_WELCOME);
+		raw_u32(&r, 10000);
+		raw_u32(&r, 5000);
+		raw_u8(&r, 1);
+		raw_str(&r, "cpu");
+		raw_u8(&r, n);
+		for (i = 0; i < n; i++)
+			raw_str(&r, "127.0.0.1:8080");
+		raw_end(&r);
+		CHECK(decode_raw(&r) == (n >= 1 && n <= PROTO_MAX_PEERS ? PROTO_OK : PROTO_BAD));
+	}
+	CHECK(err_has("peer count 17 is not 1..16"));
+
+	static const char *const bad[] = {"",         "host",   "host:",  "host:0",  "host:65536",
+	                                  "host:080", ":80",    "a:b:80", "[::1]80", "[]:80",
+	                                  "-a:80",    "a b:80", "[zz]:80"};
+	for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		raw_begin(&r, PROTO_WELCOME);
+		raw_u32(&r, 10000);
+		raw_u32(&r, 5000);
+		raw_u8(&r, 0);
+		raw_u8(&r, 1);
+		raw_str(&r, bad[i]);
+		raw_end(&r);
+		CHECK(decode_raw(&r) == PROTO_BAD);
+		sample_welcome(&m);
+		m.u.welcome.npeers = 1;
+		m.u.welcome.peers = &bad[i];
+		struct proto_buf b = {0};
+		CHECK(proto_encode(&m, &b, &err) == -1);
+		proto_buf_free(&b);
+	}
+	CHECK(proto_addr_valid("h:1") && proto_addr_valid("[fe80::1]:65535"));
 }
 
 /* Huge counts with a short payload fail on the count, before anything is allocated. */
@@ -1803,6 +1879,7 @@ int main(void)
 	test_text_fields_are_checked();
 	test_group_shape();
 	test_welcome_metric_count();
+	test_welcome_peers();
 	test_alarm_ranges();
 	test_hostile_counts_are_bad();
 	test_largest_frame();
