@@ -140,7 +140,7 @@ static struct housekeep *hk_make(uint64_t close_delay_ms, int raw, int minute, i
 	    .hour_days = hour,
 	    .max_bytes = max_bytes,
 	};
-	struct housekeep_hooks hooks = {on_cut, on_settle, NULL};
+	struct housekeep_hooks hooks = {on_cut, on_settle, NULL, NULL, NULL};
 	cut_hosts[0] = '\0';
 	cuts = settles = 0;
 	struct housekeep *hk = housekeep_create(data_fd, hosts_fd, &c, &hooks);
