@@ -14,7 +14,9 @@
 #include "housekeep.h"
 #include "http_int.h"
 #include "log.h"
+#include "promname.h"
 #include "registry.h"
+#include "remote_write.h"
 #include "worker.h"
 
 #define METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
@@ -52,6 +54,8 @@ enum {
 #define FAM_STORAGE0      (FAM_WORKER_COUNTER0 + WC_COUNT)
 #define FAM_STORAGE_BYTES (FAM_STORAGE0 + HKC_COUNT)
 #define FAM_STORAGE_LIMIT (FAM_STORAGE_BYTES + 1)
+#define FAM_RW0           (FAM_STORAGE_LIMIT + 1) /* one per enum remote_write_counter */
+#define FAM_RW_LAG        (FAM_RW0 + RWC_COUNT)
 
 /* The page being built. */
 struct page {
@@ -313,6 +317,17 @@ static int page_add_server_families(struct page *p)
 	                    strdup("The cap on hosts/ the last sweep applied (0: none)."), "gauge",
 	                    NULL, NULL) < 0)
 		return -1;
+	for (int c = 0; c < RWC_COUNT; c++) {
+		char *name = family_name("remote_write", remote_write_counter_names[c], "_total");
+		char *help = strdup(remote_write_counter_help[c]);
+		if (page_add_family(p, name, help, "counter", NULL, NULL) < 0)
+			return -1;
+	}
+	if (page_add_family(p, strdup("pimon_remote_write_lag_seconds"),
+	                    strdup("How far behind a remote_write receiver is: now less the time "
+	                           "of the oldest sample it has not accepted (0: caught up)."),
+	                    "gauge", NULL, NULL) < 0)
+		return -1;
 	return 0;
 }
 
@@ -337,35 +352,22 @@ static int page_init(struct page *p)
 	return 0;
 }
 
-/* HELP text of a host metric's family; NULL when out of memory. */
-static char *host_family_help(const char *metric, const char *field)
+/* The family showing a host metric's field (named by promname), created
+ * on first use. NULL when out of memory, or when the name belongs to
+ * another family (a server family, or another metric and field that are
+ * named alike). */
+static struct family *page_host_family(struct page *p, const char *metric, const char *field,
+                                       const struct prom_name *pn)
 {
-	char *help;
-	if (asprintf(&help, "Latest %s %s from each host's agent.", metric, field) < 0)
-		return NULL;
-	return help;
-}
-
-/* The family showing a host metric's field, created on first use. NULL
- * when out of memory, or when the name belongs to another family (a
- * server family, or another metric and field that sanitise alike). */
-static struct family *page_host_family(struct page *p, const char *metric, const char *field)
-{
-	char *name = family_name(metric, field, "");
-	if (!name) {
-		p->failed = 1;
-		return NULL;
-	}
-	json_t *pos = json_object_get(p->index, name);
+	json_t *pos = json_object_get(p->index, pn->family);
 	if (pos) {
-		free(name);
 		struct family *f = &p->fams[json_integer_value(pos)];
 		if (f->metric && strcmp(f->metric, metric) == 0 && strcmp(f->field, field) == 0)
 			return f;
 		p->clashes++;
 		return NULL;
 	}
-	long i = page_add_family(p, name, host_family_help(metric, field), "gauge", metric, field);
+	long i = page_add_family(p, strdup(pn->family), strdup(pn->help), pn->type, metric, field);
 	if (i < 0) {
 		p->failed = 1;
 		return NULL;
@@ -373,35 +375,31 @@ static struct family *page_host_family(struct page *p, const char *metric, const
 	return &p->fams[i];
 }
 
-/* The label naming the instances of a metric that has them. */
-static const char *instance_label(const char *metric)
-{
-	static const char *const labels[][2] = {
-	    {"disk", "mount"},
-	    {"net", "iface"},
-	    {"temp", "zone"},
-	};
-	for (size_t i = 0; i < sizeof labels / sizeof labels[0]; i++)
-		if (strcmp(metric, labels[i][0]) == 0)
-			return labels[i][1];
-	return "instance_name";
-}
-
-/* One latest value as a sample; null (and anything not a number) has none. */
+/* One latest value as a sample; null (and anything not a number) has none,
+ * nor has a field promname does not export. */
 static void page_add_value(struct page *p, const char *host, const char *metric, const char *field,
                            const char *instance, const json_t *v)
 {
-	if (!json_is_number(v))
+	struct prom_name pn;
+	if (!json_is_number(v) || promname_series(metric, field, &pn) < 0)
 		return;
-	struct family *f = page_host_family(p, metric, field);
+	struct family *f = page_host_family(p, metric, field, &pn);
 	if (!f)
 		return;
 	char num[32];
-	format_double(num, sizeof num, json_number_value(v));
-	if (instance)
-		family_sample(f, "host", host, instance_label(metric), instance, num);
-	else
-		family_sample(f, "host", host, NULL, NULL, num);
+	format_double(num, sizeof num, json_number_value(v) * pn.scale);
+	const char *labels[7] = {"host", host};
+	size_t n = 2;
+	if (instance && pn.inst_label) {
+		labels[n++] = pn.inst_label;
+		labels[n++] = instance;
+	}
+	if (pn.extra_name && pn.extra_value) {
+		labels[n++] = pn.extra_name;
+		labels[n++] = pn.extra_value;
+	}
+	labels[n] = NULL;
+	family_sample_labels(f, labels, num);
 }
 
 /* A host's latest values: {metric: {field: v}} or, for metrics with
@@ -519,6 +517,23 @@ static void page_add_storage(struct page *p, const struct server *srv)
 	family_sample_bare(&p->fams[FAM_STORAGE_LIMIT], num);
 }
 
+/* Each remote_write receiver's counters and lag. */
+static void page_add_remote_write(struct page *p, const struct server *srv)
+{
+	char num[32];
+	for (size_t i = 0; i < remote_write_count(srv->remote_write); i++) {
+		const char *name = remote_write_name(srv->remote_write, i);
+		for (int c = 0; c < RWC_COUNT; c++) {
+			format_u64(num, sizeof num,
+			           remote_write_counter(srv->remote_write, i,
+			                                (enum remote_write_counter)c));
+			family_sample(&p->fams[FAM_RW0 + c], "receiver", name, NULL, NULL, num);
+		}
+		format_double(num, sizeof num, remote_write_lag(srv->remote_write, i));
+		family_sample(&p->fams[FAM_RW_LAG], "receiver", name, NULL, NULL, num);
+	}
+}
+
 /* Move every family that has samples into out, after its HELP and TYPE
  * lines. Returns -1 when anything on the page ran out of memory. */
 static int page_assemble(struct page *p, struct text *out)
@@ -565,6 +580,7 @@ static int metrics_render(struct server *srv, struct text *out)
 	json_decref(alarms);
 	page_add_workers(&p, srv);
 	page_add_storage(&p, srv);
+	page_add_remote_write(&p, srv);
 	int rc = page_assemble(&p, out);
 	if (rc < 0)
 		log_err("metrics", "cannot build the /metrics page: out of memory");
