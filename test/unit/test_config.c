@@ -457,6 +457,12 @@ static const struct bad_case {
     {"bad_notify_relative.cfg", 5, "server.notify.command: 'mail' must be an absolute path"},
     {"bad_agent_server_empty.cfg", 3, "agent.server: expected at least one"},
     {"bad_agent_server_item.cfg", 3, "agent.server: 'b' is not host:port or [v6]:port"},
+    {"bad_rw_url.cfg", 4,
+     "server.remote_write[1].url: 'ftp://127.0.0.1:9090/api/v1/write' is not an http:// or "
+     "https:// URL"},
+    {"bad_rw_header.cfg", 5,
+     "server.remote_write[1].headers: 'X-Scope-OrgID t1' is not \"Name: value\""},
+    {"bad_rw_missing_url.cfg", 4, "server.remote_write[1]: 'url' is required"},
 };
 
 /* Each bad file fails with its file, line and message, and leaves the
