@@ -340,6 +340,30 @@ def test_remote_write_exactly_once_across_outage_and_restart(env):
         rcv.close()
 
 
+def test_remote_write_drops_samples_past_max_age(env):
+    rcv = Receiver()
+    try:
+        url = "http://127.0.0.1:%d/api/v1/write" % rcv.port
+        env.start_server(workers=2, extra={"remote_write": [rw_cfg(url, max_age=600.0)]})
+        s = session(env, "rw-c")
+        now = int(time.time() * 1000) - 60_000
+        rows, batches = make_rows(6, 9, now)
+        send_batches(env, s, batches)
+        old = sum(1 for v in rows.values() for t, _ in v if t < now - 600_000)
+        young = sum(1 for v in rows.values() for t, _ in v if t >= now)
+        check(old and young, "rows of both ages")
+        wait_for(lambda: rw_counter(env, "samples_dropped") == old, 30,
+                 "the old samples dropped", [env.server])
+        wait_for(lambda: rw_counter(env, "samples_sent") == young, 30, "the young sent",
+                 [env.server])
+        got = [x for x in rcv.accepted() if not is_stale(x[2])]
+        check(len(got) == young and all(t >= now for _, t, _ in got),
+              "sent %d samples, want %d young ones" % (len(got), young))
+    finally:
+        s.close()
+        rcv.close()
+
+
 # --- the real Prometheus ---
 
 def prom_get(port, path, **params):
