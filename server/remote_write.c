@@ -399,10 +399,10 @@ static int rw_read_state(int hostfd, struct state *st)
 	return rc;
 }
 
-/* List host folder hostfd: the metrics, their committed open lengths and
- * closed files. The open files are opened (by the caller) before this
- * runs, so a length read here is never of a file newer than theirs. 0 or
- * -1. */
+static int rw_list_closed(int hostfd, struct rw_listing *l);
+
+/* List host folder hostfd: the metrics of its commit record and of its
+ * closed files. 0 or -1. */
 static int rw_list_host(struct rw_receiver *r, int hostfd, struct rw_listing *l)
 {
 	int rc = rw_read_state(hostfd, r->st);
@@ -415,6 +415,15 @@ static int rw_list_host(struct rw_receiver *r, int hostfd, struct rw_listing *l)
 				return -1;
 			m->committed = r->st->files[i].size;
 		}
+	return rw_list_closed(hostfd, l);
+}
+
+/* The closed files of host folder hostfd into l, listed afresh (metrics
+ * seen only here added). 0 or -1. */
+static int rw_list_closed(int hostfd, struct rw_listing *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		l->m[i].nms = 0;
 	int fd = openat(hostfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	DIR *d = fd < 0 ? NULL : fdopendir(fd);
 	if (!d) {
@@ -777,15 +786,14 @@ static int rw_take_host(struct rw_receiver *r, const char *name, uint64_t now)
 		return 0;
 	struct rw_listing l = {0};
 	int full = 0;
-	/* Every open file first, then the commit record (rw_list_host). */
 	int openfd[RW_CURSOR_MAX];
 	uint64_t ino[RW_CURSOR_MAX];
 	struct rw_host *h = rw_host_get(r, name, 1);
 	if (!h || rw_list_host(r, hostfd, &l) < 0)
 		goto out;
-	/* The record is read after listing; reopen the open files first and
-	 * read the record again, so each committed length is of a file no
-	 * older than the one opened. */
+	/* Open the open files, then list the closed files and read the record
+	 * again, so each committed length is of a file no older than the one
+	 * opened. */
 	size_t nm = l.n > RW_CURSOR_MAX ? RW_CURSOR_MAX : l.n;
 	for (size_t i = 0; i < nm; i++) {
 		char fname[PROTO_KEY_MAX + 8];
@@ -793,6 +801,14 @@ static int rw_take_host(struct rw_receiver *r, const char *name, uint64_t now)
 		snprintf(fname, sizeof fname, "%s.csv", l.m[i].name);
 		openfd[i] = safefs_file_open(hostfd, fname, O_RDONLY);
 		ino[i] = openfd[i] >= 0 && fstat(openfd[i], &sb) == 0 ? (uint64_t)sb.st_ino : 0;
+	}
+	/* The closed files listed again after the open ones were opened: one
+	 * closed in between is among them, so a cursor finds it by inode. */
+	if (rw_list_closed(hostfd, &l) < 0) {
+		for (size_t i = 0; i < nm; i++)
+			if (openfd[i] >= 0)
+				close(openfd[i]);
+		goto out;
 	}
 	if (rw_read_state(hostfd, r->st) == 0)
 		for (size_t i = 0; i < nm; i++) {

@@ -340,6 +340,52 @@ def test_remote_write_exactly_once_across_outage_and_restart(env):
         rcv.close()
 
 
+def test_remote_write_follows_a_day_close_while_receiver_is_down(env):
+    rcv = Receiver()
+    try:
+        url = "http://127.0.0.1:%d/api/v1/write" % rcv.port
+        extra = {"remote_write": [rw_cfg(url, max_samples_per_send=30)],
+                 "storage": {"sweep_seconds": 1, "close_delay": 0}}
+        env.start_server(workers=2, extra=extra)
+        today = int(time.time() * 1000) // 86400_000 * 86400_000
+        rows1, b1 = make_rows(7, 4, today - 120_000)
+        s = session(env, "rw-d")
+        send_batches(env, s, b1)
+        n1 = sum(len(v) for v in rows1.values())
+        wait_for(lambda: len(rcv.accepted()) >= n1, 30, "yesterday's first rows", [env.server])
+        names = name_map(env, "rw-d", rows1)
+        # Away: more of yesterday, then today's rows close yesterday's files.
+        rcv.down = True
+        rows2, b2 = make_rows(8, 4, today - 60_000)
+        rows3, b3 = make_rows(9, 4, min(today + 1000, int(time.time() * 1000)))
+        send_batches(env, s, b2 + b3, first_seq=5)
+        closed = lambda: glob.glob(os.path.join(env.host_dir("rw-d"), "cpu.*.csv"))
+        check(closed(), "yesterday's cpu file was not closed")
+        # The housekeeper sweeps every second but keeps the closed files.
+        wait_for(lambda: env.api("/api/v1/stats")["storage"]["files_held"] >= 2, 30,
+                 "closed files held", [env.server])
+        check(closed(), "a closed file a receiver needs was compressed")
+        rcv.down = False
+        rows = {}
+        for part in (rows1, rows2, rows3):
+            for k, v in part.items():
+                rows.setdefault(k, []).extend(v)
+        total = sum(len(v) for v in rows.values())
+        fresh = lambda: [x for x in rcv.accepted() if not is_stale(x[2])]
+        wait_for(lambda: len(fresh()) >= total, 60, "every row", [env.server])
+        want = expected_samples("rw-d", rows, names)
+        got = got_by_series(fresh())
+        for k in want:
+            check(sorted(got.get(k, [])) == sorted(want[k]), "%r: %d samples, want %d"
+                  % (k, len(got.get(k, [])), len(want[k])))
+        check(len(fresh()) == total, "%d accepted, %d stored" % (len(fresh()), total))
+        # Now the receiver is past them, the closed files go.
+        wait_for(lambda: not closed(), 30, "the closed files compressed", [env.server])
+    finally:
+        s.close()
+        rcv.close()
+
+
 def test_remote_write_drops_samples_past_max_age(env):
     rcv = Receiver()
     try:
