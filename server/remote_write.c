@@ -104,6 +104,7 @@ struct rw_receiver {
 	struct rw_down *down;   /* guarded by the sender's lock */
 	size_t ndown, capdown;
 	uint64_t backoff_ms;
+	int failing;      /* a request failed and is being retried (logged once) */
 	long retry_after; /* seconds of the last 429's Retry-After, -1: none */
 	char body[256];   /* the start of the last answer, for log lines */
 	size_t bodylen;
@@ -977,23 +978,27 @@ static int rw_on_progress(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut
 	return atomic_load(&r->rw->stopping) ? 1 : 0;
 }
 
-/* POST body: the HTTP status, or 0 on a network error (logged at debug). */
+/* POST body: the HTTP status, or 0 on a network error (its text in r->body). */
 static long rw_post(struct rw_receiver *r, const char *body, size_t len)
 {
 	r->bodylen = 0;
 	r->body[0] = '\0';
 	r->retry_after = -1;
 	CURL *c = r->curl;
-	curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-	curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-	rw_count(r, RWC_requests, 1);
-	CURLcode rc = curl_easy_perform(c);
+	CURLcode rc = curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+	if (rc == CURLE_OK)
+		rc = curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+	if (rc == CURLE_OK) {
+		rw_count(r, RWC_requests, 1);
+		rc = curl_easy_perform(c);
+	}
+	long status = 0;
+	if (rc == CURLE_OK)
+		rc = curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
 	if (rc != CURLE_OK) {
 		snprintf(r->body, sizeof r->body, "%s", curl_easy_strerror(rc));
 		return 0;
 	}
-	long status = 0;
-	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
 	return status;
 }
 
@@ -1027,6 +1032,10 @@ static int rw_send(struct rw_receiver *r, size_t samples, enum remote_write_coun
 		if (status >= 200 && status < 300) {
 			rw_count(r, what, samples);
 			r->backoff_ms = 0;
+			if (r->failing)
+				log_notice("remote_write", "receiver %s: accepting again",
+				           r->cfg->name);
+			r->failing = 0;
 			done = 1;
 			break;
 		}
@@ -1044,6 +1053,12 @@ static int rw_send(struct rw_receiver *r, size_t samples, enum remote_write_coun
 		                    : rw_backoff(r);
 		if (status == 429 && r->retry_after >= 0)
 			r->backoff_ms = 0;
+		if (!r->failing)
+			log_warn("remote_write",
+			         "receiver %s: %s%ld %s: sending again until it is "
+			         "accepted",
+			         r->cfg->name, status ? "HTTP " : "", status, r->body);
+		r->failing = 1;
 		log_debug("remote_write", "receiver %s: %s%ld %s: again in %" PRIu64 " ms",
 		          r->cfg->name, status ? "HTTP " : "", status, r->body, wait);
 		if (rw_sleep(r->rw, wait))
