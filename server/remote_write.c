@@ -457,7 +457,8 @@ static int rw_list_closed(int hostfd, struct rw_listing *l)
 	}
 	closedir(d);
 	for (size_t i = 0; i < l->n; i++)
-		qsort(l->m[i].ms, l->m[i].nms, sizeof(uint64_t), rw_u64_cmp);
+		if (l->m[i].nms)
+			qsort(l->m[i].ms, l->m[i].nms, sizeof(uint64_t), rw_u64_cmp);
 	return 0;
 }
 
@@ -894,7 +895,8 @@ static void rw_build(struct rw_receiver *r, uint64_t now)
 		n++;
 	}
 	closedir(d);
-	qsort(names, n, sizeof *names, rw_name_cmp);
+	if (n)
+		qsort(names, n, sizeof *names, rw_name_cmp);
 	int full = 0;
 	for (size_t i = 0; i < n; i++) {
 		if (!full)
