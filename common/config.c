@@ -129,6 +129,8 @@ static const char *check_metric_path(const char *value);
 static const char *check_pattern(const char *value);
 static const char *check_program(const char *value);
 static const char *check_rule(void *item);
+static const char *check_url(const char *value);
+static const char *check_header(const char *value);
 static const char *check_check(void *item);
 
 #undef FIELD
@@ -167,6 +169,42 @@ static const struct key check_keys[] = {
             "Seconds before the check's process group is killed; it then counts\n"
             "as UNKNOWN."),
 };
+
+#undef FIELD
+#define FIELD(m) offsetof(struct pimon_remote_write, m)
+/* The sub keys of one server.remote_write receiver. */
+static const struct key remote_write_keys[] = {
+    KEY_STR("name", name, NULL, NULL, check_key,
+            "Receiver name: 1..32 of a-z 0-9 _. Unique; its cursors live in\n"
+            "<data_dir>/remote_write/<name>/, so renaming it sends everything again."),
+    KEY_STR("url", url, NULL, NULL, check_url,
+            "Where WriteRequests are POSTed: an http:// or https:// URL, e.g.\n"
+            "\"http://127.0.0.1:9090/api/v1/write\"."),
+    KEY_STR("bearer_token_file", bearer_token_file, "", NULL, NULL,
+            "File whose first line is sent as \"Authorization: Bearer ...\"; \"\" for none."),
+    KEY_STR("basic_auth_username", basic_auth_username, "", NULL, NULL,
+            "User name for HTTP basic auth; \"\" for none."),
+    KEY_STR("basic_auth_password_file", basic_auth_password_file, "", NULL, NULL,
+            "File whose first line is the basic auth password."),
+    KEY_LST("headers", headers, nheaders, no_names, NULL, check_header,
+            "Extra request headers, \"Name: value\" each, e.g. [\"X-Scope-OrgID: t1\"]."),
+    KEY_STR("ca_file", ca_file, "", NULL, NULL,
+            "PEM CA bundle that signed an https receiver; \"\" for the system's."),
+    KEY_STR("job", job, "pimon", NULL, check_key, "Value of the job label of every series."),
+    KEY_INT("max_samples_per_send", max_samples_per_send, 2000, 1, 100000,
+            "Samples in one request at most (a row's samples are never split)."),
+    KEY_FLT("max_age", max_age, 0, 0, 1e9,
+            "Seconds: samples older than this when sent are dropped and counted\n"
+            "rather than sent (a receiver refuses samples too old for it); 0 sends\n"
+            "every sample."),
+    KEY_FLT("timeout", timeout, 30.0, 0.1, 3600, "Seconds one request may take."),
+};
+
+static const char remote_write_example[] =
+    "{ name = \"prometheus\"; url = \"http://127.0.0.1:9090/api/v1/write\"; },\n"
+    "{ name = \"mimir\"; url = \"https://mimir.example:443/api/v1/push\";\n"
+    "  headers = [\"X-Scope-OrgID: pis\"]; basic_auth_username = \"pimon\";\n"
+    "  basic_auth_password_file = \"/etc/pimon/mimir.pass\"; max_age = 3600.0; }";
 
 #undef FIELD
 #define FIELD(m) offsetof(struct pimon_config, m)
@@ -314,6 +352,14 @@ static const struct key keys[] = {
             "Write 2 GiB and more as 5e9 or 5000000000L: libconfig wraps plain\n"
             "integers past 32 bits. With the defaults a host costs about 33 MB,\n"
             "the open day's 5.8 MB of plain CSV included: 10,000 hosts about 330 GB."),
+    KEY_GRP("server.remote_write", server.remote_write, server.nremote_write, remote_write_keys,
+            struct pimon_remote_write, NULL, "", remote_write_example,
+            "Prometheus remote_write receivers (Prometheus, Mimir, Thanos, Cortex,\n"
+            "VictoriaMetrics) fed every stored raw row, each from its own cursor\n"
+            "into the host files, kept across restarts: a receiver that was away\n"
+            "gets what it missed, nothing twice (docs/REMOTE_WRITE.md). Closed\n"
+            "files a receiver still needs are not compressed until it has them,\n"
+            "unless hosts/ is over server.storage.max_bytes."),
     KEY_FLT("server.limits.hello_timeout", server.hello_timeout, 5.0, 0.1, 3600,
             "Seconds a new connection has to send HELLO before it is closed."),
     KEY_INT("server.limits.max_sessions", server.max_sessions, 100000, 1, 10000000,
@@ -586,6 +632,38 @@ static const char *check_rule(void *item)
 	if (above ? r->clear > r->value : r->clear < r->value)
 		return above ? "clear must be at most value for > and >="
 		             : "clear must be at least value for < and <=";
+	return NULL;
+}
+
+/* A receiver's URL: http:// or https://, then a host. */
+static const char *check_url(const char *value)
+{
+	const char *rest = strncmp(value, "http://", 7) == 0    ? value + 7
+	                   : strncmp(value, "https://", 8) == 0 ? value + 8
+	                                                        : NULL;
+	if (!rest)
+		return "is not an http:// or https:// URL";
+	if (!*rest || *rest == '/' || *rest == ':')
+		return "names no host";
+	for (const char *c = value; *c; c++)
+		if ((unsigned char)*c <= ' ' || *c == 0x7f)
+			return "holds a space or a control character";
+	return NULL;
+}
+
+/* A request header: "Name: value", the name a token, no line breaks. */
+static const char *check_header(const char *value)
+{
+	const char *colon = strchr(value, ':');
+	if (!colon || colon == value)
+		return "is not \"Name: value\"";
+	for (const char *c = value; c < colon; c++)
+		if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+		      (*c >= '0' && *c <= '9') || *c == '-' || *c == '_'))
+			return "has a name other than letters, digits, - and _";
+	for (const char *c = colon; *c; c++)
+		if (*c == '\r' || *c == '\n')
+			return "holds a line break";
 	return NULL;
 }
 

@@ -33,6 +33,22 @@ struct pimon_check {
 	double timeout;
 };
 
+/* One Prometheus remote_write receiver (server.remote_write). */
+struct pimon_remote_write {
+	char *name;                /* a key: [a-z0-9_]{1,32}; names its cursors' folder */
+	char *url;                 /* http:// or https:// */
+	char *bearer_token_file;   /* "" for none */
+	char *basic_auth_username; /* "" for none */
+	char *basic_auth_password_file;
+	char **headers; /* "Name: value" sent with every request */
+	size_t nheaders;
+	char *ca_file;            /* "" for the system's CAs */
+	char *job;                /* the job label */
+	int max_samples_per_send; /* samples in one request at most */
+	double max_age;           /* s; older samples are dropped (0: none is) */
+	double timeout;           /* s for one request */
+};
+
 struct pimon_config {
 	char *path; /* file that was loaded, NULL for built-in defaults */
 	struct {
@@ -75,6 +91,8 @@ struct pimon_config {
 		int storage_minute_days;  /* compressed minute days kept */
 		int storage_hour_days;    /* compressed hour months kept, in days */
 		double storage_max_bytes; /* cap on hosts/; 0: 80 % of its file system */
+		struct pimon_remote_write *remote_write; /* receivers fed the stored rows */
+		size_t nremote_write;
 		char *log_level;
 		char **peers; /* "host:port" sent in WELCOME to agents that ask */
 		size_t npeers;

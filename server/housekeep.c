@@ -578,8 +578,23 @@ static void hk_compress_tier(struct housekeep *hk, const char *host, int hostfd,
 	    n ? (tr->closed_dir ? dup(closedfd) : safefs_dir_open(hostfd, tr->seg_dir, 1)) : -1;
 	if (n && segroot < 0)
 		hk_fail(hk, host, "cannot open segment folder", tr->seg_dir, errno);
-	for (size_t i = 0; segroot >= 0 && i < n && !atomic_load(&hk->stopping); i++)
+	uint64_t limit = housekeep_cap(hk);
+	int over = limit && housekeep_bytes(hk) > limit;
+	for (size_t i = 0; segroot >= 0 && i < n && !atomic_load(&hk->stopping); i++) {
+		if (tr == &tiers[TIER_RAW] && hk->hooks.hold &&
+		    hk->hooks.hold(hk->hooks.hold_arg, host, due[i].metric, due[i].ms)) {
+			if (!over) {
+				hk_count(hk, HKC_files_held, 1);
+				continue;
+			}
+			log_warn("housekeep",
+			         "host %s: compressing %s though a remote_write receiver has not "
+			         "sent all of it: hosts/ is over the cap",
+			         host, due[i].name);
+			hk_count(hk, HKC_files_forced, 1);
+		}
 		hk_compress(hk, host, tr, closedfd, segroot, due[i].name, due[i].metric, due[i].ms);
+	}
 	if (segroot >= 0)
 		close(segroot);
 	free(due);

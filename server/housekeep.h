@@ -19,7 +19,11 @@
 	X(segments_aged, "segments deleted: older than their tier keeps")                          \
 	X(segments_capped, "segments deleted to keep hosts/ under server.storage.max_bytes")       \
 	X(bytes_deleted, "bytes of the segments deleted, by age or by the cap")                    \
-	X(errors, "closed files or segments that could not be handled (logged, retried)")
+	X(errors, "closed files or segments that could not be handled (logged, retried)")          \
+	X(files_held, "closed raw files left uncompressed in a sweep: a remote_write receiver "    \
+	              "still needs them")                                                          \
+	X(files_forced, "closed raw files compressed while a remote_write receiver still "         \
+	                "needed them, because hosts/ was over the cap (their rest is not sent)")
 
 enum housekeep_counter {
 #define X(name, help) HKC_##name,
@@ -52,6 +56,12 @@ struct housekeep_hooks {
 	void (*cut)(void *arg, const char *host, uint64_t now_ms, const char *message);
 	void (*settle)(void *arg, uint64_t now_ms);
 	void *arg;
+	/* Non-zero while a reader (a remote_write receiver) has not passed the
+	 * closed raw file <metric>.<ms>.csv of host: it is then compressed only
+	 * when hosts/ was over the cap at the last sweep. Any thread may run it;
+	 * NULL holds nothing. */
+	int (*hold)(void *hold_arg, const char *host, const char *metric, uint64_t ms);
+	void *hold_arg;
 };
 
 /* One part of a closed file: its rows of one UTC day ("YYYY-MM-DD") or

@@ -26,6 +26,7 @@
 #include "rank.h"
 #include "host_json.h"
 #include "registry.h"
+#include "remote_write.h"
 #include "safefs.h"
 #include "series.h"
 #include "tierseries.h"
@@ -850,6 +851,29 @@ static json_t *api_storage(const struct server *srv)
 	return o ? o : json_null();
 }
 
+/* Each remote_write receiver's counters and lag: {name: {...}}; null
+ * when out of memory. */
+static json_t *api_remote_write(const struct server *srv)
+{
+	json_t *o = json_object();
+	for (size_t i = 0; o && i < remote_write_count(srv->remote_write); i++) {
+		json_t *r = json_pack("{s:f}", "lag_s", remote_write_lag(srv->remote_write, i));
+		for (int k = 0; r && k < RWC_COUNT; k++)
+			if (json_put(r, remote_write_counter_names[k],
+			             json_integer((json_int_t)remote_write_counter(
+			                 srv->remote_write, i, (enum remote_write_counter)k))) <
+			    0) {
+				json_decref(r);
+				r = NULL;
+			}
+		if (!r || json_put(o, remote_write_name(srv->remote_write, i), r) < 0) {
+			json_decref(o);
+			o = NULL;
+		}
+	}
+	return o ? o : json_null();
+}
+
 /* GET /api/v1/stats: the server's version, uptime, hosts and the sum of
  * each worker counter. */
 static void api_stats(struct api_call *c)
@@ -884,11 +908,12 @@ static void api_stats(struct api_call *c)
 		sessions += worker_sessions(srv->workers[w]);
 	http_reply_json(
 	    c->req, 200,
-	    json_pack("{s:s, s:I, s:I, s:i, s:{s:I, s:I, s:I}, s:I, s:o, s:o}", "version",
+	    json_pack("{s:s, s:I, s:I, s:i, s:{s:I, s:I, s:I}, s:I, s:o, s:o, s:o}", "version",
 	              PIMON_VERSION, "started", (json_int_t)c->h->srv->started_ms, "uptime_s",
 	              (json_int_t)((util_mono_ms() - c->h->srv->started_mono_ms) / 1000), "workers",
 	              srv->nworkers, "hosts", "total", total, "up", up, "down", total - up,
-	              "sessions", sessions, "counters", counters, "storage", api_storage(srv)));
+	              "sessions", sessions, "counters", counters, "storage", api_storage(srv),
+	              "remote_write", api_remote_write(srv)));
 }
 
 /* GET /api/v1/workers: sessions and counters of each worker. */

@@ -19,6 +19,7 @@
 #include "log.h"
 #include "promname.h"
 #include "registry.h"
+#include "remote_write.h"
 #include "util.h"
 #include "worker.h"
 
@@ -60,6 +61,8 @@ enum {
 #define FAM_STORAGE0      (FAM_WORKER_COUNTER0 + WC_COUNT)
 #define FAM_STORAGE_BYTES (FAM_STORAGE0 + HKC_COUNT)
 #define FAM_STORAGE_LIMIT (FAM_STORAGE_BYTES + 1)
+#define FAM_RW0           (FAM_STORAGE_LIMIT + 1) /* one per enum remote_write_counter */
+#define FAM_RW_LAG        (FAM_RW0 + RWC_COUNT)
 
 /* How one host metric's field is shown: its family (-1: not exported)
  * and what promname_series said of its labels and scale. */
@@ -316,6 +319,17 @@ static int page_add_server_families(struct page *p)
 	                    strdup("The cap on hosts/ the last sweep applied (0: none)."), "gauge",
 	                    NULL, NULL) < 0)
 		return -1;
+	for (int c = 0; c < RWC_COUNT; c++) {
+		char *name = family_name("remote_write", remote_write_counter_names[c], "_total");
+		char *help = strdup(remote_write_counter_help[c]);
+		if (page_add_family(p, name, help, "counter", NULL, NULL) < 0)
+			return -1;
+	}
+	if (page_add_family(p, strdup("pimon_remote_write_lag_seconds"),
+	                    strdup("How far behind a remote_write receiver is: now less the time "
+	                           "of the oldest sample it has not accepted (0: caught up)."),
+	                    "gauge", NULL, NULL) < 0)
+		return -1;
 	return 0;
 }
 
@@ -519,6 +533,23 @@ static void page_add_storage(struct page *p, const struct server *srv)
 	family_sample_bare(&p->fams[FAM_STORAGE_LIMIT], num);
 }
 
+/* Each remote_write receiver's counters and lag. */
+static void page_add_remote_write(struct page *p, const struct server *srv)
+{
+	char num[32];
+	for (size_t i = 0; i < remote_write_count(srv->remote_write); i++) {
+		const char *name = remote_write_name(srv->remote_write, i);
+		for (int c = 0; c < RWC_COUNT; c++) {
+			format_u64(num, sizeof num,
+			           remote_write_counter(srv->remote_write, i,
+			                                (enum remote_write_counter)c));
+			family_sample(&p->fams[FAM_RW0 + c], "receiver", name, NULL, NULL, num);
+		}
+		format_double(num, sizeof num, remote_write_lag(srv->remote_write, i));
+		family_sample(&p->fams[FAM_RW_LAG], "receiver", name, NULL, NULL, num);
+	}
+}
+
 /* Move every family that has samples into out, after its HELP and TYPE
  * lines. Returns -1 when anything on the page ran out of memory. */
 static int page_assemble(struct page *p, struct text *out)
@@ -554,6 +585,7 @@ static int metrics_render(struct server *srv, struct text *out)
 	page_add_hosts(&p, srv->registry);
 	page_add_workers(&p, srv);
 	page_add_storage(&p, srv);
+	page_add_remote_write(&p, srv);
 	int rc = page_assemble(&p, out);
 	if (rc < 0)
 		log_err("metrics", "cannot build the /metrics page: out of memory");

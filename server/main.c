@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alarm.h"
 #include "config.h"
 #include "fleet.h"
 #include "housekeep.h"
@@ -20,6 +21,7 @@
 #include "notify.h"
 #include "pimon_version.h"
 #include "registry.h"
+#include "remote_write.h"
 #include "server.h"
 #include "tls.h"
 #include "util.h"
@@ -96,8 +98,15 @@ static void on_storage_settle(void *arg, uint64_t now_ms)
 	registry_storage_settle(arg, now_ms);
 }
 
+/* Whether a remote_write receiver still needs a closed raw file. */
+static int on_storage_hold(void *arg, const char *host, const char *metric, uint64_t ms)
+{
+	return remote_write_holds(arg, host, metric, ms);
+}
+
 /* Start the storage housekeeper on the registry's folders; fatal if not. */
-static struct housekeep *start_housekeep(const struct pimon_config *cfg, struct registry *reg)
+static struct housekeep *start_housekeep(const struct pimon_config *cfg, struct registry *reg,
+                                         struct remote_write *rw)
 {
 	const struct housekeep_config hc = {
 	    .sweep_ms = (uint64_t)cfg->server.storage_sweep * 1000,
@@ -107,7 +116,8 @@ static struct housekeep *start_housekeep(const struct pimon_config *cfg, struct 
 	    .hour_days = cfg->server.storage_hour_days,
 	    .max_bytes = (uint64_t)cfg->server.storage_max_bytes,
 	};
-	const struct housekeep_hooks hooks = {on_storage_cut, on_storage_settle, reg};
+	const struct housekeep_hooks hooks = {on_storage_cut, on_storage_settle, reg,
+	                                      remote_write_count(rw) ? on_storage_hold : NULL, rw};
 	struct housekeep *hk =
 	    housekeep_create(registry_data_fd(reg), registry_hosts_fd(reg), &hc, &hooks);
 	if (!hk || housekeep_start(hk) < 0)
@@ -115,10 +125,14 @@ static struct housekeep *start_housekeep(const struct pimon_config *cfg, struct 
 	return hk;
 }
 
-/* Hand an alarm event to the notifier. */
+/* Hand an alarm event to the notifier; a host going down to the
+ * remote_write receivers too (its stale markers). */
 static void notify_alarm(void *arg, const struct alarm_event *ev)
 {
-	notifier_submit(arg, ev);
+	struct server *srv = arg;
+	notifier_submit(srv->notifier, ev);
+	if (ev->firing && strcmp(ev->name, ALARM_HOST_DOWN) == 0 && srv->remote_write)
+		remote_write_host_down(srv->remote_write, ev->host, ev->time_ms);
 }
 
 int main(int argc, char **argv)
@@ -257,8 +271,14 @@ int main(int argc, char **argv)
 	srv.notifier = notifier_create(base, &cfg);
 	if (!srv.rules || !srv.notifier)
 		log_fatal("main", "cannot set up the alarm rules and notifier");
-	registry_set_notify(srv.registry, notify_alarm, srv.notifier);
-	srv.housekeep = start_housekeep(&cfg, srv.registry);
+	registry_set_notify(srv.registry, notify_alarm, &srv);
+	srv.remote_write = remote_write_create(&cfg, registry_data_fd(srv.registry),
+	                                       registry_hosts_fd(srv.registry));
+	if (!srv.remote_write)
+		log_fatal("main", "cannot set up server.remote_write");
+	srv.housekeep = start_housekeep(&cfg, srv.registry, srv.remote_write);
+	if (remote_write_start(srv.remote_write) < 0)
+		log_fatal("main", "cannot start the remote_write sender");
 	log_info("main", "%zu alarm rules; notify command: %s", ruleset_count(rules),
 	         cfg.server.nnotify_command ? cfg.server.notify_command[0] : "none");
 	workers_start(&srv);
@@ -297,6 +317,8 @@ int main(int argc, char **argv)
 	workers_stop(&srv);
 	housekeep_stop(srv.housekeep);
 	housekeep_destroy(srv.housekeep);
+	remote_write_stop(srv.remote_write);
+	remote_write_destroy(srv.remote_write);
 	notifier_destroy(srv.notifier);
 	rules_holder_destroy(srv.rules);
 	registry_destroy(srv.registry);

@@ -13,6 +13,7 @@ struct worker;
 struct rules_holder;
 struct notifier;
 struct housekeep;
+struct remote_write;
 
 struct server {
 	const struct pimon_config *cfg;
@@ -30,6 +31,7 @@ struct server {
 	struct rules_holder *rules;        /* alarm rules in force */
 	struct notifier *notifier;         /* runs server.notify.command */
 	struct housekeep *housekeep;       /* compresses and expires stored data */
+	struct remote_write *remote_write; /* feeds server.remote_write receivers */
 };
 
 #endif

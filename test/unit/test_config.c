@@ -461,6 +461,12 @@ static const struct bad_case {
     {"bad_peers_item.cfg", 4,
      "server.peers: '10.0.0.2:08080' is not host:port or [v6]:port (port 1..65535, no leading "
      "zero)"},
+    {"bad_rw_url.cfg", 4,
+     "server.remote_write[1].url: 'ftp://127.0.0.1:9090/api/v1/write' is not an http:// or "
+     "https:// URL"},
+    {"bad_rw_header.cfg", 5,
+     "server.remote_write[1].headers: 'X-Scope-OrgID t1' is not \"Name: value\""},
+    {"bad_rw_missing_url.cfg", 4, "server.remote_write[1]: 'url' is required"},
 };
 
 /* Each bad file fails with its file, line and message, and leaves the

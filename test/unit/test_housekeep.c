@@ -128,6 +128,15 @@ static void on_settle(void *arg, uint64_t now_ms)
 	settles++;
 }
 
+/* What the hold hook holds: closed raw files of this metric. */
+static const char *held_metric;
+
+/* A reader still needs host's closed raw file (metric, ms). */
+static int on_hold(void *arg, const char *host, const char *metric, uint64_t ms)
+{
+	return held_metric && strcmp(metric, held_metric) == 0;
+}
+
 /* A housekeeper with these settings and hooks counting into the above. */
 static struct housekeep *hk_make(uint64_t close_delay_ms, int raw, int minute, int hour,
                                  uint64_t max_bytes)
@@ -140,7 +149,8 @@ static struct housekeep *hk_make(uint64_t close_delay_ms, int raw, int minute, i
 	    .hour_days = hour,
 	    .max_bytes = max_bytes,
 	};
-	struct housekeep_hooks hooks = {on_cut, on_settle, NULL};
+	struct housekeep_hooks hooks = {on_cut, on_settle, NULL, held_metric ? on_hold : NULL,
+	                                NULL};
 	cut_hosts[0] = '\0';
 	cuts = settles = 0;
 	struct housekeep *hk = housekeep_create(data_fd, hosts_fd, &c, &hooks);
@@ -502,6 +512,38 @@ static void test_links_not_followed(void)
 	data_remove();
 }
 
+/* A closed raw file a reader holds stays uncompressed (counted), its
+ * minute file does not; once hosts/ is over the cap it is compressed
+ * anyway (counted). */
+static void test_hold(void)
+{
+	data_make();
+	uint64_t ms = D0 + DAY;
+	char csv[128], raw[128], m1[128];
+	snprintf(csv, sizeof csv, "time,v\n%" PRIu64 ",1\n", D0 + 10);
+	snprintf(raw, sizeof raw, "h1/cpu.%" PRIu64 ".csv", ms);
+	snprintf(m1, sizeof m1, "h1/1m/cpu.%" PRIu64 ".csv", ms);
+	put(raw, csv);
+	put(m1, csv);
+	put("h1/mem.csv", "time,v\n");
+	held_metric = "cpu";
+	struct housekeep *hk = hk_make(0, 14, 30, 400, 1ull << 40);
+	housekeep_sweep(hk, ms);
+	CHECK(exists(raw) && !exists(m1));
+	CHECK(housekeep_counter(hk, HKC_files_held) == 1);
+	CHECK(housekeep_counter(hk, HKC_files_forced) == 0);
+	housekeep_destroy(hk);
+	hk = hk_make(0, 14, 30, 400, 10);
+	housekeep_sweep(hk, ms); /* learns that hosts/ is over the cap */
+	CHECK(exists(raw));
+	housekeep_sweep(hk, ms);
+	CHECK(!exists(raw));
+	CHECK(housekeep_counter(hk, HKC_files_forced) == 1);
+	housekeep_destroy(hk);
+	held_metric = NULL;
+	data_remove();
+}
+
 int main(void)
 {
 	test_split_by_day();
@@ -513,5 +555,6 @@ int main(void)
 	test_age_retention();
 	test_cap_order();
 	test_links_not_followed();
+	test_hold();
 	return check_report("housekeep");
 }

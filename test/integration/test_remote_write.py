@@ -1,0 +1,578 @@
+"""Prometheus remote_write from the stored rows: a scripted receiver here
+(500, 429 with Retry-After, 400; headers, label order, time order, stale
+markers, every row once across an outage and a server restart), and a real
+Prometheus whose TSDB must hold exactly what the CSV files hold."""
+
+import glob
+import http.server
+import math
+import os
+import shutil
+import signal
+import socket
+import struct
+import sys
+import threading
+import time
+import urllib.parse
+import urllib.request
+import json
+
+from harness import (SLOW, T_ACK, Proc, TestFailure, TestSkip, check, free_port, hello,
+                     metrics_frame, read_frame, run_tests, session, wait_for)
+
+PROMETHEUS = shutil.which("prometheus")
+STALE_BITS = 0x7FF0000000000002
+
+
+def pb_modules():
+    """snappy and the WriteRequest class, built from a descriptor made here
+    (Debian's python3-protobuf and python3-snappy; no protoc needed)."""
+    try:
+        import snappy
+        from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+    except ImportError:
+        sys.path.append("/usr/lib/python3/dist-packages")
+        try:
+            import snappy
+            from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+        except ImportError as e:
+            raise TestSkip("python3-protobuf and python3-snappy are needed: %s" % e)
+    F = descriptor_pb2.FieldDescriptorProto
+    fd = descriptor_pb2.FileDescriptorProto(name="rw_test.proto", package="prometheus",
+                                            syntax="proto3")
+
+    def msg(name, fields):
+        m = fd.message_type.add(name=name)
+        for num, (fname, ftype, label, tname) in enumerate(fields, 1):
+            f = m.field.add(name=fname, number=num, type=ftype, label=label)
+            if tname:
+                f.type_name = ".prometheus." + tname
+
+    rep, opt = F.LABEL_REPEATED, F.LABEL_OPTIONAL
+    msg("WriteRequest", [("timeseries", F.TYPE_MESSAGE, rep, "TimeSeries")])
+    msg("TimeSeries", [("labels", F.TYPE_MESSAGE, rep, "Label"),
+                       ("samples", F.TYPE_MESSAGE, rep, "Sample")])
+    msg("Label", [("name", F.TYPE_STRING, opt, None), ("value", F.TYPE_STRING, opt, None)])
+    msg("Sample", [("value", F.TYPE_DOUBLE, opt, None), ("timestamp", F.TYPE_INT64, opt, None)])
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(fd)
+    desc = pool.FindMessageTypeByName("prometheus.WriteRequest")
+    if hasattr(message_factory, "GetMessageClass"):
+        cls = message_factory.GetMessageClass(desc)
+    else:
+        cls = message_factory.MessageFactory(pool).GetPrototype(desc)
+    return snappy, cls
+
+
+class Receiver:
+    """A remote_write endpoint: answers from a script (then 200), records
+    every request: (time, status given, headers, [(labels tuple, [(t, v)])])."""
+
+    def __init__(self, port=None):
+        self.snappy, self.cls = pb_modules()
+        self.script = []  # (status, headers) to answer, in turn
+        self.down = False  # answer 503 to everything while set
+        self.requests = []
+        self.lock = threading.Lock()
+        self.port = port or free_port()
+        rcv = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                req = rcv.cls()
+                req.ParseFromString(rcv.snappy.uncompress(body))
+                series = [(tuple((l.name, l.value) for l in ts.labels),
+                           [(s.timestamp, s.value) for s in ts.samples])
+                          for ts in req.timeseries]
+                with rcv.lock:
+                    status, hdrs = (503, {}) if rcv.down else (
+                        rcv.script.pop(0) if rcv.script else (200, {}))
+                    rcv.requests.append((time.monotonic(), status, dict(self.headers), series))
+                self.send_response(status)
+                for k, v in hdrs.items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def accepted(self):
+        """Every sample of the requests answered 2xx: [(labels, t, v)]."""
+        with self.lock:
+            return [(lab, t, v) for _, st, _, ser in self.requests if 200 <= st < 300
+                    for lab, samples in ser for t, v in samples]
+
+    def snapshot(self):
+        with self.lock:
+            return list(self.requests)
+
+
+def is_stale(v):
+    return math.isnan(v) and struct.unpack(">Q", struct.pack(">d", v))[0] == STALE_BITS
+
+
+def send_batches(env, s, batches, first_seq=1):
+    """Send METRICS batches on session s and wait for every ACK."""
+    for i, groups in enumerate(batches):
+        s.sendall(metrics_frame(first_seq + i, groups))
+    want = first_seq + len(batches) - 1
+    while True:
+        f = read_frame(s, timeout=15)
+        check(f is not None, "closed before the ACKs")
+        if f[0] == T_ACK and struct.unpack(">Q", f[1])[0] >= want:
+            return
+
+
+def make_rows(host_seed, n, start_ms, step_ms=1000):
+    """Batches of cpu (plain) and disk (two mounts) rows, some backdated:
+    {(metric, field, instance): [(t, v)]} and the batches."""
+    rows = {}
+    batches = []
+    for b in range(n):
+        t = start_ms + b * step_ms
+        # Every third batch also brings a row from before the others (a backlog).
+        ts = [t] + ([start_ms - 3600_000 // 4 + b] if b % 3 == 2 else [])
+        cpu, disk = [], []
+        for tt in ts:
+            vals = [float(host_seed * 1000 + b), 0.5 + b]
+            cpu.append((tt, "", vals))
+            for k, f in enumerate(("usage", "iowait")):
+                rows.setdefault(("cpu", f, None), []).append((tt, vals[k]))
+            for m, mount in enumerate(("/", "/boot")):
+                dv = [float(b * 10 + m), 1e9 + b]
+                disk.append((tt, mount, dv))
+                for k, f in enumerate(("used_pct", "free_bytes")):
+                    rows.setdefault(("disk", f, mount), []).append((tt, dv[k]))
+        batches.append([("cpu", "", ["usage", "iowait"], cpu),
+                        ("disk", "mount", ["used_pct", "free_bytes"], disk)])
+    return rows, batches
+
+
+def family_names(env, host):
+    """(metric, field) -> the family /metrics shows it under, found by the
+    values last sent (every field's last value is unique per host here)."""
+    with urllib.request.urlopen(env.url("/metrics"), timeout=10) as r:
+        text = r.read().decode()
+    return text
+
+
+def name_map(env, host, rows):
+    """The series name of each (metric, field), asked of /metrics: the family
+    whose sample for host (and instance) has the field's latest value."""
+    text = family_names(env, host)
+    out = {}
+    for (metric, field, inst), samples in rows.items():
+        last = max(samples)[1]
+        for line in text.splitlines():
+            if line.startswith("#") or ('host="%s"' % host) not in line:
+                continue
+            if inst and ('"%s"' % inst) not in line:
+                continue
+            name, _, value = line.rpartition(" ")
+            if float(value) == last and (metric, field) not in out:
+                out[(metric, field)] = name.split("{")[0]
+    return out
+
+
+def rw_cfg(url, **kw):
+    d = {"name": "r1", "url": url, "headers": ["X-Scope-OrgID: tenant-1"],
+         "max_samples_per_send": 40}
+    d.update(kw)
+    return d
+
+
+def expected_samples(host, rows, names):
+    """The samples the receiver must get, by (name, host, instance)."""
+    want = {}
+    for (metric, field, inst), samples in rows.items():
+        key = (names[(metric, field)], host, inst)
+        want.setdefault(key, []).extend(samples)
+    return want
+
+
+def got_by_series(samples):
+    out = {}
+    for lab, t, v in samples:
+        d = dict(lab)
+        if is_stale(v):
+            continue
+        inst = d.get("mount")
+        out.setdefault((d["__name__"], d["host"], inst), []).append((t, v))
+    return out
+
+
+def rw_counter(env, name):
+    stats = env.api("/api/v1/stats")
+    return stats["remote_write"]["r1"][name]
+
+
+def test_remote_write_retries_refusals_headers_order(env):
+    rcv_port = free_port()
+    url = "http://127.0.0.1:%d/api/v1/write" % rcv_port
+    env.start_server(workers=2, extra={"remote_write": [rw_cfg(url)]})
+    s = session(env, "rw-a")
+    now = int(time.time() * 1000) - 60_000
+    rows, batches = make_rows(1, 12, now)
+    send_batches(env, s, batches)
+    names = name_map(env, "rw-a", rows)
+    check(len(names) == 4, "names from /metrics: %r" % names)
+    # The receiver comes up only now: the sender has been retrying on
+    # refused connections, and then gets 500, 500, 429, 400 in turn.
+    rcv = Receiver(rcv_port)
+    try:
+        rcv.script = [(500, {}), (500, {}), (429, {"Retry-After": "1"}), (400, {})]
+        total = sum(len(v) for v in rows.values())
+        def delivered():
+            reqs = rcv.snapshot()
+            refused = [r for r in reqs if r[1] == 400]
+            n = len(rcv.accepted()) + sum(len(sm) for r in refused for _, sm in r[3])
+            return n >= total and reqs
+        reqs = wait_for(delivered, 60, "every sample accepted or refused", [env.server])
+        # Retries: the 500s and the 429 got the same request again; after the
+        # 429 the next came at least the Retry-After later.
+        for i in range(3):
+            check(reqs[i + 1][3] == reqs[i][3], "request %d was not sent again" % i)
+            check(reqs[i + 1][0] - reqs[i][0] >= (0.9 if reqs[i][1] == 429 else 0.012),
+                  "request %d came again after %.3fs" % (i, reqs[i + 1][0] - reqs[i][0]))
+        # The 400 is not retried: the next request carries other samples.
+        check(reqs[4][3] != reqs[3][3], "the refused request was sent again")
+        refused = [(lab, t, v) for _, st, _, ser in reqs if st == 400
+                   for lab, sm in ser for t, v in sm]
+        check(refused, "no request was refused")
+        for _, _, hdrs, series in reqs:
+            h = {k.lower(): v for k, v in hdrs.items()}
+            check(h.get("content-encoding") == "snappy", "headers %r" % h)
+            check(h.get("content-type") == "application/x-protobuf", "headers %r" % h)
+            check(h.get("x-prometheus-remote-write-version") == "0.1.0", "headers %r" % h)
+            check(h.get("user-agent", "").startswith("pimon-server/"), "headers %r" % h)
+            check(h.get("x-scope-orgid") == "tenant-1", "headers %r" % h)
+            for lab, samples in series:
+                check([n for n, _ in lab] == sorted(n for n, _ in lab), "labels %r" % (lab,))
+                check(dict(lab).get("job") == "pimon", "labels %r" % (lab,))
+                check([t for t, _ in samples] == sorted(t for t, _ in samples),
+                      "samples out of time order: %r" % samples)
+        # Accepted and refused together are every stored sample, once.
+        want = expected_samples("rw-a", rows, names)
+        got = got_by_series(rcv.accepted() + refused)
+        check(sorted(got) == sorted(want), "series %r, want %r" % (sorted(got), sorted(want)))
+        for k in want:
+            check(sorted(got[k]) == sorted(want[k]), "%r: got %r want %r" % (k, got[k], want[k]))
+        wait_for(lambda: rw_counter(env, "samples_failed") == len(refused), 10,
+                 "samples_failed", [env.server])
+        sent = len([x for x in rcv.accepted() if not is_stale(x[2])])
+        check(rw_counter(env, "samples_sent") == sent, "samples_sent")
+        check(rw_counter(env, "retries") >= 3, "retries %r" % rw_counter(env, "retries"))
+        with urllib.request.urlopen(env.url("/metrics"), timeout=10) as r:
+            text = r.read().decode()
+        check('pimon_remote_write_samples_sent_total{receiver="r1"} %d' % sent in text,
+              "samples_sent on /metrics")
+        check('pimon_remote_write_lag_seconds{receiver="r1"}' in text, "lag on /metrics")
+    finally:
+        s.close()
+        rcv.close()
+
+
+def test_remote_write_exactly_once_across_outage_and_restart(env):
+    rcv = Receiver()
+    try:
+        url = "http://127.0.0.1:%d/api/v1/write" % rcv.port
+        extra = {"remote_write": [rw_cfg(url, max_samples_per_send=25)]}
+        env.start_server(workers=2, extra=extra)
+        now = int(time.time() * 1000) - 120_000
+        rows1, b1 = make_rows(2, 10, now)
+        s = session(env, "rw-b", run_id=11)
+        send_batches(env, s, b1)
+        n1 = sum(len(v) for v in rows1.values())
+        wait_for(lambda: len(rcv.accepted()) >= n1, 30, "the first rows", [env.server])
+        names = name_map(env, "rw-b", rows1)
+        # The receiver goes away; more rows are stored; the server is killed
+        # and started again during the outage; more rows; then it comes back.
+        rcv.down = True
+        rows2, b2 = make_rows(3, 10, now + 20_000)
+        send_batches(env, s, b2, first_seq=11)
+        s.close()
+        wait_for(lambda: any(r[1] == 503 for r in rcv.snapshot()), 30, "a refused request",
+                 [env.server])
+        env.server.kill()
+        env.procs.remove(env.server)
+        env.start_server(workers=2, extra=extra)
+        rows3, b3 = make_rows(4, 6, now + 40_000)
+        s = session(env, "rw-b", run_id=12)
+        send_batches(env, s, b3)
+        rcv.down = False
+        rows = {}
+        for part in (rows1, rows2, rows3):
+            for k, v in part.items():
+                rows.setdefault(k, []).extend(v)
+        total = sum(len(v) for v in rows.values())
+        def fresh():
+            return [x for x in rcv.accepted() if not is_stale(x[2])]
+        wait_for(lambda: len(fresh()) >= total, 60, "every row after the outage",
+                 [env.server])
+        want = expected_samples("rw-b", rows, names)
+        got = got_by_series(fresh())
+        for k in want:
+            check(sorted(got.get(k, [])) == sorted(want[k]),
+                  "%r: %d samples, want %d (duplicates or gaps)"
+                  % (k, len(got.get(k, [])), len(want[k])))
+        check(len(fresh()) == total, "%d samples accepted, %d stored" % (len(fresh()), total))
+        # The host goes down: a stale marker for each of its series.
+        s.close()
+        def stale():
+            return {(dict(l)["__name__"], dict(l).get("mount")) for l, _, v in rcv.accepted()
+                    if is_stale(v)}
+        got_stale = wait_for(lambda: len(stale()) >= len(rows) and stale(), 30,
+                             "stale markers", [env.server])
+        check(got_stale == {(names[(m, f)], i) for m, f, i in rows},
+              "stale markers for %r" % got_stale)
+    finally:
+        rcv.close()
+
+
+def test_remote_write_follows_a_day_close_while_receiver_is_down(env):
+    rcv = Receiver()
+    try:
+        url = "http://127.0.0.1:%d/api/v1/write" % rcv.port
+        extra = {"remote_write": [rw_cfg(url, max_samples_per_send=30)],
+                 "storage": {"sweep_seconds": 1, "close_delay": 0}}
+        env.start_server(workers=2, extra=extra)
+        today = int(time.time() * 1000) // 86400_000 * 86400_000
+        rows1, b1 = make_rows(7, 4, today - 120_000)
+        s = session(env, "rw-d")
+        send_batches(env, s, b1)
+        n1 = sum(len(v) for v in rows1.values())
+        wait_for(lambda: len(rcv.accepted()) >= n1, 30, "yesterday's first rows", [env.server])
+        names = name_map(env, "rw-d", rows1)
+        # Away: more of yesterday, then today's rows close yesterday's files.
+        rcv.down = True
+        rows2, b2 = make_rows(8, 4, today - 60_000)
+        rows3, b3 = make_rows(9, 4, min(today + 1000, int(time.time() * 1000)))
+        send_batches(env, s, b2 + b3, first_seq=5)
+        closed = lambda: glob.glob(os.path.join(env.host_dir("rw-d"), "cpu.*.csv"))
+        check(closed(), "yesterday's cpu file was not closed")
+        # The housekeeper sweeps every second but keeps the closed files.
+        wait_for(lambda: env.api("/api/v1/stats")["storage"]["files_held"] >= 2, 30,
+                 "closed files held", [env.server])
+        check(closed(), "a closed file a receiver needs was compressed")
+        rcv.down = False
+        rows = {}
+        for part in (rows1, rows2, rows3):
+            for k, v in part.items():
+                rows.setdefault(k, []).extend(v)
+        total = sum(len(v) for v in rows.values())
+        fresh = lambda: [x for x in rcv.accepted() if not is_stale(x[2])]
+        wait_for(lambda: len(fresh()) >= total, 60, "every row", [env.server])
+        want = expected_samples("rw-d", rows, names)
+        got = got_by_series(fresh())
+        for k in want:
+            check(sorted(got.get(k, [])) == sorted(want[k]), "%r: %d samples, want %d"
+                  % (k, len(got.get(k, [])), len(want[k])))
+        check(len(fresh()) == total, "%d accepted, %d stored" % (len(fresh()), total))
+        # Now the receiver is past them, the closed files go.
+        wait_for(lambda: not closed(), 30, "the closed files compressed", [env.server])
+    finally:
+        s.close()
+        rcv.close()
+
+
+def test_remote_write_drops_samples_past_max_age(env):
+    rcv = Receiver()
+    try:
+        url = "http://127.0.0.1:%d/api/v1/write" % rcv.port
+        env.start_server(workers=2, extra={"remote_write": [rw_cfg(url, max_age=600.0)]})
+        s = session(env, "rw-c")
+        now = int(time.time() * 1000) - 60_000
+        rows, batches = make_rows(6, 9, now)
+        send_batches(env, s, batches)
+        old = sum(1 for v in rows.values() for t, _ in v if t < now - 600_000)
+        young = sum(1 for v in rows.values() for t, _ in v if t >= now)
+        check(old and young, "rows of both ages")
+        wait_for(lambda: rw_counter(env, "samples_dropped") == old, 30,
+                 "the old samples dropped", [env.server])
+        wait_for(lambda: rw_counter(env, "samples_sent") == young, 30, "the young sent",
+                 [env.server])
+        got = [x for x in rcv.accepted() if not is_stale(x[2])]
+        check(len(got) == young and all(t >= now for _, t, _ in got),
+              "sent %d samples, want %d young ones" % (len(got), young))
+    finally:
+        s.close()
+        rcv.close()
+
+
+# --- the real Prometheus ---
+
+def prom_get(port, path, **params):
+    url = "http://127.0.0.1:%d%s?%s" % (port, path, urllib.parse.urlencode(params))
+    with urllib.request.urlopen(url, timeout=10 * SLOW) as r:
+        doc = json.loads(r.read().decode())
+    check(doc.get("status") == "success", "%s: %r" % (path, doc))
+    return doc["data"]
+
+
+def start_prometheus(env, port, tsdb):
+    cfg = os.path.join(env.dir, "prometheus.yml")
+    with open(cfg, "w") as f:
+        f.write("global:\n  scrape_interval: 1h\nstorage:\n  tsdb:\n"
+                "    out_of_order_time_window: 2h\n")
+    p = Proc("prometheus", [PROMETHEUS, "--config.file=" + cfg, "--storage.tsdb.path=" + tsdb,
+                            "--web.listen-address=127.0.0.1:%d" % port,
+                            "--web.enable-remote-write-receiver"], env.dir)
+    env.procs.append(p)
+    wait_for(lambda: prom_get(port, "/api/v1/status/buildinfo"), 60, "Prometheus", [p])
+    return p
+
+
+def committed(hostdir):
+    """{metric: committed length of its open raw file}, from the newer
+    version 3 slot of commit.state (server/state.c's layout)."""
+    try:
+        with open(os.path.join(hostdir, "commit.state"), "rb") as f:
+            b = f.read()
+    except FileNotFoundError:
+        return {}
+    best = None
+    for off in (0, 8192):
+        slot = b[off:off + 8192]
+        if len(slot) < 40 or slot[:4] != b"PMST":
+            continue
+        version, gen, _, _, n = struct.unpack(">IQQQI", slot[4:36])
+        if version != 3 or (best and best[0] > gen):
+            continue
+        sizes = {}
+        for i in range(n):
+            rec = slot[36 + i * 80:36 + (i + 1) * 80]
+            sizes[rec[:32].rstrip(b"\0").decode()] = struct.unpack(">Q", rec[32:40])[0]
+        best = (gen, sizes)
+    return best[1] if best else {}
+
+
+def csv_counts(env):
+    """Values in the committed raw rows (closed files whole, open files up
+    to their commit record), per host: a sorted list of per-series counts."""
+    out = {}
+    for hostdir in glob.glob(os.path.join(env.data_dir, "hosts", "*")):
+        host = os.path.basename(hostdir)
+        sizes = committed(hostdir)
+        series = {}
+        for path in glob.glob(os.path.join(hostdir, "*.csv")):
+            parts = os.path.basename(path).split(".")
+            metric = parts[0]
+            if len(parts) == 2 and metric not in sizes:
+                continue  # events.csv, alarms.csv: not metrics
+            with open(path, "rb") as f:
+                data = f.read()
+            if len(parts) == 2:
+                data = data[:sizes[metric]]
+            lines = data.decode().split("\n")
+            header = lines[0].split(",")
+            inst = len(header) > 2 and header[1] in ("mount", "iface", "zone")
+            first = 2 if inst else 1
+            for line in lines[1:-1]:
+                cols = line.split(",")
+                for i in range(first, min(len(cols), len(header))):
+                    try:
+                        float(cols[i])
+                    except ValueError:
+                        continue
+                    key = (metric, header[i], cols[1] if inst else None)
+                    series[key] = series.get(key, 0) + 1
+        out[host] = sorted(series.values())
+    return out
+
+
+def prom_counts(port, at):
+    """Samples Prometheus holds per host: a sorted list of per-series counts
+    (a raw range selector, which leaves stale markers out)."""
+    res = prom_get(port, "/api/v1/query", query='{job="pimon",__name__=~"pimon_.+"}[3h]',
+                   time="%.3f" % at)["result"]
+    out = {}
+    for r in res:
+        out.setdefault(r["metric"]["host"], []).append(len(r["values"]))
+    return {h: sorted(v) for h, v in out.items()}
+
+
+def caught_up(env, sent_before=None):
+    st = env.api("/api/v1/stats")["remote_write"]["r1"]
+    return st["lag_s"] == 0 and st
+
+
+def test_remote_write_into_prometheus_exactly(env):
+    if not PROMETHEUS:
+        raise TestSkip("prometheus is not installed")
+    pb_modules()
+    sanitized = bool(os.environ.get("PIMON_SANITIZED"))
+    outage = 10 if sanitized else 25
+    port = free_port()
+    tsdb = os.path.join(env.dir, "tsdb")
+    prom = start_prometheus(env, port, tsdb)
+    url = "http://127.0.0.1:%d/api/v1/write" % port
+    extra = {"remote_write": [rw_cfg(url, max_samples_per_send=2000)]}
+    env.start_server(workers=2, extra=extra)
+    agents = [env.start_agent("prom-%d" % i) for i in range(2)]
+    env.wait_hosts_up(["prom-0", "prom-1"])
+    # Backdated rows of a host without an agent (inside the receiver's
+    # out-of-order window).
+    now = int(time.time() * 1000)
+    rows, batches = make_rows(5, 20, now - 1800_000, step_ms=5000)
+    s = session(env, "prom-old")
+    send_batches(env, s, batches)
+    s.close()
+    time.sleep(3 * SLOW)  # rows from the agents in the meantime
+
+    def equal(what):
+        def ok():
+            st = caught_up(env)
+            if not st:
+                return False
+            want = csv_counts(env)
+            got = prom_counts(port, time.time())
+            return (got == want) and (want, st)
+        try:
+            return wait_for(ok, 90, what, [env.server, prom])
+        except TestFailure:
+            want, got = csv_counts(env), prom_counts(port, time.time())
+            for h in sorted(set(want) | set(got)):
+                if want.get(h) != got.get(h):
+                    print("  %s: csv %r prometheus %r" % (h, want.get(h), got.get(h)))
+            raise
+
+    # Stop the agents so the files hold still, then compare.
+    for a in agents:
+        a.stop()
+    want, st = equal("Prometheus to hold what the CSV files hold")
+    check(sum(len(v) for v in want.values()) >= 4, "too few series: %r" % want)
+    # Prometheus dies; agents send while it is away; pimon-server restarts
+    # in the middle; Prometheus comes back on the same TSDB.
+    prom.kill()
+    env.procs.remove(prom)
+    agents = [env.start_agent("prom-%d" % i) for i in range(2)]
+    t_end = time.monotonic() + outage / 2
+    wait_for(lambda: time.monotonic() > t_end, outage, "half the outage", [env.server])
+    env.server.stop()
+    env.procs.remove(env.server)
+    env.start_server(workers=2, extra=extra)
+    t_end = time.monotonic() + outage / 2
+    wait_for(lambda: time.monotonic() > t_end, outage, "the rest of the outage",
+             [env.server] + agents)
+    for a in agents:
+        a.stop()
+    prom = start_prometheus(env, port, tsdb)
+    want2, st2 = equal("Prometheus to catch up exactly after the outage and the restart")
+    check(sum(sum(v) for v in want2.values()) > sum(sum(v) for v in want.values()),
+          "no rows were stored during the outage")
+    check(st2["samples_failed"] == 0 and st2["samples_dropped"] == 0, "stats %r" % st2)
+
+
+if __name__ == "__main__":
+    run_tests(globals())
