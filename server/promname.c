@@ -127,6 +127,26 @@ static int family_join(struct prom_name *out, const char *stem, const char *fiel
 	return n > 0 && (size_t)n < sizeof out->family ? 0 : -1;
 }
 
+/* A metric or field the schema does not describe (a newer agent's, a
+ * sender's own): still exported, so that nothing stored is left out, as
+ * a gauge "pimon_<stem>_<field>" (a field ending "_total", which only
+ * counters may, gets "_value" after it), its instances labelled
+ * inst_label (NULL: it has none). */
+static int promname_other(const char *stem, const char *field, const char *inst_label,
+                          struct prom_name *out)
+{
+	size_t n = strlen(field);
+	int total = n >= 6 && strcmp(field + n - 6, "_total") == 0;
+	out->type = "gauge";
+	out->inst_label = inst_label;
+	out->scale = 1;
+	snprintf(out->help, sizeof out->help,
+	         "Latest %s %s from each host's agent (not described "
+	         "by pimon's schema; as sent).",
+	         stem, field);
+	return family_join(out, stem, field, n, total ? "_value" : "");
+}
+
 /* Name a check result's field: families of their own per check,
  * pimon_check_<name>_status, _duration_seconds, and each perfdata value
  * with its unit. */
@@ -178,9 +198,12 @@ int promname_series(const char *metric, const char *field, struct prom_name *out
 	const struct schema_field *f = schema_find_field(m, field);
 	const struct unit_rule *rule = f ? unit_rule(f->unit) : NULL;
 	size_t i;
-	for (i = 0; rule && i < sizeof stems / sizeof stems[0]; i++)
+	for (i = 0; (rule || (m && !f)) && i < sizeof stems / sizeof stems[0]; i++)
 		if (strcmp(stems[i].metric, metric) == 0)
 			break;
+	if (!m || (!f && i < sizeof stems / sizeof stems[0]))
+		return promname_other(m ? stems[i].stem : metric, field,
+		                      m ? stems[i].inst_label : "instance_name", out);
 	if (!rule || i == sizeof stems / sizeof stems[0])
 		return -1;
 	out->type = rule->type;

@@ -355,7 +355,7 @@ def test_metrics_escapes_labels_and_drops_clashes(env):
         ("disk", "mount", ["used_pct", "total_bytes"],
          [("/", [0.1 + 0.2, 1e300]), ("/mnt/" + odd, [-2.5, 123456789012345678.0])]),
         # A metric the schema does not know, and a field it does not know of
-        # a known metric: not exported.
+        # a known metric: exported as sent, gauges named after them.
         ("gadget", "slot", ["level"], [("a", [7.0]), ("", [8.0])]),
         ("load", "", ["one_x"], [("", [1.5])]),
         ("mem", "", ["total_bytes", "free_bytes"], [("", [float("nan"), 5.0])]),
@@ -382,7 +382,13 @@ def test_metrics_escapes_labels_and_drops_clashes(env):
           "escaped mount: %r" % samples_of(fams, used))
     check(sample(fams, size, host="odd-host", mountpoint="/mnt/" + odd)
           == 123456789012345678.0, "big value %r" % samples_of(fams, size))
-    check(not any("gadget" in n or "one_x" in n for n in fams), "unknown metric exported")
+    check(fams.get("pimon_gadget_level", {}).get("type") == "gauge", "unknown metric's type")
+    check(sorted(samples_of(fams, "pimon_gadget_level"), key=lambda x: x[1])
+          == [({"host": "odd-host", "instance_name": "a"}, 7.0),
+             ({"host": "odd-host", "instance_name": ""}, 8.0)],
+          "unknown metric %r" % samples_of(fams, "pimon_gadget_level"))
+    check(sample(fams, "pimon_load_one_x", host="odd-host") == 1.5,
+          "unknown field %r" % samples_of(fams, "pimon_load_one_x"))
     check("pimon_memory_total_bytes" not in fams, "a null value was exported")
     check(sample(fams, "pimon_memory_free_bytes", host="odd-host") == 5.0, "memory free")
     check(samples_of(fams, "pimon_check_web_page_status") == [({"host": "odd-host"}, 1.0)],

@@ -115,8 +115,13 @@ static void test_promname_expected_names(void)
 	CHECK(p.scale == 0.01);
 	CHECK(promname_series("procs", "cpu_pct", &p) == -1);
 	CHECK(promname_series("procs", "rss_bytes", &p) == -1);
-	CHECK(promname_series("nosuch", "x", &p) == -1);
-	CHECK(promname_series("cpu", "nosuch", &p) == -1);
+	/* What the schema does not describe is still exported, as sent. */
+	expect("g0", "f1", "pimon_g0_f1", "gauge", "instance_name", NULL);
+	expect("g0", "seen_total", "pimon_g0_seen_total_value", "gauge", "instance_name", NULL);
+	expect("cpu", "guest", "pimon_cpu_guest", "gauge", NULL, NULL);
+	CHECK(promname_series("g0", "f1", &p) == 0 && strcmp(p.inst_label, "instance_name") == 0);
+	CHECK(promname_series("disk", "nosuch", &p) == 0 &&
+	      strcmp(p.inst_label, "mountpoint") == 0);
 	CHECK(promname_series("check_", "status", &p) == -1);
 }
 
