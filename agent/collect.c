@@ -4,10 +4,12 @@
 #include "collect_int.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "util.h"
@@ -80,6 +82,7 @@ void collect_destroy(struct collect *c)
 		return;
 	for (size_t i = 0; i < COLLECT_N; i++)
 		collector_fini(&c->cols[i]);
+	collect_ctx_close_kept(&c->ctx);
 	free(c->ctx.proc);
 	free(c->ctx.sys);
 	free(c->ctx.os_release);
@@ -186,14 +189,100 @@ static ssize_t collect_cut_line(char *buf, size_t len)
 	return (ssize_t)keep;
 }
 
+/* FNV-1a hash of a path, to skip most string compares in the kept list. */
+static uint32_t collect_hash(const char *s)
+{
+	uint32_t h = 2166136261u;
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 16777619u;
+	return h;
+}
+
+/* pread fd from offset 0 into buf (size bytes, one kept for the NUL). */
+static ssize_t collect_pread_all(int fd, char *buf, size_t size)
+{
+	size_t off = 0;
+	while (off < size - 1) {
+		ssize_t n = pread(fd, buf + off, size - 1 - off, (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		if (n == 0)
+			break;
+		off += (size_t)n;
+	}
+	buf[off] = '\0';
+	return (ssize_t)off;
+}
+
+/* The kept entry for ctx->path, opening and keeping the file if there is
+ * room; NULL (errno set) when it cannot be opened or the list is full. */
+static struct collect_kept *collect_kept_get(struct collect_ctx *ctx, uint32_t hash)
+{
+	for (size_t i = 0; i < ctx->nkept; i++) {
+		struct collect_kept *k = &ctx->kept[i];
+		if (k->hash == hash && strcmp(k->path, ctx->path) == 0)
+			return k;
+	}
+	if (ctx->nkept == COLLECT_KEEP_MAX) {
+		errno = EMFILE;
+		return NULL;
+	}
+	int fd = open(ctx->path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	char *path = strdup(ctx->path);
+	if (!path) {
+		close(fd);
+		errno = ENOMEM;
+		return NULL;
+	}
+	struct collect_kept *k = &ctx->kept[ctx->nkept++];
+	k->path = path;
+	k->hash = hash;
+	k->fd = fd;
+	return k;
+}
+
+/* Close and forget kept entry k (a file gone or failing). */
+static void collect_kept_drop(struct collect_ctx *ctx, struct collect_kept *k)
+{
+	close(k->fd);
+	free(k->path);
+	*k = ctx->kept[--ctx->nkept];
+}
+
+/* Read ctx->path once: through its kept descriptor, opened again once if
+ * that fails (the file went away and came back), else opened and closed. */
+static ssize_t collect_ctx_read_once(struct collect_ctx *ctx, int flags)
+{
+	if (flags & COLLECT_ONCE)
+		return util_read_file(ctx->path, ctx->buf, ctx->size);
+	uint32_t hash = collect_hash(ctx->path);
+	for (int attempt = 0; attempt < 2; attempt++) {
+		struct collect_kept *k = collect_kept_get(ctx, hash);
+		if (!k)
+			return errno == EMFILE ? util_read_file(ctx->path, ctx->buf, ctx->size)
+			                       : -1;
+		ssize_t n = collect_pread_all(k->fd, ctx->buf, ctx->size);
+		if (n >= 0)
+			return n;
+		int saved = errno;
+		collect_kept_drop(ctx, k);
+		errno = saved;
+	}
+	return -1;
+}
+
 /* Read ctx->path into the shared buffer, growing it if asked. */
-static ssize_t collect_ctx_load(struct collect_ctx *ctx, int whole)
+static ssize_t collect_ctx_load(struct collect_ctx *ctx, int flags)
 {
 	for (;;) {
-		ssize_t n = util_read_file(ctx->path, ctx->buf, ctx->size);
+		ssize_t n = collect_ctx_read_once(ctx, flags);
 		if (n < 0 || (size_t)n < ctx->size - 1)
 			return n;
-		if (!whole || ctx->size >= COLLECT_BUF_MAX) {
+		if (!(flags & COLLECT_WHOLE) || ctx->size >= COLLECT_BUF_MAX) {
 			log_debug("collect", "%s: longer than %zu bytes, cut", ctx->path,
 			          ctx->size);
 			return collect_cut_line(ctx->buf, (size_t)n);
@@ -207,17 +296,17 @@ static ssize_t collect_ctx_load(struct collect_ctx *ctx, int whole)
 }
 
 /* Read a file under a root into the shared buffer. */
-ssize_t collect_ctx_read(struct collect_ctx *ctx, const char *root, const char *rel, int whole)
+ssize_t collect_ctx_read(struct collect_ctx *ctx, const char *root, const char *rel, int flags)
 {
 	if (util_path_join(ctx->path, sizeof ctx->path, root, rel) < 0) {
 		errno = ENAMETOOLONG;
 		return -1;
 	}
-	return collect_ctx_load(ctx, whole);
+	return collect_ctx_load(ctx, flags);
 }
 
 /* Read a file named by its whole path into the shared buffer. */
-ssize_t collect_ctx_read_file(struct collect_ctx *ctx, const char *path, int whole)
+ssize_t collect_ctx_read_file(struct collect_ctx *ctx, const char *path, int flags)
 {
 	size_t len = strlen(path);
 	if (len >= sizeof ctx->path) {
@@ -225,7 +314,14 @@ ssize_t collect_ctx_read_file(struct collect_ctx *ctx, const char *path, int who
 		return -1;
 	}
 	memmove(ctx->path, path, len + 1);
-	return collect_ctx_load(ctx, whole);
+	return collect_ctx_load(ctx, flags | COLLECT_ONCE);
+}
+
+/* Close the files collect_ctx_read kept open. */
+void collect_ctx_close_kept(struct collect_ctx *ctx)
+{
+	while (ctx->nkept > 0)
+		collect_kept_drop(ctx, &ctx->kept[ctx->nkept - 1]);
 }
 
 /* Log a collector failure: warn once, then debug. */

@@ -16,6 +16,16 @@
 #define COLLECT_BUF_SIZE (64u * 1024u)
 #define COLLECT_BUF_MAX  (1024u * 1024u)
 
+/* Most files kept open between runs; later ones are opened each time. */
+#define COLLECT_KEEP_MAX 64
+
+/* A file read every run, kept open and re-read from offset 0. */
+struct collect_kept {
+	char *path; /* allocated once, when the file is first opened */
+	uint32_t hash;
+	int fd;
+};
+
 /* Roots and one scratch buffer for whole files, owned by struct collect. */
 struct collect_ctx {
 	char *proc; /* roots, copied at collect_create */
@@ -28,16 +38,31 @@ struct collect_ctx {
 	char *buf;   /* holds the last file read */
 	size_t size; /* capacity of buf */
 	char path[4096];
+	struct collect_kept kept[COLLECT_KEEP_MAX];
+	size_t nkept;
 };
 
-/* Read root/rel into ctx->buf, NUL-terminated. With whole set the buffer
- * grows (up to COLLECT_BUF_MAX) until the file fits; a file still too big,
- * or any file without whole, is cut after its last complete line. Returns
- * the length, or -1 with errno set. */
-ssize_t collect_ctx_read(struct collect_ctx *ctx, const char *root, const char *rel, int whole);
+/* Flags of collect_ctx_read. */
+enum {
+	COLLECT_WHOLE = 1, /* grow the buffer until the file fits */
+	COLLECT_ONCE = 2,  /* a file read once or per process: do not keep it open */
+};
 
-/* collect_ctx_read for a file named by its whole path, such as utmp. */
-ssize_t collect_ctx_read_file(struct collect_ctx *ctx, const char *path, int whole);
+/* Read root/rel into ctx->buf, NUL-terminated. With COLLECT_WHOLE in flags
+ * the buffer grows (up to COLLECT_BUF_MAX) until the file fits; a file still
+ * too big, or any file without it, is cut after its last complete line. The
+ * file stays open and later reads pread it from offset 0 (a /proc or /sys
+ * file is generated anew on each read), unless flags has COLLECT_ONCE; a
+ * kept file that fails to read is opened again once. Returns the length,
+ * or -1 with errno set. */
+ssize_t collect_ctx_read(struct collect_ctx *ctx, const char *root, const char *rel, int flags);
+
+/* collect_ctx_read for a file named by its whole path, such as utmp; never
+ * kept open, since such files are replaced rather than regenerated. */
+ssize_t collect_ctx_read_file(struct collect_ctx *ctx, const char *path, int flags);
+
+/* Close every file kept open by collect_ctx_read. */
+void collect_ctx_close_kept(struct collect_ctx *ctx);
 
 /* One metric group being built: rows, their values and instance strings,
  * grown on demand and reused across runs. */

@@ -51,7 +51,7 @@ def main():
                                  stderr=subprocess.DEVNULL)
         procs.append(agent)
         time.sleep(3.5)  # connected and past the first cycles, which open files
-        st = subprocess.Popen(["strace", "-c", "-f", "-o", out, "-p", str(agent.pid)],
+        st = subprocess.Popen(["strace"] + os.environ.get("STRACE_ARGS", "-c").split() + ["-f", "-o", out, "-p", str(agent.pid)],
                               stderr=subprocess.DEVNULL)
         time.sleep(a.cycles)
         st.send_signal(signal.SIGINT)
