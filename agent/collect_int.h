@@ -174,6 +174,14 @@ int net_sample(struct collector *col, const char *buf, uint64_t mono_ms, uint64_
  * procs_totals row. Lets tests choose the interval. 0 or -1. */
 int procs_sample(struct collector *col, struct collect_ctx *ctx, uint64_t mono_ms, uint64_t now_ms);
 
+/* Feed the diskio collector one /proc/diskstats buffer read at monotonic
+ * time mono_ms, as net_sample does. 0 or -1. */
+int diskio_sample(struct collector *col, const char *buf, uint64_t mono_ms, uint64_t now_ms);
+
+/* Feed the vmstat collector one /proc/vmstat buffer read at monotonic time
+ * mono_ms: a row (stamped now_ms) from the second sample on. 0 or -1. */
+int vmstat_sample(struct collector *col, const char *buf, uint64_t mono_ms, uint64_t now_ms);
+
 extern const struct collector_ops cpu_ops;
 extern const struct collector_ops mem_ops;
 extern const struct collector_ops disk_ops;
@@ -183,5 +191,12 @@ extern const struct collector_ops net_ops;
 extern const struct collector_ops users_ops;
 extern const struct collector_ops procs_ops;
 extern const struct collector_ops pi_ops;
+extern const struct collector_ops diskio_ops;
+extern const struct collector_ops vmstat_ops;
+extern const struct collector_ops pressure_ops;
+extern const struct collector_ops clock_ops;
+extern const struct collector_ops wifi_ops;
+extern const struct collector_ops cpufreq_ops;
+extern const struct collector_ops host_ops;
 
 #endif

@@ -81,10 +81,15 @@ static int fields_are(const struct proto_group *g, const char *const *names, siz
 }
 
 /* Non-zero if field f of g may be NaN: a value that is unknown, not a bug
- * (a process new since the last run, a tty without a device, no rpi_volt). */
+ * (a process new since the last run, a tty without a device, no rpi_volt,
+ * no "full" CPU pressure before Linux 5.13, a driver without noise, no
+ * oom_kill before 4.13). */
 static int may_be_nan(const struct proto_group *g, uint8_t f)
 {
-	static const char *const names[] = {"cpu_pct", "mem_pct", "idle_s", "hwmon_under_voltage"};
+	static const char *const names[] = {
+	    "cpu_pct",    "mem_pct",    "idle_s",       "hwmon_under_voltage",
+	    "full_avg10", "full_avg60", "full_total_s", "noise_dbm",
+	    "signal_dbm", "oom_kills",  "oom_kills_new"};
 	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
 		if (strcmp(g->fields[f], names[i]) == 0)
 			return 1;
@@ -545,8 +550,11 @@ static void test_missing_tree(void)
 	if (!c)
 		return;
 	const struct proto_group *g;
-	CHECK(collect_run(c, 1, &g) == 0);
-	CHECK(collect_run(c, 2, &g) == 0);
+	/* Only clock, which asks the kernel rather than a file. */
+	for (uint64_t now = 1; now <= 2; now++) {
+		size_t n = collect_run(c, now, &g);
+		CHECK(n == 1 && strcmp(g[0].metric, "clock") == 0);
+	}
 	struct proto_hello h = {0};
 	collect_sysinfo(c, &h);
 	CHECK_STR(h.os, "Linux");
@@ -614,7 +622,8 @@ static int copy_fixture(const char *rel, const char *dir, const char *name)
 	return fclose(f);
 }
 
-static const char *const proc_files[] = {"stat", "meminfo", "loadavg", "mounts", "net/dev"};
+static const char *const proc_files[] = {"stat",   "meminfo", "loadavg",   "mounts",      "net/dev",
+                                         "uptime", "vmstat",  "diskstats", "net/wireless"};
 
 /* Remove one entry of a temporary tree for nftw. */
 static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
@@ -651,7 +660,9 @@ static int write_file(const char *dir, const char *rel, const char *text)
 /* Check the first-run groups of the pi4 tree. */
 static void check_pi4_first_run(const struct proto_group *g, size_t n)
 {
-	CHECK(n == 5); /* mem, disk, load, temp, pi: rates need a second run */
+	/* mem, disk, load, temp, pi, wifi, cpufreq, clock, host: rates need a
+	 * second run, and this proc tree has no pressure folder. */
+	CHECK(n == 9);
 	CHECK(find_group(g, n, "cpu") == NULL && find_group(g, n, "net") == NULL);
 	CHECK(find_group(g, n, "procs") == NULL && find_group(g, n, "procs_totals") == NULL);
 	CHECK(find_group(g, n, "pi") != NULL);
@@ -676,7 +687,15 @@ static void check_pi4_second_run(const struct proto_group *g, size_t n, uint64_t
 	static const char *const net_names[] = {
 	    "rx_bytes_s",  "tx_bytes_s", "rx_packets_s", "tx_packets_s", "rx_errors_s",
 	    "tx_errors_s", "rx_drop_s",  "tx_drop_s",    "rx_bytes",     "tx_bytes"};
-	CHECK(n == 7); /* and pi; no procs groups from a proc folder without processes */
+	/* and cpu, net, diskio, vmstat; no procs groups from a proc folder
+	 * without processes */
+	CHECK(n == 13);
+	const struct proto_group *diskio = find_group(g, n, "diskio");
+	CHECK(diskio && diskio->nrows == 1 && find_row(diskio, "mmcblk0") != NULL);
+	const struct proto_group *vmstat = find_group(g, n, "vmstat");
+	CHECK(vmstat && vmstat->nrows == 1);
+	if (vmstat && vmstat->nrows == 1)
+		CHECK(vmstat->rows[0].values[4] == 1.0);
 	CHECK(find_group(g, n, "procs") == NULL && find_group(g, n, "procs_totals") == NULL);
 	const struct proto_group *cpu = find_group(g, n, "cpu");
 	CHECK(cpu && cpu->nrows == 1 && fields_are(cpu, cpu_names, 9));
@@ -745,6 +764,8 @@ static void test_run_pi4(void)
 		check_pi4_first_run(g, n);
 		CHECK(copy_fixture("pi4-next/proc/stat", proc, "stat") == 0);
 		CHECK(copy_fixture("pi4-next/proc/net/dev", proc, "net/dev") == 0);
+		CHECK(copy_fixture("pi4-next/proc/diskstats", proc, "diskstats") == 0);
+		CHECK(copy_fixture("pi4-next/proc/vmstat", proc, "vmstat") == 0);
 		sleep_ms(20); /* the net collector times its interval itself */
 		n = collect_run(c, now + 10000, &g);
 		check_pi4_second_run(g, n, now + 10000);
@@ -773,7 +794,8 @@ static void test_empty_thermal(void)
 	if (c) {
 		const struct proto_group *g;
 		size_t n = collect_run(c, 1, &g);
-		CHECK(n == 3 && find_group(g, n, "temp") == NULL);
+		/* mem, disk, load, wifi, clock, host */
+		CHECK(n == 6 && find_group(g, n, "temp") == NULL);
 		struct proto_hello h = {0};
 		collect_sysinfo(c, &h);
 		CHECK_STR(h.model, "");
@@ -833,7 +855,7 @@ static void test_run_real(void)
 	const struct proto_group *cpu = NULL;
 	for (int i = 0; i < 40 && !cpu; i++) {
 		sleep_ms(50);
-		n = collect_run(c, 2 + (uint64_t)i, &g);
+		n = collect_run(c, UINT64_C(1700000000000) + (uint64_t)i, &g);
 		cpu = find_group(g, n, "cpu");
 	}
 	CHECK(cpu && cpu->nrows == 1);
