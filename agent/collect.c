@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/magic.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -200,51 +202,57 @@ static uint32_t collect_hash(const char *s)
 	return h;
 }
 
-/* pread fd from offset 0 into buf (size bytes, one kept for the NUL). */
+/* pread fd from offset 0 into buf (size bytes, one kept for the NUL). A
+ * read shorter than asked is the end: /proc and /sys files (seq_file and
+ * sysfs) fill the whole request while they have data, so no read is spent
+ * on seeing 0 at the end. */
 static ssize_t collect_pread_all(int fd, char *buf, size_t size)
 {
 	size_t off = 0;
 	while (off < size - 1) {
-		ssize_t n = pread(fd, buf + off, size - 1 - off, (off_t)off);
+		size_t want = size - 1 - off;
+		ssize_t n = pread(fd, buf + off, want, (off_t)off);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
 			return -1;
-		if (n == 0)
-			break;
 		off += (size_t)n;
+		if ((size_t)n < want)
+			break;
 	}
 	buf[off] = '\0';
 	return (ssize_t)off;
 }
 
-/* The kept entry for ctx->path, opening and keeping the file if there is
- * room; NULL (errno set) when it cannot be opened or the list is full. */
-static struct collect_kept *collect_kept_get(struct collect_ctx *ctx, uint32_t hash)
+/* The kept entry for ctx->path, or NULL. */
+static struct collect_kept *collect_kept_find(struct collect_ctx *ctx, uint32_t hash)
 {
 	for (size_t i = 0; i < ctx->nkept; i++) {
 		struct collect_kept *k = &ctx->kept[i];
 		if (k->hash == hash && strcmp(k->path, ctx->path) == 0)
 			return k;
 	}
-	if (ctx->nkept == COLLECT_KEEP_MAX) {
-		errno = EMFILE;
-		return NULL;
-	}
-	int fd = open(ctx->path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return NULL;
+	return NULL;
+}
+
+/* Keep fd open as ctx->path's if there is room and the kernel makes the
+ * file anew on each read (procfs, sysfs). A regular file, as in a fixture
+ * tree, may be replaced by a rename, which a kept descriptor would never
+ * see. 0 if kept, -1 if the caller is to close fd. */
+static int collect_kept_add(struct collect_ctx *ctx, uint32_t hash, int fd)
+{
+	struct statfs fs;
+	if (ctx->nkept == COLLECT_KEEP_MAX || fstatfs(fd, &fs) < 0 ||
+	    (fs.f_type != PROC_SUPER_MAGIC && fs.f_type != SYSFS_MAGIC))
+		return -1;
 	char *path = strdup(ctx->path);
-	if (!path) {
-		close(fd);
-		errno = ENOMEM;
-		return NULL;
-	}
+	if (!path)
+		return -1;
 	struct collect_kept *k = &ctx->kept[ctx->nkept++];
 	k->path = path;
 	k->hash = hash;
 	k->fd = fd;
-	return k;
+	return 0;
 }
 
 /* Close and forget kept entry k (a file gone or failing). */
@@ -255,26 +263,32 @@ static void collect_kept_drop(struct collect_ctx *ctx, struct collect_kept *k)
 	*k = ctx->kept[--ctx->nkept];
 }
 
-/* Read ctx->path once: through its kept descriptor, opened again once if
- * that fails (the file went away and came back), else opened and closed. */
+/* Read ctx->path once: through its kept descriptor if it has one (opened
+ * again if that read fails: the file went away and came back), else
+ * opened, read, and kept or closed. */
 static ssize_t collect_ctx_read_once(struct collect_ctx *ctx, int flags)
 {
-	if (flags & COLLECT_ONCE)
-		return util_read_file(ctx->path, ctx->buf, ctx->size);
-	uint32_t hash = collect_hash(ctx->path);
-	for (int attempt = 0; attempt < 2; attempt++) {
-		struct collect_kept *k = collect_kept_get(ctx, hash);
-		if (!k)
-			return errno == EMFILE ? util_read_file(ctx->path, ctx->buf, ctx->size)
-			                       : -1;
-		ssize_t n = collect_pread_all(k->fd, ctx->buf, ctx->size);
-		if (n >= 0)
-			return n;
-		int saved = errno;
-		collect_kept_drop(ctx, k);
-		errno = saved;
+	uint32_t hash = 0;
+	if (!(flags & COLLECT_ONCE)) {
+		hash = collect_hash(ctx->path);
+		struct collect_kept *k = collect_kept_find(ctx, hash);
+		if (k) {
+			ssize_t n = collect_pread_all(k->fd, ctx->buf, ctx->size);
+			if (n >= 0)
+				return n;
+			collect_kept_drop(ctx, k);
+		}
 	}
-	return -1;
+	int fd = open(ctx->path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	ssize_t n = collect_pread_all(fd, ctx->buf, ctx->size);
+	if (n >= 0 && !(flags & COLLECT_ONCE) && collect_kept_add(ctx, hash, fd) == 0)
+		return n;
+	int saved = errno;
+	close(fd);
+	errno = saved;
+	return n;
 }
 
 /* Read ctx->path into the shared buffer, growing it if asked. */

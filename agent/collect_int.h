@@ -50,11 +50,12 @@ enum {
 
 /* Read root/rel into ctx->buf, NUL-terminated. With COLLECT_WHOLE in flags
  * the buffer grows (up to COLLECT_BUF_MAX) until the file fits; a file still
- * too big, or any file without it, is cut after its last complete line. The
- * file stays open and later reads pread it from offset 0 (a /proc or /sys
- * file is generated anew on each read), unless flags has COLLECT_ONCE; a
- * kept file that fails to read is opened again once. Returns the length,
- * or -1 with errno set. */
+ * too big, or any file without it, is cut after its last complete line. A
+ * procfs or sysfs file stays open and later reads pread it from offset 0
+ * (the kernel makes it anew on each read), unless flags has COLLECT_ONCE;
+ * a kept file that fails to read is opened again once. Other files (a
+ * fixture tree) are opened each time. Returns the length, or -1 with errno
+ * set. */
 ssize_t collect_ctx_read(struct collect_ctx *ctx, const char *root, const char *rel, int flags);
 
 /* collect_ctx_read for a file named by its whole path, such as utmp; never
