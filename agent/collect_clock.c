@@ -10,9 +10,9 @@
 
 static const char *const clock_fields[CLOCK_NFIELDS] = {
     "synced",
-    "est_error_s",
-    "max_error_s",
-    "offset_s",
+    "est_error_seconds",
+    "max_error_seconds",
+    "offset_seconds",
 };
 
 /* The group's fields from adjtimex's return code and its struct timex. */

@@ -14,7 +14,8 @@
 #define DISKIO_SECTOR 512.0
 
 static const char *const diskio_fields[DISKIO_NFIELDS] = {
-    "read_bytes_s", "write_bytes_s", "reads_s", "writes_s", "busy_pct", "wait_ms", "written_bytes",
+    "read_bytes_s", "write_bytes_s", "reads_s",       "writes_s",
+    "busy_pct",     "wait_seconds",  "written_bytes",
 };
 
 /* Column (after the name, from 0) of /proc/diskstats for each counter. */
@@ -71,8 +72,9 @@ int diskio_partition(const char *name)
 	return i > 1 && name[i - 1] == 'p' && name[i - 2] >= '0' && name[i - 2] <= '9';
 }
 
-/* Parse one "   8  0 sda 1 2 3 ..." line into dev; 0, or -1 to skip it. */
-static int diskio_parse_line(const char *line, struct diskio_dev *dev)
+/* Parse one "   8  0 sda 1 2 3 ..." line into dev; 0, or -1 to skip it
+ * (judged by the name first: a Pi lists 16 ram and 8 loop devices). */
+static int diskio_parse_line(const char *line, int partitions, struct diskio_dev *dev)
 {
 	const char *p = line;
 	uint64_t major, minor;
@@ -86,14 +88,16 @@ static int diskio_parse_line(const char *line, struct diskio_dev *dev)
 	size_t len = (size_t)(p - name);
 	if (len == 0 || len >= DISKIO_NAME_MAX)
 		return -1;
+	memcpy(dev->name, name, len);
+	dev->name[len] = '\0';
+	if (diskio_virtual(dev->name) || (!partitions && diskio_partition(dev->name)))
+		return -1;
 	uint64_t col[DISKIO_COLUMNS];
 	int n = 0;
 	while (n < DISKIO_COLUMNS && text_next_u64(&p, &col[n]) == 0)
 		n++;
 	if (n < DISKIO_COLUMNS)
 		return -1;
-	memcpy(dev->name, name, len);
-	dev->name[len] = '\0';
 	text_sanitise(dev->name);
 	for (int i = 0; i < DISKIO_NCOUNTERS; i++)
 		dev->c[i] = col[diskio_columns[i]];
@@ -106,8 +110,7 @@ size_t diskio_parse(const char *buf, int partitions, struct diskio_dev *out, siz
 	size_t n = 0;
 	for (const char *p = buf; p; p = text_next_line(p)) {
 		struct diskio_dev dev;
-		if (diskio_parse_line(p, &dev) < 0 || diskio_virtual(dev.name) ||
-		    (!partitions && diskio_partition(dev.name)))
+		if (diskio_parse_line(p, partitions, &dev) < 0)
 			continue;
 		if (n < max)
 			out[n] = dev;
@@ -137,7 +140,7 @@ int diskio_rates(const struct diskio_dev *old, const struct diskio_dev *cur, uin
 	out[4] = busy > 100.0 ? 100.0 : busy;
 	double ops = (double)d[DISKIO_READS] + (double)d[DISKIO_WRITES];
 	double wait = (double)d[DISKIO_READ_MS] + (double)d[DISKIO_WRITE_MS];
-	out[5] = ops > 0 ? wait / ops : 0.0;
+	out[5] = ops > 0 ? wait / ops / 1000.0 : 0.0;
 	out[6] = (double)cur->c[DISKIO_WRITE_SECTORS] * DISKIO_SECTOR;
 	return 0;
 }

@@ -7,7 +7,7 @@
 #include <math.h>
 #include <string.h>
 
-static const char *const host_fields[HOST_NFIELDS] = {"uptime_s", "boot_time"};
+static const char *const host_fields[HOST_NFIELDS] = {"uptime_seconds", "boot_time_seconds"};
 
 /* Seconds since boot from a /proc/uptime buffer, fraction kept. 0 or -1. */
 int host_parse_uptime(const char *buf, double *uptime_s)

@@ -214,7 +214,7 @@ int diskio_partition(const char *name);
 size_t diskio_parse(const char *buf, int partitions, struct diskio_dev *out, size_t max);
 
 /* The diskio group's fields between two samples dt_ms (> 0) apart: bytes
- * and operations a second, busy percent, wait per operation in ms, and
+ * and operations a second, busy percent, wait per operation in seconds, and
  * cur's bytes written. -1 when any counter went back (reset or wrap). */
 int diskio_rates(const struct diskio_dev *old, const struct diskio_dev *cur, uint64_t dt_ms,
                  double out[DISKIO_NFIELDS]);
@@ -242,15 +242,16 @@ int vmstat_parse(const char *buf, struct vmstat_counters *out);
 void vmstat_fields_of(const struct vmstat_counters *old, const struct vmstat_counters *cur,
                       uint64_t dt_ms, double out[VMSTAT_NFIELDS]);
 
-/* Parse one /proc/pressure file into some_avg10, some_avg60, some_total_s,
- * full_avg10, full_avg60, full_total_s (NaN without a "full" line). 0, or
+/* Parse one /proc/pressure file into some_avg10, some_avg60,
+ * some_stall_seconds, full_avg10, full_avg60, full_stall_seconds (NaN
+ * without a "full" line). 0, or
  * -1 without a "some" line. */
 int pressure_parse(const char *buf, double out[PRESSURE_NFIELDS]);
 
 struct timex;
 
 /* The clock group's fields from adjtimex's result: synced (0/1),
- * est_error_s, max_error_s, offset_s. */
+ * est_error_seconds, max_error_seconds, offset_seconds. */
 void clock_fields_of(int rc, const struct timex *tx, double out[CLOCK_NFIELDS]);
 
 /* One interface of /proc/net/wireless: link quality, signal and noise in

@@ -12,7 +12,8 @@
 #include "log.h"
 
 static const char *const pressure_fields[PRESSURE_NFIELDS] = {
-    "some_avg10", "some_avg60", "some_total_s", "full_avg10", "full_avg60", "full_total_s",
+    "some_avg10", "some_avg60", "some_stall_seconds",
+    "full_avg10", "full_avg60", "full_stall_seconds",
 };
 
 /* The resources, each a file below <proc>/pressure and a row's instance. */
@@ -21,13 +22,15 @@ static const char *const pressure_resources[] = {"cpu", "memory", "io"};
 /* Parse "avg10=0.12 avg60=0.05 avg300=0.01 total=123456" into three fields. */
 static int pressure_parse_line(const char *p, double out[3])
 {
-	static const char *const keys[] = {" avg10=", " avg60=", " avg300=", " total="};
+	static const struct {
+		const char *key;
+		size_t len;
+	} keys[] = {{" avg10=", 7}, {" avg60=", 7}, {" avg300=", 8}, {" total=", 7}};
 	double v[4];
 	for (int i = 0; i < 4; i++) {
-		size_t n = strlen(keys[i]);
-		if (strncmp(p, keys[i], n) != 0)
+		if (memcmp(p, keys[i].key, keys[i].len) != 0)
 			return -1;
-		p += n;
+		p += keys[i].len;
 		if (text_next_decimal(&p, &v[i]) < 0)
 			return -1;
 	}

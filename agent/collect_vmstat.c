@@ -14,12 +14,20 @@ static const char *const vmstat_fields[VMSTAT_NFIELDS] = {
     "swap_in_s", "swap_out_s", "major_faults_s", "oom_kills", "oom_kills_new",
 };
 
-/* /proc/vmstat's name of each counter, in enum vmstat_counter order. */
-static const char *const vmstat_names[VMSTAT_NCOUNTERS] = {
-    [VMSTAT_PSWPIN] = "pswpin",
-    [VMSTAT_PSWPOUT] = "pswpout",
-    [VMSTAT_PGMAJFAULT] = "pgmajfault",
-    [VMSTAT_OOM_KILL] = "oom_kill",
+/* /proc/vmstat's name of each counter with a space after it, and its
+ * length, in enum vmstat_counter order. */
+#define VMSTAT_NAME(s)                                                                             \
+	{                                                                                          \
+		s " ", sizeof s                                                                    \
+	}
+static const struct {
+	const char *name;
+	size_t len;
+} vmstat_names[VMSTAT_NCOUNTERS] = {
+    [VMSTAT_PSWPIN] = VMSTAT_NAME("pswpin"),
+    [VMSTAT_PSWPOUT] = VMSTAT_NAME("pswpout"),
+    [VMSTAT_PGMAJFAULT] = VMSTAT_NAME("pgmajfault"),
+    [VMSTAT_OOM_KILL] = VMSTAT_NAME("oom_kill"),
 };
 
 /* The previous sample. */
@@ -35,11 +43,13 @@ int vmstat_parse(const char *buf, struct vmstat_counters *out)
 {
 	memset(out, 0, sizeof *out);
 	int found = 0;
+	/* About 180 lines, four wanted: compare two bytes before the rest. */
 	for (const char *p = buf; p; p = text_next_line(p)) {
 		for (int i = 0; i < VMSTAT_NCOUNTERS; i++) {
-			size_t n = strlen(vmstat_names[i]);
-			const char *v = p + n;
-			if (strncmp(p, vmstat_names[i], n) != 0 || *v != ' ' ||
+			const char *name = vmstat_names[i].name;
+			const char *v = p + vmstat_names[i].len;
+			if (p[0] != name[0] || p[1] != name[1] ||
+			    memcmp(p, name, vmstat_names[i].len) != 0 ||
 			    text_next_u64(&v, &out->c[i]) < 0)
 				continue;
 			if (!(out->present & 1u << i))

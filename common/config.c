@@ -237,7 +237,7 @@ static const struct key keys[] = {
             "An array [] or a list () of strings: cpu, mem, disk (per mount), load,\n"
             "temp (per thermal zone), net (per interface), users, pi (firmware\n"
             "throttling flags), diskio (per whole block device: bytes and operations\n"
-            "a second, busy_pct, wait_ms, written_bytes), vmstat (swapping, major\n"
+            "a second, busy_pct, wait_seconds, written_bytes), vmstat (swapping, major\n"
             "faults, OOM kills), pressure (stall information per resource, none\n"
             "without PSI), clock (synced, error estimates), wifi (link quality,\n"
             "signal and noise in dBm per interface), cpufreq (MHz per policy), host\n"

@@ -343,7 +343,7 @@ def test_pi_health_collectors_stored(env):
     freq = csv_of(env, "pi4h", "cpufreq")[-1]
     check(float(freq["cur_mhz"]) == 600.0 and float(freq["max_mhz"]) == 1800.0,
           "cpufreq %r" % freq)
-    check(float(csv_of(env, "pi4h", "host")[-1]["uptime_s"]) == 123456.0, "host uptime")
+    check(float(csv_of(env, "pi4h", "host")[-1]["uptime_seconds"]) == 123456.0, "host uptime")
     check(csv_of(env, "pi4h", "clock")[-1]["synced"] in ("0", "1"), "clock synced")
     check(named_alarms(env, "oom_kill") == [], "an OOM kill before any happened")
     # The kernel kills a process: the next sample counts it and the rule fires.

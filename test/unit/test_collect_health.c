@@ -122,7 +122,7 @@ static void test_diskio_parse_pi4(void)
 	CHECK(diskio_parse("", 0, d, 8) == 0);
 }
 
-/* Rates over the Pi 4's ten seconds: SD card 90 % busy, 20.8 ms a write. */
+/* Rates over the Pi 4's ten seconds: SD card 90 % busy, 20.8 ms a request. */
 static void test_diskio_sample_pi4(void)
 {
 	struct collector col;
@@ -142,13 +142,13 @@ static void test_diskio_sample_pi4(void)
 	const double *v = row_of(&col, "mmcblk0");
 	CHECK(v != NULL);
 	if (v) {
-		CHECK_NEAR(v[0], 1048576.0, EPS); /* read_bytes_s */
-		CHECK_NEAR(v[1], 2097152.0, EPS); /* write_bytes_s */
-		CHECK_NEAR(v[2], 10.0, EPS);      /* reads_s */
-		CHECK_NEAR(v[3], 50.0, EPS);      /* writes_s */
-		CHECK_NEAR(v[4], 90.0, EPS);      /* busy_pct */
-		CHECK_NEAR(v[5], 12500.0 / 600.0, EPS);
-		CHECK_NEAR(v[6], 4654952.0 * 512.0, EPS); /* written_bytes */
+		CHECK_NEAR(v[0], 1048576.0, EPS);                /* read_bytes_s */
+		CHECK_NEAR(v[1], 2097152.0, EPS);                /* write_bytes_s */
+		CHECK_NEAR(v[2], 10.0, EPS);                     /* reads_s */
+		CHECK_NEAR(v[3], 50.0, EPS);                     /* writes_s */
+		CHECK_NEAR(v[4], 90.0, EPS);                     /* busy_pct */
+		CHECK_NEAR(v[5], 12500.0 / 600.0 / 1000.0, EPS); /* wait_seconds */
+		CHECK_NEAR(v[6], 4654952.0 * 512.0, EPS);        /* written_bytes */
 		CHECK(col.rows.group.rows[0].time_ms == 2);
 	}
 	/* The same sample again at the same moment: no row, prev kept. */
@@ -194,7 +194,7 @@ static void test_diskio_pi5_wrap_and_backwards(void)
 		CHECK_NEAR(nvme[2], 100.0, EPS);
 		CHECK_NEAR(nvme[3], 500.0, EPS);
 		CHECK_NEAR(nvme[4], 10.0, EPS);
-		CHECK_NEAR(nvme[5], 5500.0 / 6000.0, EPS);
+		CHECK_NEAR(nvme[5], 5500.0 / 6000.0 / 1000.0, EPS);
 		CHECK_NEAR(nvme[6], 37461208.0 * 512.0, EPS);
 	}
 	const double *sd = row_of(&col, "mmcblk0");
