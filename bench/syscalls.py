@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
-"""Count the system calls one pimon-agent makes per collection cycle: a
-server at a 1 s interval (heartbeats once a minute, so they hardly count),
-one agent under `strace -c -f` for a number of cycles. Prints strace's table
-and the calls per cycle; asserts nothing.
-Usage: bench/syscalls.py [--build DIR] [--cycles N] [--metrics a,b,...]"""
+"""Count what one pimon-agent costs per collection cycle: a server at a 1 s
+interval (heartbeats once a minute, so they hardly count), one agent under
+`strace -c -f` for a number of cycles (system calls), or with --callgrind
+under callgrind counting only inside the collect timer's callback (user-space
+instructions). Prints the table and the figure per cycle; asserts nothing.
+Usage: bench/syscalls.py [--build DIR] [--cycles N] [--metrics a,b,...] [--callgrind]"""
 
 import argparse
 import os
+import re
 import shutil
 import signal
 import socket
@@ -27,6 +29,8 @@ def main():
     ap.add_argument("--build", default=os.path.join(os.path.dirname(__file__), "..", "build"))
     ap.add_argument("--cycles", type=int, default=30)
     ap.add_argument("--metrics", default="", help="collectors, comma separated; default: the server's")
+    ap.add_argument("--callgrind", action="store_true",
+                    help="instructions per cycle instead of system calls")
     a = ap.parse_args()
     server_bin = os.path.join(a.build, "server", "pimon-server")
     agent_bin = os.path.join(a.build, "agent", "pimon-agent")
@@ -43,6 +47,8 @@ def main():
     out = os.path.join(tmp, "strace.txt")
     procs = []
     try:
+        if a.callgrind:
+            return callgrind(a, server_bin, agent_bin, cfg, port, tmp, procs)
         server = subprocess.Popen([server_bin, "-c", cfg])
         procs.append(server)
         time.sleep(0.5)
@@ -69,6 +75,34 @@ def main():
         for p in procs:
             p.wait()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def callgrind(a, server_bin, agent_bin, cfg, port, tmp, procs):
+    """Run the agent under callgrind for the cycles; print instructions per cycle."""
+    server = subprocess.Popen([server_bin, "-c", cfg])
+    procs.append(server)
+    time.sleep(0.5)
+    out = os.environ.get("CALLGRIND_OUT") or os.path.join(tmp, "callgrind.out")
+    agent = subprocess.Popen(["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out,
+                              "--toggle-collect=link_collect_cb", agent_bin,
+                              "-s", "127.0.0.1:%d" % port, "-n", "cg",
+                              "--spool-dir", os.path.join(tmp, "spool")],
+                             stderr=subprocess.DEVNULL)
+    procs.append(agent)
+    time.sleep(a.cycles + 3)
+    agent.send_signal(signal.SIGTERM)
+    agent.wait()
+    procs.remove(agent)
+    with open(os.path.join(tmp, "data", "hosts", "cg", "load.csv")) as f:
+        cycles = sum(1 for _ in f) - 1
+    total = 0
+    with open(out) as f:
+        for line in f:
+            m = re.match(r"(?:summary|totals):\s+(\d+)", line)
+            if m:
+                total = int(m.group(1))
+    print("%d instructions in %d cycles: %.0f per cycle" % (total, cycles, total / cycles))
+    return 0
 
 
 if __name__ == "__main__":
