@@ -119,6 +119,12 @@ static int collect_find(const char *name)
 	return -1;
 }
 
+/* Make diskio report partitions too, or not. */
+void collect_diskio_partitions(struct collect *c, int on)
+{
+	c->ctx.diskio_partitions = on != 0;
+}
+
 /* Non-zero if name is a built-in collector. */
 int collect_known(const char *name)
 {

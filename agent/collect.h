@@ -21,6 +21,9 @@ struct collect;
 struct collect *collect_create(const struct collect_roots *roots);
 void collect_destroy(struct collect *c);
 
+/* Whether diskio reports partitions as well as whole devices (0 or 1). */
+void collect_diskio_partitions(struct collect *c, int on);
+
 /* Enable exactly the named collectors. Unknown names are logged and
  * skipped; returns how many were unknown. */
 int collect_select(struct collect *c, const char *const *names, size_t n);

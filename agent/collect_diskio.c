@@ -193,16 +193,17 @@ static const struct diskio_dev *diskio_find_prev(const struct diskio_state *st, 
 
 /* Feed one /proc/diskstats sample taken at mono_ms; rows for devices seen
  * in the previous sample too whose counters did not go back. */
-int diskio_sample(struct collector *col, const char *buf, uint64_t mono_ms, uint64_t now_ms)
+int diskio_sample(struct collector *col, const char *buf, int partitions, uint64_t mono_ms,
+                  uint64_t now_ms)
 {
 	struct diskio_state *st = col->state;
-	size_t n = diskio_parse(buf, 0, st->cur, st->cap);
+	size_t n = diskio_parse(buf, partitions, st->cur, st->cap);
 	if (n > st->cap) {
 		if (diskio_reserve(st, n) < 0) {
 			collector_fail(col, "out of memory for %zu devices", n);
 			return -1;
 		}
-		diskio_parse(buf, 0, st->cur, st->cap);
+		diskio_parse(buf, partitions, st->cur, st->cap);
 	}
 	/* No time passed: keep the older sample so the next rate spans more. */
 	if (st->have && mono_ms <= st->prev_ms)
@@ -236,7 +237,7 @@ static int diskio_run(struct collector *col, struct collect_ctx *ctx, uint64_t n
 		collector_fail(col, "%s: %s", ctx->path, strerror(errno));
 		return -1;
 	}
-	return diskio_sample(col, ctx->buf, util_mono_ms(), now_ms);
+	return diskio_sample(col, ctx->buf, ctx->diskio_partitions, util_mono_ms(), now_ms);
 }
 
 const struct collector_ops diskio_ops = {

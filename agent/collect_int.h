@@ -40,6 +40,7 @@ struct collect_ctx {
 	char path[4096];
 	struct collect_kept kept[COLLECT_KEEP_MAX];
 	size_t nkept;
+	int diskio_partitions; /* agent.diskio.partitions */
 };
 
 /* Flags of collect_ctx_read. */
@@ -176,8 +177,9 @@ int net_sample(struct collector *col, const char *buf, uint64_t mono_ms, uint64_
 int procs_sample(struct collector *col, struct collect_ctx *ctx, uint64_t mono_ms, uint64_t now_ms);
 
 /* Feed the diskio collector one /proc/diskstats buffer read at monotonic
- * time mono_ms, as net_sample does. 0 or -1. */
-int diskio_sample(struct collector *col, const char *buf, uint64_t mono_ms, uint64_t now_ms);
+ * time mono_ms, as net_sample does; partitions as for diskio_parse. 0 or -1. */
+int diskio_sample(struct collector *col, const char *buf, int partitions, uint64_t mono_ms,
+                  uint64_t now_ms);
 
 /* Feed the vmstat collector one /proc/vmstat buffer read at monotonic time
  * mono_ms: a row (stamped now_ms) from the second sample on. 0 or -1. */

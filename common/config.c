@@ -366,6 +366,9 @@ static const struct key keys[] = {
     KEY_STR("agent.proc_root", agent.proc_root, "/proc", NULL, check_path,
             "Where procfs is mounted (a container may see the host's elsewhere)."),
     KEY_STR("agent.sys_root", agent.sys_root, "/sys", NULL, check_path, "Where sysfs is mounted."),
+    KEY_INT("agent.diskio.partitions", agent.diskio_partitions, 0, 0, 1,
+            "1: the diskio collector reports each partition (mmcblk0p2) as well as\n"
+            "each whole device; 0: whole devices only."),
     KEY_FLT("agent.reconnect.min", agent.reconnect_min, 0.5, 0.05, 3600,
             "Seconds before the first reconnect after the link to the server fails."),
     KEY_FLT("agent.reconnect.max", agent.reconnect_max, 30.0, 0.1, 86400,

@@ -131,11 +131,11 @@ static void test_diskio_sample_pi4(void)
 	CHECK(col.rows.group.nfields == DISKIO_NFIELDS);
 	CHECK_STR(col.rows.group.inst_key, "device");
 	rowset_reset(&col.rows);
-	CHECK(diskio_sample(&col, fixture_read("pi4/proc/diskstats", buf_a, sizeof buf_a), 1000,
+	CHECK(diskio_sample(&col, fixture_read("pi4/proc/diskstats", buf_a, sizeof buf_a), 0, 1000,
 	                    1) == 0);
 	CHECK(col.rows.group.nrows == 0); /* a rate needs two samples */
 	rowset_reset(&col.rows);
-	CHECK(diskio_sample(&col, fixture_read("pi4-next/proc/diskstats", buf_b, sizeof buf_b),
+	CHECK(diskio_sample(&col, fixture_read("pi4-next/proc/diskstats", buf_b, sizeof buf_b), 0,
 	                    11000, 2) == 0);
 	rowset_finish(&col.rows);
 	CHECK(col.rows.group.nrows == 1);
@@ -153,7 +153,7 @@ static void test_diskio_sample_pi4(void)
 	}
 	/* The same sample again at the same moment: no row, prev kept. */
 	rowset_reset(&col.rows);
-	CHECK(diskio_sample(&col, buf_b, 11000, 3) == 0);
+	CHECK(diskio_sample(&col, buf_b, 0, 11000, 3) == 0);
 	CHECK(col.rows.group.nrows == 0);
 	collector_fini(&col);
 }
@@ -168,10 +168,10 @@ static void test_diskio_pi5_wrap_and_backwards(void)
 	const char *first = fixture_read("pi5/proc/diskstats", buf_a, sizeof buf_a);
 	const char *next = fixture_read("pi5-next/proc/diskstats", buf_b, sizeof buf_b);
 	rowset_reset(&col.rows);
-	CHECK(diskio_sample(&col, first, 0, 1) == 0);
+	CHECK(diskio_sample(&col, first, 0, 0, 1) == 0);
 	/* Counters staying at 2^64-1: zero rates, a finite written_bytes. */
 	rowset_reset(&col.rows);
-	CHECK(diskio_sample(&col, first, 5000, 2) == 0);
+	CHECK(diskio_sample(&col, first, 0, 5000, 2) == 0);
 	rowset_finish(&col.rows);
 	const double *sda = row_of(&col, "sda");
 	CHECK(sda != NULL);
@@ -181,7 +181,7 @@ static void test_diskio_pi5_wrap_and_backwards(void)
 		CHECK(isfinite(sda[6]) && sda[6] > 9e21);
 	}
 	rowset_reset(&col.rows);
-	CHECK(diskio_sample(&col, next, 15000, 3) == 0);
+	CHECK(diskio_sample(&col, next, 0, 15000, 3) == 0);
 	rowset_finish(&col.rows);
 	CHECK(col.rows.group.nrows == 2); /* nvme0n1 and mmcblk0 */
 	CHECK(row_of(&col, "sda") == NULL && row_of(&col, "dm-0") == NULL);
@@ -201,9 +201,31 @@ static void test_diskio_pi5_wrap_and_backwards(void)
 	CHECK(sd && sd[0] == 0.0 && sd[4] == 0.0 && sd[5] == 0.0);
 	/* From the wrapped sample on, sda and dm-0 have rates again. */
 	rowset_reset(&col.rows);
-	CHECK(diskio_sample(&col, next, 25000, 4) == 0);
+	CHECK(diskio_sample(&col, next, 0, 25000, 4) == 0);
 	rowset_finish(&col.rows);
 	CHECK(row_of(&col, "sda") != NULL && row_of(&col, "dm-0") != NULL);
+	collector_fini(&col);
+}
+
+/* With agent.diskio.partitions set, partitions get rows of their own. */
+static void test_diskio_partitions(void)
+{
+	struct collector col;
+	memset(&col, 0, sizeof col);
+	CHECK(collector_init(&col, &diskio_ops) == 0);
+	rowset_reset(&col.rows);
+	CHECK(diskio_sample(&col, fixture_read("pi4/proc/diskstats", buf_a, sizeof buf_a), 1, 0,
+	                    1) == 0);
+	rowset_reset(&col.rows);
+	CHECK(diskio_sample(&col, fixture_read("pi4-next/proc/diskstats", buf_b, sizeof buf_b), 1,
+	                    10000, 2) == 0);
+	rowset_finish(&col.rows);
+	CHECK(col.rows.group.nrows == 3);
+	const double *p2 = row_of(&col, "mmcblk0p2");
+	CHECK(p2 && row_of(&col, "mmcblk0") && row_of(&col, "mmcblk0p1"));
+	if (p2)
+		CHECK_NEAR(p2[1], 40960.0 * 512.0 / 10.0, EPS);
+	CHECK(row_of(&col, "zram0") == NULL && row_of(&col, "loop0") == NULL);
 	collector_fini(&col);
 }
 
@@ -553,6 +575,7 @@ int main(void)
 	test_diskio_parse_pi4();
 	test_diskio_sample_pi4();
 	test_diskio_pi5_wrap_and_backwards();
+	test_diskio_partitions();
 	test_diskio_rates_cap();
 	test_diskio_missing();
 	test_vmstat();
