@@ -19,7 +19,7 @@
 static const struct collector_ops *const collect_table[] = {
     &cpu_ops,   &mem_ops,   &disk_ops,    &load_ops,   &temp_ops,   &net_ops,
     &users_ops, &procs_ops, &pi_ops,      &diskio_ops, &vmstat_ops, &pressure_ops,
-    &clock_ops, &wifi_ops,  &cpufreq_ops, &host_ops,
+    &clock_ops, &wifi_ops,  &cpufreq_ops, &host_ops,   &cores_ops,
 };
 
 #define COLLECT_N (sizeof collect_table / sizeof collect_table[0])

@@ -185,6 +185,13 @@ int diskio_sample(struct collector *col, const char *buf, int partitions, uint64
  * mono_ms: a row (stamped now_ms) from the second sample on. 0 or -1. */
 int vmstat_sample(struct collector *col, const char *buf, uint64_t mono_ms, uint64_t now_ms);
 
+/* Feed the cores collector one /proc/stat buffer: rows (stamped now_ms)
+ * for cores also in the previous sample. 0 or -1. */
+int cores_sample(struct collector *col, const char *buf, uint64_t now_ms);
+
+/* Field names of the cpu group, which the cores group shares. */
+extern const char *const cpu_fields[];
+
 extern const struct collector_ops cpu_ops;
 extern const struct collector_ops mem_ops;
 extern const struct collector_ops disk_ops;
@@ -201,5 +208,6 @@ extern const struct collector_ops clock_ops;
 extern const struct collector_ops wifi_ops;
 extern const struct collector_ops cpufreq_ops;
 extern const struct collector_ops host_ops;
+extern const struct collector_ops cores_ops;
 
 #endif

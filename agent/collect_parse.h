@@ -47,6 +47,16 @@ struct cpu_times {
 /* Parse the "cpu " line of a /proc/stat buffer. 0 or -1. */
 int cpu_parse_stat(const char *buf, struct cpu_times *out);
 
+/* One core's line of /proc/stat ("cpu3 ..."). */
+struct cpu_core {
+	unsigned id;
+	struct cpu_times times;
+};
+
+/* Parse every "cpuN" line of a /proc/stat buffer. Stores at most max cores
+ * and returns how many there are. */
+size_t cpu_parse_cores(const char *buf, struct cpu_core *out, size_t max);
+
 /* Percentages between two samples in the cpu group's field order (usage,
  * user, nice, system, idle, iowait, irq, softirq, steal). A counter that
  * went back counts as 0. Returns -1 (no row) when no time passed. */

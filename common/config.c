@@ -18,7 +18,7 @@
 
 const char *const config_metric_names[] = {
     "cpu",    "mem",    "disk",     "load",  "temp", "net",     "users", "procs", "pi",
-    "diskio", "vmstat", "pressure", "clock", "wifi", "cpufreq", "host",  NULL};
+    "diskio", "vmstat", "pressure", "clock", "wifi", "cpufreq", "host",  "cores", NULL};
 
 /* What agents collect unless told otherwise: all but procs, which scans
  * every process each interval and costs the agent about three times as
@@ -242,7 +242,7 @@ static const struct key keys[] = {
             "without PSI), clock (synced, error estimates), wifi (link quality,\n"
             "signal and noise in dBm per interface), cpufreq (MHz per policy), host\n"
             "(uptime, boot time). Add \"procs\" for the busiest processes (the\n"
-            "costliest collector)."),
+            "costliest collector) and \"cores\" for the cpu fields per core."),
     KEY_STR("server.http.listen", server.http_listen, "127.0.0.1:8081", NULL,
             check_hostport_or_empty, "Address of the JSON API, \"host:port\"; \"\" disables it."),
     KEY_STR("server.http.tls.cert", server.http_tls_cert, "", NULL, NULL,

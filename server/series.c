@@ -19,11 +19,11 @@
 #define SERIES_TIME_MAX 999999999999999ull
 
 /* The instance keys of pimon's collectors (disk, net and wifi, temp, diskio,
- * pressure, cpufreq). */
+ * pressure, cpufreq, cores). */
 int series_is_inst_key(const char *column)
 {
-	static const char *const keys[] = {"mount",  "iface",    "zone",
-	                                   "device", "resource", "policy"};
+	static const char *const keys[] = {"mount",    "iface",  "zone", "device",
+	                                   "resource", "policy", "core"};
 	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
 		if (strcmp(column, keys[i]) == 0)
 			return 1;

@@ -322,7 +322,9 @@ def test_pi_health_collectors_stored(env):
     shutil.copytree(os.path.join(FIXTURES, "pi4"), root)
     oom = {"name": "oom_kill", "metric": "vmstat.oom_kills_new", "value": 0.0,
            "level": "critical"}
-    env.start_server(interval=0.5, extra={"alarms": (oom,)})
+    # The new collectors only, cores (off by default) included.
+    metrics = [m for m, _, _ in PI_HEALTH] + ["cores"]
+    env.start_server(interval=0.5, extra={"alarms": (oom,), "collect": {"metrics": metrics}})
     env.start_agent("pi4h", proc_root=os.path.join(root, "proc"),
                     sys_root=os.path.join(root, "sys"))
     env.wait_hosts_up(["pi4h"])
@@ -346,9 +348,18 @@ def test_pi_health_collectors_stored(env):
     check(float(csv_of(env, "pi4h", "host")[-1]["uptime_seconds"]) == 123456.0, "host uptime")
     check(csv_of(env, "pi4h", "clock")[-1]["synced"] in ("0", "1"), "clock synced")
     check(named_alarms(env, "oom_kill") == [], "an OOM kill before any happened")
+    check(csv_of(env, "pi4h", "cores") == [], "cores rows while no CPU time passed")
+    check(not os.path.exists(os.path.join(env.host_dir("pi4h"), "cpu.csv")), "cpu not asked for")
     # The kernel kills a process: the next sample counts it and the rule fires.
-    with open(os.path.join(root, "proc", "vmstat"), "w") as f:
-        f.write(open(os.path.join(FIXTURES, "pi4-next", "proc", "vmstat")).read())
+    # CPU time passes too: a row per core.
+    for rel in ("vmstat", "stat"):
+        with open(os.path.join(root, "proc", rel), "w") as f:
+            f.write(open(os.path.join(FIXTURES, "pi4-next", "proc", rel)).read())
+    wait_for(lambda: len(csv_of(env, "pi4h", "cores")) == 4, 20 * SLOW, "a row per core",
+             [env.server])
+    cores = {r["core"]: float(r["usage"]) for r in csv_of(env, "pi4h", "cores")}
+    check(set(cores) == {"cpu0", "cpu1", "cpu2", "cpu3"} and abs(cores["cpu0"] - 25.2) < 1e-6,
+          "cores %r" % cores)
     wait_for(lambda: named_alarms(env, "oom_kill"), 20 * SLOW, "the oom_kill alarm",
              [env.server])
     check(named_alarms(env, "oom_kill")[0] == ("firing", "critical"),

@@ -695,9 +695,11 @@ static void check_pi4_second_run(const struct proto_group *g, size_t n, uint64_t
 	static const char *const net_names[] = {
 	    "rx_bytes_s",  "tx_bytes_s", "rx_packets_s", "tx_packets_s", "rx_errors_s",
 	    "tx_errors_s", "rx_drop_s",  "tx_drop_s",    "rx_bytes",     "tx_bytes"};
-	/* and cpu, net, diskio, vmstat; no procs groups from a proc folder
-	 * without processes */
-	CHECK(n == 13);
+	/* and cpu, cores, net, diskio, vmstat; no procs groups from a proc
+	 * folder without processes */
+	CHECK(n == 14);
+	const struct proto_group *cores = find_group(g, n, "cores");
+	CHECK(cores && cores->nrows == 4 && find_row(cores, "cpu3") != NULL);
 	const struct proto_group *diskio = find_group(g, n, "diskio");
 	CHECK(diskio && diskio->nrows == 1 && find_row(diskio, "mmcblk0") != NULL);
 	const struct proto_group *vmstat = find_group(g, n, "vmstat");

@@ -541,6 +541,51 @@ static void test_host(void)
 	ctx_close(&ctx);
 }
 
+/* Per-core shares over the Pi 4's interval; a core gone offline gives no
+ * row, and one back online none until its second sample. */
+static void test_cores(void)
+{
+	struct cpu_core c[8];
+	const char *first = fixture_read("pi4/proc/stat", buf_a, sizeof buf_a);
+	CHECK(cpu_parse_cores(first, c, 8) == 4);
+	CHECK(c[0].id == 0 && c[3].id == 3 && c[0].times.t[CPU_USER] == 30864);
+	CHECK(cpu_parse_cores(first, c, 2) == 4);
+	CHECK(cpu_parse_cores("cpu  1 2 3 4\ncpux 1 2 3 4\ncpu7 1 2\n", c, 8) == 0);
+	struct collector col;
+	memset(&col, 0, sizeof col);
+	CHECK(collector_init(&col, &cores_ops) == 0);
+	CHECK_STR(col.rows.group.inst_key, "core");
+	CHECK(col.rows.group.nfields == CPU_NFIELDS);
+	CHECK_STR(col.rows.group.fields[0], "usage");
+	rowset_reset(&col.rows);
+	CHECK(cores_sample(&col, first, 1) == 0 && col.rows.group.nrows == 0);
+	rowset_reset(&col.rows);
+	CHECK(cores_sample(&col, fixture_read("pi4-next/proc/stat", buf_b, sizeof buf_b), 2) == 0);
+	rowset_finish(&col.rows);
+	CHECK(col.rows.group.nrows == 4);
+	const double *c0 = row_of(&col, "cpu0");
+	CHECK(c0 != NULL);
+	if (c0) {
+		CHECK_NEAR(c0[0], 25.2, EPS);
+		CHECK_NEAR(c0[1], 16.0, EPS);
+		CHECK_NEAR(c0[4], 72.8, EPS);
+	}
+	/* cpu2 offline, then back: no row either time. */
+	char offline[4096];
+	snprintf(offline, sizeof offline,
+	         "cpu  9 0 9 9 0 0 0 0\ncpu0 40000 0 0 2469317 0 0 0 0\n"
+	         "cpu1 40000 0 0 2469324 0 0 0 0\ncpu3 40000 0 0 2469324 0 0 0 0\n");
+	rowset_reset(&col.rows);
+	CHECK(cores_sample(&col, offline, 3) == 0);
+	rowset_finish(&col.rows);
+	CHECK(col.rows.group.nrows == 3 && row_of(&col, "cpu2") == NULL);
+	rowset_reset(&col.rows);
+	CHECK(cores_sample(&col, buf_b, 4) == 0);
+	rowset_finish(&col.rows);
+	CHECK(row_of(&col, "cpu2") == NULL);
+	collector_fini(&col);
+}
+
 /* Every new collector is known by name and runs through collect_run. */
 static void test_collect_names(void)
 {
@@ -588,6 +633,7 @@ int main(void)
 	test_wifi_run();
 	test_cpufreq();
 	test_host();
+	test_cores();
 	test_collect_names();
 	return check_report("collect_health");
 }

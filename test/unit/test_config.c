@@ -116,12 +116,12 @@ static void test_log_level(void)
 	CHECK(config_log_level(NULL) == -1);
 }
 
-/* The metric names are exactly the sixteen collectors, NULL-terminated. */
+/* The metric names are exactly the seventeen collectors, NULL-terminated. */
 static void test_metric_names(void)
 {
 	const char *want[] = {"cpu",   "mem",   "disk",    "load",   "temp",   "net",
 	                      "users", "procs", "pi",      "diskio", "vmstat", "pressure",
-	                      "clock", "wifi",  "cpufreq", "host",   NULL};
+	                      "clock", "wifi",  "cpufreq", "host",   "cores",  NULL};
 	for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
 		if (want[i])
 			CHECK(config_metric_names[i] &&
@@ -441,7 +441,7 @@ static const struct bad_case {
      "agent.log_level: 'warning' is not one of err, warn, notice, info, debug"},
     {"bad_metric.cfg", 8,
      "server.collect.metrics: 'gpu' is not one of cpu, mem, disk, load, temp, net, users, procs, "
-     "pi, diskio, vmstat, pressure, clock, wifi, cpufreq, host"},
+     "pi, diskio, vmstat, pressure, clock, wifi, cpufreq, host, cores"},
     {"bad_metric_duplicate.cfg", 9, "server.collect.metrics: 'cpu' is listed twice"},
     {"bad_heartbeat_order.cfg", 7,
      "server.heartbeat.interval: 10 must be less than server.heartbeat.timeout (10)"},
