@@ -22,11 +22,16 @@ static const char *const cpufreq_files[CPUFREQ_NFIELDS] = {"scaling_cur_freq", "
                                                            "scaling_max_freq"};
 
 /* Most policies reported; a board has one per cluster of cores. */
-#define CPUFREQ_MAX 64
+#define CPUFREQ_MAX 16
+/* Longest "devices/system/cpu/cpufreq/policyN/scaling_cur_freq". */
+#define CPUFREQ_REL_MAX 64
 
-/* Policy numbers found by the last scan; scanned again after a failure. */
+/* Policy numbers found by the last scan, and each one's folder below the
+ * sys root with room for a file name; scanned again after a failure. */
 struct cpufreq_state {
 	unsigned policy[CPUFREQ_MAX];
+	char rel[CPUFREQ_MAX][CPUFREQ_REL_MAX];
+	size_t rel_len[CPUFREQ_MAX];
 	size_t n;
 	int scanned;
 };
@@ -84,15 +89,26 @@ static int cpufreq_scan(struct cpufreq_state *st, struct collect_ctx *ctx)
 	}
 	closedir(d);
 	qsort(st->policy, st->n, sizeof st->policy[0], cpufreq_cmp);
+	for (size_t i = 0; i < st->n; i++) {
+		int len = snprintf(st->rel[i], sizeof st->rel[i], CPUFREQ_DIR "/policy%u/",
+		                   st->policy[i]);
+		st->rel_len[i] = (size_t)len;
+	}
 	return 0;
 }
 
-/* Read one policy's three frequencies; 0 or -1. */
-static int cpufreq_read(struct collect_ctx *ctx, unsigned policy, double out[CPUFREQ_NFIELDS])
+/* Read the three frequencies of the policy whose folder is st->rel[k]
+ * (each file's name written after the folder: no formatting per run). 0
+ * or -1. */
+static int cpufreq_read(struct cpufreq_state *st, size_t k, struct collect_ctx *ctx,
+                        double out[CPUFREQ_NFIELDS])
 {
+	char *rel = st->rel[k];
 	for (int i = 0; i < CPUFREQ_NFIELDS; i++) {
-		char rel[128];
-		snprintf(rel, sizeof rel, CPUFREQ_DIR "/policy%u/%s", policy, cpufreq_files[i]);
+		size_t n = strlen(cpufreq_files[i]);
+		if (st->rel_len[k] + n >= CPUFREQ_REL_MAX)
+			return -1;
+		memcpy(rel + st->rel_len[k], cpufreq_files[i], n + 1);
 		if (collect_ctx_read(ctx, ctx->sys, rel, 0) < 0 ||
 		    cpufreq_parse(ctx->buf, &out[i]) < 0)
 			return -1;
@@ -110,7 +126,7 @@ static int cpufreq_run(struct collector *col, struct collect_ctx *ctx, uint64_t 
 	for (size_t i = 0; i < st->n; i++) {
 		char name[32];
 		double v[CPUFREQ_NFIELDS];
-		if (cpufreq_read(ctx, st->policy[i], v) < 0) {
+		if (cpufreq_read(st, i, ctx, v) < 0) {
 			log_debug("collect", "cpufreq: policy%u unreadable, listing again",
 			          st->policy[i]);
 			st->scanned = 0;

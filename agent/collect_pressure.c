@@ -6,7 +6,6 @@
 
 #include <errno.h>
 #include <math.h>
-#include <stdio.h>
 #include <string.h>
 
 #include "log.h"
@@ -16,8 +15,15 @@ static const char *const pressure_fields[PRESSURE_NFIELDS] = {
     "full_avg10", "full_avg60", "full_stall_seconds",
 };
 
-/* The resources, each a file below <proc>/pressure and a row's instance. */
-static const char *const pressure_resources[] = {"cpu", "memory", "io"};
+/* The resources: a row's instance and its file below <proc>. */
+static const struct {
+	const char *name;
+	const char *rel;
+} pressure_resources[] = {
+    {"cpu", "pressure/cpu"},
+    {"memory", "pressure/memory"},
+    {"io", "pressure/io"},
+};
 
 /* Parse "avg10=0.12 avg60=0.05 avg300=0.01 total=123456" into three fields. */
 static int pressure_parse_line(const char *p, double out[3])
@@ -60,10 +66,8 @@ int pressure_parse(const char *buf, double out[PRESSURE_NFIELDS])
 static int pressure_run(struct collector *col, struct collect_ctx *ctx, uint64_t now_ms)
 {
 	for (size_t i = 0; i < sizeof pressure_resources / sizeof pressure_resources[0]; i++) {
-		char rel[32];
 		double v[PRESSURE_NFIELDS];
-		snprintf(rel, sizeof rel, "pressure/%s", pressure_resources[i]);
-		if (collect_ctx_read(ctx, ctx->proc, rel, 0) < 0) {
+		if (collect_ctx_read(ctx, ctx->proc, pressure_resources[i].rel, 0) < 0) {
 			if (errno != ENOENT && errno != ENOTDIR && errno != EOPNOTSUPP) {
 				collector_fail(col, "%s: %s", ctx->path, strerror(errno));
 				return -1;
@@ -78,7 +82,7 @@ static int pressure_run(struct collector *col, struct collect_ctx *ctx, uint64_t
 			collector_fail(col, "%s: no \"some\" line", ctx->path);
 			continue;
 		}
-		double *row = rowset_add(&col->rows, now_ms, pressure_resources[i]);
+		double *row = rowset_add(&col->rows, now_ms, pressure_resources[i].name);
 		if (row)
 			memcpy(row, v, sizeof v);
 	}
