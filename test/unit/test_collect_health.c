@@ -3,10 +3,12 @@
  * trees, with missing files, kernels without PSI, counters at 2^64-1 and
  * counters going back. */
 #include <errno.h>
+#include <ftw.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/timex.h>
 #include <unistd.h>
 
@@ -453,6 +455,15 @@ static int put(const char *dir, const char *rel, const char *text)
 	return fclose(f);
 }
 
+/* Remove one entry of a temporary tree for nftw. */
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
 /* Frequencies in MHz per policy, in policy order; a policy that stops
  * reading is dropped until it reads again; none without cpufreq. */
 static void test_cpufreq(void)
@@ -502,9 +513,7 @@ static void test_cpufreq(void)
 	CHECK(run_collector(&col, &ctx, 4) == 0 && col.rows.group.nrows == 2);
 	collector_fini(&col);
 	ctx_close(&ctx);
-	char cmd[128];
-	snprintf(cmd, sizeof cmd, "rm -r '%s'", dir);
-	CHECK(system(cmd) == 0);
+	CHECK(nftw(dir, remove_entry, 8, FTW_DEPTH | FTW_PHYS) == 0);
 
 	memset(&col, 0, sizeof col);
 	CHECK(ctx_open(&ctx, fixture_path(0, "nothermal/proc"), fixture_path(1, "nothermal/sys")) ==
