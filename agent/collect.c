@@ -4,16 +4,22 @@
 #include "collect_int.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/magic.h>
+#include <sys/vfs.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "util.h"
 
 static const struct collector_ops *const collect_table[] = {
-    &cpu_ops, &mem_ops, &disk_ops, &load_ops, &temp_ops, &net_ops, &users_ops, &procs_ops, &pi_ops,
+    &cpu_ops,   &mem_ops,   &disk_ops,    &load_ops,   &temp_ops,   &net_ops,
+    &users_ops, &procs_ops, &pi_ops,      &diskio_ops, &vmstat_ops, &pressure_ops,
+    &clock_ops, &wifi_ops,  &cpufreq_ops, &host_ops,   &cores_ops,
 };
 
 #define COLLECT_N (sizeof collect_table / sizeof collect_table[0])
@@ -86,6 +92,7 @@ void collect_destroy(struct collect *c)
 		return;
 	for (size_t i = 0; i < COLLECT_N; i++)
 		collector_fini(&c->cols[i]);
+	collect_ctx_close_kept(&c->ctx);
 	free(c->ctx.proc);
 	free(c->ctx.sys);
 	free(c->ctx.os_release);
@@ -116,6 +123,12 @@ static int collect_find(const char *name)
 			return (int)i;
 	}
 	return -1;
+}
+
+/* Make diskio report partitions too, or not. */
+void collect_diskio_partitions(struct collect *c, int on)
+{
+	c->ctx.diskio_partitions = on != 0;
 }
 
 /* Non-zero if name is a built-in collector. */
@@ -192,14 +205,112 @@ static ssize_t collect_cut_line(char *buf, size_t len)
 	return (ssize_t)keep;
 }
 
+/* FNV-1a hash of a path, to skip most string compares in the kept list. */
+static uint32_t collect_hash(const char *s)
+{
+	uint32_t h = 2166136261u;
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 16777619u;
+	return h;
+}
+
+/* pread fd from offset 0 into buf (size bytes, one kept for the NUL). A
+ * read shorter than asked is the end: /proc and /sys files (seq_file and
+ * sysfs) fill the whole request while they have data, so no read is spent
+ * on seeing 0 at the end. */
+static ssize_t collect_pread_all(int fd, char *buf, size_t size)
+{
+	size_t off = 0;
+	while (off < size - 1) {
+		size_t want = size - 1 - off;
+		ssize_t n = pread(fd, buf + off, want, (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		off += (size_t)n;
+		if ((size_t)n < want)
+			break;
+	}
+	buf[off] = '\0';
+	return (ssize_t)off;
+}
+
+/* The kept entry for ctx->path, or NULL. */
+static struct collect_kept *collect_kept_find(struct collect_ctx *ctx, uint32_t hash)
+{
+	for (size_t i = 0; i < ctx->nkept; i++) {
+		struct collect_kept *k = &ctx->kept[i];
+		if (k->hash == hash && strcmp(k->path, ctx->path) == 0)
+			return k;
+	}
+	return NULL;
+}
+
+/* Keep fd open as ctx->path's if there is room and the kernel makes the
+ * file anew on each read (procfs, sysfs). A regular file, as in a fixture
+ * tree, may be replaced by a rename, which a kept descriptor would never
+ * see. 0 if kept, -1 if the caller is to close fd. */
+static int collect_kept_add(struct collect_ctx *ctx, uint32_t hash, int fd)
+{
+	struct statfs fs;
+	if (ctx->nkept == COLLECT_KEEP_MAX || fstatfs(fd, &fs) < 0 ||
+	    (fs.f_type != PROC_SUPER_MAGIC && fs.f_type != SYSFS_MAGIC))
+		return -1;
+	char *path = strdup(ctx->path);
+	if (!path)
+		return -1;
+	struct collect_kept *k = &ctx->kept[ctx->nkept++];
+	k->path = path;
+	k->hash = hash;
+	k->fd = fd;
+	return 0;
+}
+
+/* Close and forget kept entry k (a file gone or failing). */
+static void collect_kept_drop(struct collect_ctx *ctx, struct collect_kept *k)
+{
+	close(k->fd);
+	free(k->path);
+	*k = ctx->kept[--ctx->nkept];
+}
+
+/* Read ctx->path once: through its kept descriptor if it has one (opened
+ * again if that read fails: the file went away and came back), else
+ * opened, read, and kept or closed. */
+static ssize_t collect_ctx_read_once(struct collect_ctx *ctx, int flags)
+{
+	uint32_t hash = 0;
+	if (!(flags & COLLECT_ONCE)) {
+		hash = collect_hash(ctx->path);
+		struct collect_kept *k = collect_kept_find(ctx, hash);
+		if (k) {
+			ssize_t n = collect_pread_all(k->fd, ctx->buf, ctx->size);
+			if (n >= 0)
+				return n;
+			collect_kept_drop(ctx, k);
+		}
+	}
+	int fd = open(ctx->path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	ssize_t n = collect_pread_all(fd, ctx->buf, ctx->size);
+	if (n >= 0 && !(flags & COLLECT_ONCE) && collect_kept_add(ctx, hash, fd) == 0)
+		return n;
+	int saved = errno;
+	close(fd);
+	errno = saved;
+	return n;
+}
+
 /* Read ctx->path into the shared buffer, growing it if asked. */
-static ssize_t collect_ctx_load(struct collect_ctx *ctx, int whole)
+static ssize_t collect_ctx_load(struct collect_ctx *ctx, int flags)
 {
 	for (;;) {
-		ssize_t n = util_read_file(ctx->path, ctx->buf, ctx->size);
+		ssize_t n = collect_ctx_read_once(ctx, flags);
 		if (n < 0 || (size_t)n < ctx->size - 1)
 			return n;
-		if (!whole || ctx->size >= COLLECT_BUF_MAX) {
+		if (!(flags & COLLECT_WHOLE) || ctx->size >= COLLECT_BUF_MAX) {
 			log_debug("collect", "%s: longer than %zu bytes, cut", ctx->path,
 			          ctx->size);
 			return collect_cut_line(ctx->buf, (size_t)n);
@@ -213,17 +324,17 @@ static ssize_t collect_ctx_load(struct collect_ctx *ctx, int whole)
 }
 
 /* Read a file under a root into the shared buffer. */
-ssize_t collect_ctx_read(struct collect_ctx *ctx, const char *root, const char *rel, int whole)
+ssize_t collect_ctx_read(struct collect_ctx *ctx, const char *root, const char *rel, int flags)
 {
 	if (util_path_join(ctx->path, sizeof ctx->path, root, rel) < 0) {
 		errno = ENAMETOOLONG;
 		return -1;
 	}
-	return collect_ctx_load(ctx, whole);
+	return collect_ctx_load(ctx, flags);
 }
 
 /* Read a file named by its whole path into the shared buffer. */
-ssize_t collect_ctx_read_file(struct collect_ctx *ctx, const char *path, int whole)
+ssize_t collect_ctx_read_file(struct collect_ctx *ctx, const char *path, int flags)
 {
 	size_t len = strlen(path);
 	if (len >= sizeof ctx->path) {
@@ -231,7 +342,14 @@ ssize_t collect_ctx_read_file(struct collect_ctx *ctx, const char *path, int who
 		return -1;
 	}
 	memmove(ctx->path, path, len + 1);
-	return collect_ctx_load(ctx, whole);
+	return collect_ctx_load(ctx, flags | COLLECT_ONCE);
+}
+
+/* Close the files collect_ctx_read kept open. */
+void collect_ctx_close_kept(struct collect_ctx *ctx)
+{
+	while (ctx->nkept > 0)
+		collect_kept_drop(ctx, &ctx->kept[ctx->nkept - 1]);
 }
 
 /* Log a collector failure: warn once, then debug. */

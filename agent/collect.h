@@ -21,12 +21,15 @@ struct collect;
 struct collect *collect_create(const struct collect_roots *roots);
 void collect_destroy(struct collect *c);
 
+/* Whether diskio reports partitions as well as whole devices (0 or 1). */
+void collect_diskio_partitions(struct collect *c, int on);
+
 /* Enable exactly the named collectors. Unknown names are logged and
  * skipped; returns how many were unknown. */
 int collect_select(struct collect *c, const char *const *names, size_t n);
 
 /* Run the enabled collectors, stamping rows with now_ms. Rate collectors
- * (cpu, net, procs) give rows from their second run on. *groups stays valid until
+ * (cpu, net, procs, diskio, vmstat) give rows from their second run on. *groups stays valid until
  * the next collect_run or collect_destroy. Returns the number of groups. */
 size_t collect_run(struct collect *c, uint64_t now_ms, const struct proto_group **groups);
 

@@ -6,7 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const cpu_fields[CPU_NFIELDS] = {
+/* The cpu group's fields, shared with the per-core cores group. */
+const char *const cpu_fields[CPU_NFIELDS] = {
     "usage", "user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal",
 };
 

@@ -188,9 +188,9 @@ static void disk_fini(struct collector *col)
 /* Read the mount table, preferring <proc>/mounts over <proc>/self/mounts. */
 static int disk_read_mounts(struct collector *col, struct collect_ctx *ctx)
 {
-	if (collect_ctx_read(ctx, ctx->proc, "mounts", 1) >= 0)
+	if (collect_ctx_read(ctx, ctx->proc, "mounts", COLLECT_WHOLE) >= 0)
 		return 0;
-	if (collect_ctx_read(ctx, ctx->proc, "self/mounts", 1) >= 0)
+	if (collect_ctx_read(ctx, ctx->proc, "self/mounts", COLLECT_WHOLE) >= 0)
 		return 0;
 	collector_fail(col, "%s: %s", ctx->path, strerror(errno));
 	return -1;

@@ -16,6 +16,16 @@
 #define COLLECT_BUF_SIZE (64u * 1024u)
 #define COLLECT_BUF_MAX  (1024u * 1024u)
 
+/* Most files kept open between runs; later ones are opened each time. */
+#define COLLECT_KEEP_MAX 64
+
+/* A file read every run, kept open and re-read from offset 0. */
+struct collect_kept {
+	char *path; /* allocated once, when the file is first opened */
+	uint32_t hash;
+	int fd;
+};
+
 /* Roots and one scratch buffer for whole files, owned by struct collect. */
 struct collect_ctx {
 	char *proc; /* roots, copied at collect_create */
@@ -28,16 +38,33 @@ struct collect_ctx {
 	char *buf;   /* holds the last file read */
 	size_t size; /* capacity of buf */
 	char path[4096];
+	struct collect_kept kept[COLLECT_KEEP_MAX];
+	size_t nkept;
+	int diskio_partitions; /* agent.diskio.partitions */
 };
 
-/* Read root/rel into ctx->buf, NUL-terminated. With whole set the buffer
- * grows (up to COLLECT_BUF_MAX) until the file fits; a file still too big,
- * or any file without whole, is cut after its last complete line. Returns
- * the length, or -1 with errno set. */
-ssize_t collect_ctx_read(struct collect_ctx *ctx, const char *root, const char *rel, int whole);
+/* Flags of collect_ctx_read. */
+enum {
+	COLLECT_WHOLE = 1, /* grow the buffer until the file fits */
+	COLLECT_ONCE = 2,  /* a file read once or per process: do not keep it open */
+};
 
-/* collect_ctx_read for a file named by its whole path, such as utmp. */
-ssize_t collect_ctx_read_file(struct collect_ctx *ctx, const char *path, int whole);
+/* Read root/rel into ctx->buf, NUL-terminated. With COLLECT_WHOLE in flags
+ * the buffer grows (up to COLLECT_BUF_MAX) until the file fits; a file still
+ * too big, or any file without it, is cut after its last complete line. A
+ * procfs or sysfs file stays open and later reads pread it from offset 0
+ * (the kernel makes it anew on each read), unless flags has COLLECT_ONCE;
+ * a kept file that fails to read is opened again once. Other files (a
+ * fixture tree) are opened each time. Returns the length, or -1 with errno
+ * set. */
+ssize_t collect_ctx_read(struct collect_ctx *ctx, const char *root, const char *rel, int flags);
+
+/* collect_ctx_read for a file named by its whole path, such as utmp; never
+ * kept open, since such files are replaced rather than regenerated. */
+ssize_t collect_ctx_read_file(struct collect_ctx *ctx, const char *path, int flags);
+
+/* Close every file kept open by collect_ctx_read. */
+void collect_ctx_close_kept(struct collect_ctx *ctx);
 
 /* One metric group being built: rows, their values and instance strings,
  * grown on demand and reused across runs. */
@@ -152,6 +179,22 @@ int procs_sample(struct collector *col, struct collect_ctx *ctx, uint64_t mono_m
 /* The i-th entry of the table of built-in collectors, NULL past the last. */
 const struct collector_ops *collect_ops_at(size_t i);
 
+/* Feed the diskio collector one /proc/diskstats buffer read at monotonic
+ * time mono_ms, as net_sample does; partitions as for diskio_parse. 0 or -1. */
+int diskio_sample(struct collector *col, const char *buf, int partitions, uint64_t mono_ms,
+                  uint64_t now_ms);
+
+/* Feed the vmstat collector one /proc/vmstat buffer read at monotonic time
+ * mono_ms: a row (stamped now_ms) from the second sample on. 0 or -1. */
+int vmstat_sample(struct collector *col, const char *buf, uint64_t mono_ms, uint64_t now_ms);
+
+/* Feed the cores collector one /proc/stat buffer: rows (stamped now_ms)
+ * for cores also in the previous sample. 0 or -1. */
+int cores_sample(struct collector *col, const char *buf, uint64_t now_ms);
+
+/* Field names of the cpu group, which the cores group shares. */
+extern const char *const cpu_fields[];
+
 extern const struct collector_ops cpu_ops;
 extern const struct collector_ops mem_ops;
 extern const struct collector_ops disk_ops;
@@ -161,5 +204,13 @@ extern const struct collector_ops net_ops;
 extern const struct collector_ops users_ops;
 extern const struct collector_ops procs_ops;
 extern const struct collector_ops pi_ops;
+extern const struct collector_ops diskio_ops;
+extern const struct collector_ops vmstat_ops;
+extern const struct collector_ops pressure_ops;
+extern const struct collector_ops clock_ops;
+extern const struct collector_ops wifi_ops;
+extern const struct collector_ops cpufreq_ops;
+extern const struct collector_ops host_ops;
+extern const struct collector_ops cores_ops;
 
 #endif

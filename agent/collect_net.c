@@ -174,7 +174,7 @@ int net_sample(struct collector *col, const char *buf, uint64_t mono_ms, uint64_
 /* Read /proc/net/dev and report rates from the second run on. */
 static int net_run(struct collector *col, struct collect_ctx *ctx, uint64_t now_ms)
 {
-	if (collect_ctx_read(ctx, ctx->proc, "net/dev", 1) < 0) {
+	if (collect_ctx_read(ctx, ctx->proc, "net/dev", COLLECT_WHOLE) < 0) {
 		collector_fail(col, "%s: %s", ctx->path, strerror(errno));
 		return -1;
 	}

@@ -19,6 +19,13 @@
 #define PROCS_NFIELDS         4
 #define PROCS_SUMMARY_NFIELDS 3
 #define PI_NFIELDS            10
+#define DISKIO_NFIELDS        7
+#define VMSTAT_NFIELDS        5
+#define PRESSURE_NFIELDS      6
+#define CLOCK_NFIELDS         4
+#define WIFI_NFIELDS          3
+#define CPUFREQ_NFIELDS       3
+#define HOST_NFIELDS          2
 
 /* Jiffies of the aggregate "cpu " line of /proc/stat, in its order. */
 enum cpu_state {
@@ -39,6 +46,16 @@ struct cpu_times {
 
 /* Parse the "cpu " line of a /proc/stat buffer. 0 or -1. */
 int cpu_parse_stat(const char *buf, struct cpu_times *out);
+
+/* One core's line of /proc/stat ("cpu3 ..."). */
+struct cpu_core {
+	unsigned id;
+	struct cpu_times times;
+};
+
+/* Parse every "cpuN" line of a /proc/stat buffer. Stores at most max cores
+ * and returns how many there are. */
+size_t cpu_parse_cores(const char *buf, struct cpu_core *out, size_t max);
 
 /* Percentages between two samples in the cpu group's field order (usage,
  * user, nice, system, idle, iowait, irq, softirq, steal). A counter that
@@ -174,5 +191,98 @@ int pi_parse_throttled(const char *buf, uint32_t *out);
 /* The pi group's fields from a get_throttled value: the eight flags and
  * raw; hwmon_under_voltage (the last field) is left alone. */
 void pi_throttled_fields(uint32_t raw, double out[PI_NFIELDS]);
+
+/* Counters of one device in /proc/diskstats that the diskio group uses. */
+enum diskio_counter {
+	DISKIO_READS,
+	DISKIO_READ_SECTORS,
+	DISKIO_READ_MS,
+	DISKIO_WRITES,
+	DISKIO_WRITE_SECTORS,
+	DISKIO_WRITE_MS,
+	DISKIO_IO_MS, /* milliseconds with I/O in flight */
+	DISKIO_NCOUNTERS
+};
+
+#define DISKIO_NAME_MAX 32
+
+struct diskio_dev {
+	char name[DISKIO_NAME_MAX];
+	uint64_t c[DISKIO_NCOUNTERS];
+};
+
+/* Non-zero for loop, ram and zram devices, which hold no data of their own. */
+int diskio_virtual(const char *name);
+
+/* Non-zero if a block device name is a partition (sda1, mmcblk0p2,
+ * nvme0n1p1), zero for a whole device (sda, mmcblk0, nvme0n1, md0, dm-0). */
+int diskio_partition(const char *name);
+
+/* Parse a /proc/diskstats buffer: whole devices, and partitions too when
+ * partitions is set; never loop, ram or zram. Stores at most max devices
+ * and returns how many there are. */
+size_t diskio_parse(const char *buf, int partitions, struct diskio_dev *out, size_t max);
+
+/* The diskio group's fields between two samples dt_ms (> 0) apart: bytes
+ * and operations a second, busy percent, wait per operation in seconds, and
+ * cur's bytes written. -1 when any counter went back (reset or wrap). */
+int diskio_rates(const struct diskio_dev *old, const struct diskio_dev *cur, uint64_t dt_ms,
+                 double out[DISKIO_NFIELDS]);
+
+/* Counters of /proc/vmstat the vmstat group uses. */
+enum vmstat_counter {
+	VMSTAT_PSWPIN,
+	VMSTAT_PSWPOUT,
+	VMSTAT_PGMAJFAULT,
+	VMSTAT_OOM_KILL,
+	VMSTAT_NCOUNTERS
+};
+
+struct vmstat_counters {
+	uint64_t c[VMSTAT_NCOUNTERS];
+	unsigned present; /* bit i: c[i] was in the file */
+};
+
+/* Parse a /proc/vmstat buffer. 0, or -1 when none of the counters is there. */
+int vmstat_parse(const char *buf, struct vmstat_counters *out);
+
+/* The vmstat group's fields between two samples dt_ms (> 0) apart: pages
+ * swapped in and out and major faults a second, OOM kills so far and since
+ * old. A counter missing from either sample or going back gives NaN. */
+void vmstat_fields_of(const struct vmstat_counters *old, const struct vmstat_counters *cur,
+                      uint64_t dt_ms, double out[VMSTAT_NFIELDS]);
+
+/* Parse one /proc/pressure file into some_avg10, some_avg60,
+ * some_stall_seconds, full_avg10, full_avg60, full_stall_seconds (NaN
+ * without a "full" line). 0, or
+ * -1 without a "some" line. */
+int pressure_parse(const char *buf, double out[PRESSURE_NFIELDS]);
+
+struct timex;
+
+/* The clock group's fields from adjtimex's result: synced (0/1),
+ * est_error_seconds, max_error_seconds, offset_seconds. */
+void clock_fields_of(int rc, const struct timex *tx, double out[CLOCK_NFIELDS]);
+
+/* One interface of /proc/net/wireless: link quality, signal and noise in
+ * dBm (NaN when the driver does not know). */
+struct wifi_iface {
+	char name[NET_NAME_MAX];
+	double v[WIFI_NFIELDS];
+};
+
+/* Parse a /proc/net/wireless buffer. Stores at most max interfaces and
+ * returns how many there are. */
+size_t wifi_parse(const char *buf, struct wifi_iface *out, size_t max);
+
+/* Parse a cpufreq frequency file (kHz) into MHz. 0 or -1. */
+int cpufreq_parse(const char *buf, double *mhz);
+
+/* Seconds since boot, fraction kept, from a /proc/uptime buffer. 0 or -1. */
+int host_parse_uptime(const char *buf, double *uptime_s);
+
+/* The host group's fields: whole seconds of uptime, and the boot time in
+ * Unix seconds as the clock at now_ms sees it. */
+void host_fields_of(double uptime_s, uint64_t now_ms, double out[HOST_NFIELDS]);
 
 #endif

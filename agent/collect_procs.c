@@ -261,10 +261,12 @@ static void procs_visit(struct procs_state *st, struct procs_scan *scan, struct 
 	struct procs_stat ps;
 	uint64_t pages;
 	snprintf(rel, sizeof rel, "%d/stat", (int)pid);
-	if (collect_ctx_read(ctx, ctx->proc, rel, 0) < 0 || procs_parse_stat(ctx->buf, &ps) < 0)
+	if (collect_ctx_read(ctx, ctx->proc, rel, COLLECT_ONCE) < 0 ||
+	    procs_parse_stat(ctx->buf, &ps) < 0)
 		return;
 	snprintf(rel, sizeof rel, "%d/statm", (int)pid);
-	if (collect_ctx_read(ctx, ctx->proc, rel, 0) < 0 || procs_parse_statm(ctx->buf, &pages) < 0)
+	if (collect_ctx_read(ctx, ctx->proc, rel, COLLECT_ONCE) < 0 ||
+	    procs_parse_statm(ctx->buf, &pages) < 0)
 		return;
 	struct procs_pick p;
 	memcpy(p.comm, ps.comm, sizeof p.comm);

@@ -61,7 +61,7 @@ static int sys_read_text(struct collect_ctx *ctx, const char *root, const char *
                          size_t size)
 {
 	out[0] = '\0';
-	if (collect_ctx_read(ctx, root, rel, 0) < 0)
+	if (collect_ctx_read(ctx, root, rel, COLLECT_ONCE) < 0)
 		return -1;
 	/* Device-tree strings end in a NUL; text_trim_end stops there. */
 	text_trim_end(ctx->buf);

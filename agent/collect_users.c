@@ -136,7 +136,7 @@ static void users_add(struct collector *col, struct collect_ctx *ctx, const stru
 /* One row per session and the totals; nothing, quietly, without utmp. */
 static int users_run(struct collector *col, struct collect_ctx *ctx, uint64_t now_ms)
 {
-	ssize_t len = collect_ctx_read_file(ctx, ctx->utmp, 1);
+	ssize_t len = collect_ctx_read_file(ctx, ctx->utmp, COLLECT_WHOLE);
 	if (len < 0 && errno == ENOENT) {
 		log_debug("collect", "users: %s: %s, no sessions to report", ctx->path,
 		          strerror(errno));

@@ -361,6 +361,7 @@ int main(int argc, char **argv)
 	struct collect *col = collect_create(&roots);
 	if (!col)
 		log_fatal("main", "cannot set up the collectors");
+	collect_diskio_partitions(col, cfg.agent.diskio_partitions);
 	if (once) {
 		int rc = run_once(col, cfg.agent.name);
 		collect_destroy(col);

@@ -18,14 +18,16 @@
 #include "rendezvous.h"
 #include "util.h"
 
-const char *const config_metric_names[] = {"cpu", "mem",   "disk",  "load", "temp",
-                                           "net", "users", "procs", "pi",   NULL};
+const char *const config_metric_names[] = {
+    "cpu",    "mem",    "disk",     "load",  "temp", "net",     "users", "procs", "pi",
+    "diskio", "vmstat", "pressure", "clock", "wifi", "cpufreq", "host",  "cores", NULL};
 
 /* What agents collect unless told otherwise: all but procs, which scans
  * every process each interval and costs the agent about three times as
  * much CPU as everything else together (docs/BENCHMARKS.md). */
-static const char *const default_metrics[] = {"cpu", "mem",   "disk", "load", "temp",
-                                              "net", "users", "pi",   NULL};
+static const char *const default_metrics[] = {
+    "cpu",    "mem",    "disk",     "load",  "temp", "net",     "users", "pi",
+    "diskio", "vmstat", "pressure", "clock", "wifi", "cpufreq", "host",  NULL};
 
 static const char *const default_servers[] = {"127.0.0.1:8080", NULL};
 
@@ -227,7 +229,16 @@ static const char default_rules[] =
     "  level = \"critical\"; },\n"
     "{ name = \"under_voltage\"; metric = \"pi.under_voltage\"; value = 0.0; level = \"critical\"; "
     "},\n"
-    "{ name = \"throttled\"; metric = \"pi.throttled\"; value = 0.0; level = \"critical\"; }";
+    "{ name = \"throttled\"; metric = \"pi.throttled\"; value = 0.0; level = \"critical\"; },\n"
+    "{ name = \"disk_busy\"; metric = \"diskio.busy_pct\"; value = 90.0; clear = 80.0; for = "
+    "300.0; },\n"
+    "{ name = \"oom_kill\"; metric = \"vmstat.oom_kills_new\"; value = 0.0; level = "
+    "\"critical\"; },\n"
+    "{ name = \"clock_unsynced\"; metric = \"clock.synced\"; op = \"<\"; value = 1.0; for = "
+    "600.0; },\n"
+    "{ name = \"wifi_weak\"; metric = \"wifi.signal_dbm\"; op = \"<\"; value = -80.0; clear = "
+    "-75.0;\n"
+    "  for = 60.0; }";
 
 static const char rules_example[] =
     "{ name = \"net_errors\"; metric = \"net.rx_errors_s\"; op = \">=\"; value = 1.0;\n"
@@ -265,8 +276,15 @@ static const struct key keys[] = {
     KEY_LST("server.collect.metrics", server.collect_metrics, server.ncollect_metrics,
             default_metrics, config_metric_names, NULL,
             "Collectors the agents run, sent to each agent when it connects.\n"
-            "An array [] or a list () of strings. Add \"procs\" for the busiest\n"
-            "processes (the costliest collector)."),
+            "An array [] or a list () of strings: cpu, mem, disk (per mount), load,\n"
+            "temp (per thermal zone), net (per interface), users, pi (firmware\n"
+            "throttling flags), diskio (per whole block device: bytes and operations\n"
+            "a second, busy_pct, wait_seconds, written_bytes), vmstat (swapping, major\n"
+            "faults, OOM kills), pressure (stall information per resource, none\n"
+            "without PSI), clock (synced, error estimates), wifi (link quality,\n"
+            "signal and noise in dBm per interface), cpufreq (MHz per policy), host\n"
+            "(uptime, boot time). Add \"procs\" for the busiest processes (the\n"
+            "costliest collector) and \"cores\" for the cpu fields per core."),
     KEY_STR("server.http.listen", server.http_listen, "127.0.0.1:8081", NULL,
             check_hostport_or_empty, "Address of the JSON API, \"host:port\"; \"\" disables it."),
     KEY_STR("server.http.tls.cert", server.http_tls_cert, "", NULL, NULL,
@@ -417,6 +435,9 @@ static const struct key keys[] = {
     KEY_STR("agent.proc_root", agent.proc_root, "/proc", NULL, check_path,
             "Where procfs is mounted (a container may see the host's elsewhere)."),
     KEY_STR("agent.sys_root", agent.sys_root, "/sys", NULL, check_path, "Where sysfs is mounted."),
+    KEY_INT("agent.diskio.partitions", agent.diskio_partitions, 0, 0, 1,
+            "1: the diskio collector reports each partition (mmcblk0p2) as well as\n"
+            "each whole device; 0: whole devices only."),
     KEY_FLT("agent.reconnect.min", agent.reconnect_min, 0.5, 0.05, 3600,
             "Seconds before the first reconnect after the link to the server fails."),
     KEY_FLT("agent.reconnect.max", agent.reconnect_max, 30.0, 0.1, 86400,

@@ -103,6 +103,7 @@ struct pimon_config {
 		char *name; /* "" means the machine's host name */
 		char *proc_root;
 		char *sys_root;
+		int diskio_partitions; /* 1: diskio reports partitions too */
 		double reconnect_min;  /* s, first backoff step */
 		double reconnect_max;  /* s, backoff cap */
 		double return_delay;   /* s before trying the first choice again */

@@ -107,6 +107,71 @@ static const struct schema_field pi_fields[] = {
     {"hwmon_under_voltage", SCHEMA_FLAG, "Under-voltage alarm of the rpi_volt hwmon sensor"},
 };
 
+static const struct schema_field diskio_fields[] = {
+    {"read_bytes_s", SCHEMA_BYTES_RATE, "Bytes read from the device, over the last interval"},
+    {"write_bytes_s", SCHEMA_BYTES_RATE, "Bytes written to the device, over the last interval"},
+    {"reads_s", SCHEMA_EVENTS_RATE, "Reads completed, over the last interval"},
+    {"writes_s", SCHEMA_EVENTS_RATE, "Writes completed, over the last interval"},
+    {"busy_pct", SCHEMA_PERCENT, "Share of the interval the device had I/O in flight"},
+    {"wait_seconds", SCHEMA_SECONDS, "Average time a read or write took, queue included"},
+    {"written_bytes", SCHEMA_BYTES_TOTAL, "Bytes written to the device since boot (SD wear)"},
+};
+
+static const struct schema_field vmstat_fields[] = {
+    {"swap_in_s", SCHEMA_EVENTS_RATE, "Pages swapped in, over the last interval"},
+    {"swap_out_s", SCHEMA_EVENTS_RATE, "Pages swapped out, over the last interval"},
+    {"major_faults_s", SCHEMA_EVENTS_RATE, "Major page faults, over the last interval"},
+    {"oom_kills", SCHEMA_EVENTS_TOTAL, "Processes the kernel's OOM killer ended since boot"},
+    {"oom_kills_new", SCHEMA_COUNT, "Processes the OOM killer ended in the last interval"},
+};
+
+static const struct schema_field pressure_fields[] = {
+    {"some_avg10", SCHEMA_PERCENT, "Share of time some task stalled on the resource, 10 s"},
+    {"some_avg60", SCHEMA_PERCENT, "Share of time some task stalled on the resource, 60 s"},
+    {"some_stall_seconds", SCHEMA_SECONDS_TOTAL,
+     "Time some task stalled on the resource since boot"},
+    {"full_avg10", SCHEMA_PERCENT, "Share of time all tasks stalled on the resource, 10 s"},
+    {"full_avg60", SCHEMA_PERCENT, "Share of time all tasks stalled on the resource, 60 s"},
+    {"full_stall_seconds", SCHEMA_SECONDS_TOTAL,
+     "Time all tasks stalled on the resource since boot"},
+};
+
+static const struct schema_field clock_fields[] = {
+    {"synced", SCHEMA_FLAG, "Whether the kernel clock is synchronised (adjtimex)"},
+    {"est_error_seconds", SCHEMA_SECONDS, "The kernel's estimated clock error"},
+    {"max_error_seconds", SCHEMA_SECONDS, "The kernel's maximum clock error"},
+    {"offset_seconds", SCHEMA_SECONDS, "The clock's offset being corrected"},
+};
+
+static const struct schema_field wifi_fields[] = {
+    {"link_quality", SCHEMA_VALUE, "Wi-Fi link quality as the driver reports it"},
+    {"signal_dbm", SCHEMA_DBM, "Wi-Fi signal level"},
+    {"noise_dbm", SCHEMA_DBM, "Wi-Fi noise level"},
+};
+
+static const struct schema_field cpufreq_fields[] = {
+    {"cur_mhz", SCHEMA_MHZ, "CPU clock of the frequency policy now"},
+    {"min_mhz", SCHEMA_MHZ, "Lowest CPU clock the policy allows"},
+    {"max_mhz", SCHEMA_MHZ, "Highest CPU clock the policy allows"},
+};
+
+static const struct schema_field host_fields[] = {
+    {"uptime_seconds", SCHEMA_SECONDS, "Time since the host booted"},
+    {"boot_time_seconds", SCHEMA_TIMESTAMP, "When the host booted"},
+};
+
+static const struct schema_field cores_fields[] = {
+    {"usage", SCHEMA_PERCENT, "Core's time not idle, over the last interval"},
+    {"user", SCHEMA_PERCENT, "Core's time in user mode"},
+    {"nice", SCHEMA_PERCENT, "Core's time in user mode at low priority"},
+    {"system", SCHEMA_PERCENT, "Core's time in the kernel"},
+    {"idle", SCHEMA_PERCENT, "Core's time idle"},
+    {"iowait", SCHEMA_PERCENT, "Core's time idle waiting for I/O"},
+    {"irq", SCHEMA_PERCENT, "Core's time serving interrupts"},
+    {"softirq", SCHEMA_PERCENT, "Core's time serving soft interrupts"},
+    {"steal", SCHEMA_PERCENT, "Core's time taken by the hypervisor"},
+};
+
 /* In the order of enum schema_agent_field. */
 static const struct schema_field agent_fields[] = {
     [SCHEMA_AGENT_DROPPED] = {"dropped_batches", SCHEMA_EVENTS_TOTAL,
@@ -135,6 +200,14 @@ static const struct schema_metric metrics[] = {
     METRIC("procs", "proc", procs_fields),
     METRIC("procs_totals", "", procs_totals_fields),
     METRIC("pi", "", pi_fields),
+    METRIC("diskio", "device", diskio_fields),
+    METRIC("vmstat", "", vmstat_fields),
+    METRIC("pressure", "resource", pressure_fields),
+    METRIC("clock", "", clock_fields),
+    METRIC("wifi", "iface", wifi_fields),
+    METRIC("cpufreq", "policy", cpufreq_fields),
+    METRIC("host", "", host_fields),
+    METRIC("cores", "core", cores_fields),
     METRIC(SCHEMA_AGENT_METRIC, "", agent_fields),
 };
 /* clang-format on */

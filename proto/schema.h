@@ -9,20 +9,24 @@
 
 /* What a field's value measures. */
 enum schema_unit {
-	SCHEMA_PERCENT,      /* a share, 0..100 */
-	SCHEMA_BYTES,        /* a size now */
-	SCHEMA_BYTES_TOTAL,  /* bytes since some start: only grows (until a reset) */
-	SCHEMA_BYTES_RATE,   /* bytes a second, averaged over the interval */
-	SCHEMA_EVENTS_TOTAL, /* events since the sender started: only grows (until a restart) */
-	SCHEMA_EVENTS_RATE,  /* packets, errors... a second, over the interval */
-	SCHEMA_SECONDS,      /* a duration */
-	SCHEMA_TIMESTAMP,    /* Unix seconds */
-	SCHEMA_CELSIUS,      /* a temperature */
-	SCHEMA_COUNT,        /* how many of something now */
-	SCHEMA_LOAD,         /* a load average */
-	SCHEMA_FLAG,         /* 0 or 1 */
-	SCHEMA_CODE,         /* a code or bit mask: a value, not an amount */
-	SCHEMA_PER_PROCESS,  /* about one process: not a host's series */
+	SCHEMA_PERCENT,       /* a share, 0..100 */
+	SCHEMA_BYTES,         /* a size now */
+	SCHEMA_BYTES_TOTAL,   /* bytes since some start: only grows (until a reset) */
+	SCHEMA_BYTES_RATE,    /* bytes a second, averaged over the interval */
+	SCHEMA_EVENTS_TOTAL,  /* events since the sender started: only grows (until a restart) */
+	SCHEMA_EVENTS_RATE,   /* packets, errors... a second, over the interval */
+	SCHEMA_SECONDS,       /* a duration */
+	SCHEMA_TIMESTAMP,     /* Unix seconds */
+	SCHEMA_CELSIUS,       /* a temperature */
+	SCHEMA_COUNT,         /* how many of something now */
+	SCHEMA_LOAD,          /* a load average */
+	SCHEMA_FLAG,          /* 0 or 1 */
+	SCHEMA_CODE,          /* a code or bit mask: a value, not an amount */
+	SCHEMA_SECONDS_TOTAL, /* seconds since some start: only grows (until a reset) */
+	SCHEMA_MHZ,           /* a frequency in MHz */
+	SCHEMA_DBM,           /* a radio level in dBm */
+	SCHEMA_VALUE,         /* a reading without a unit (a quality score) */
+	SCHEMA_PER_PROCESS,   /* about one process: not a host's series */
 };
 
 struct schema_field {

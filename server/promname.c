@@ -33,6 +33,14 @@ static const struct {
     {"procs_totals", "processes", NULL},
     {"pi", "pi", NULL},
     {"agent", "agent", NULL},
+    {"diskio", "disk", "device"},
+    {"vmstat", "vmstat", NULL},
+    {"pressure", "pressure", "resource"},
+    {"clock", "clock", NULL},
+    {"wifi", "wifi", "device"},
+    {"cpufreq", "cpu_scaling_frequency", "policy"},
+    {"host", "host", NULL},
+    {"cores", "core", "core"},
 };
 
 /* Fields whose family the stem and unit would not name as node_exporter
@@ -69,6 +77,20 @@ static const struct {
     {"users_totals", "distinct_users", "pimon_users_distinct", NULL, NULL},
     {"procs_totals", "total", "pimon_processes", NULL, NULL},
     {"pi", "raw", "pimon_pi_throttled_mask", NULL, NULL},
+    {"cores", "user", "pimon_core_mode_ratio", "mode", "user"},
+    {"cores", "nice", "pimon_core_mode_ratio", "mode", "nice"},
+    {"cores", "system", "pimon_core_mode_ratio", "mode", "system"},
+    {"cores", "idle", "pimon_core_mode_ratio", "mode", "idle"},
+    {"cores", "iowait", "pimon_core_mode_ratio", "mode", "iowait"},
+    {"cores", "irq", "pimon_core_mode_ratio", "mode", "irq"},
+    {"cores", "softirq", "pimon_core_mode_ratio", "mode", "softirq"},
+    {"cores", "steal", "pimon_core_mode_ratio", "mode", "steal"},
+    {"cpufreq", "cur_mhz", "pimon_cpu_scaling_frequency_hertz", NULL, NULL},
+    {"diskio", "reads_s", "pimon_disk_reads_completed_per_second", NULL, NULL},
+    {"diskio", "writes_s", "pimon_disk_writes_completed_per_second", NULL, NULL},
+    {"diskio", "busy_pct", "pimon_disk_io_busy_ratio", NULL, NULL},
+    {"diskio", "wait_seconds", "pimon_disk_io_wait_seconds", NULL, NULL},
+    {"vmstat", "oom_kills_new", "pimon_vmstat_oom_kills_last_interval", NULL, NULL},
 };
 
 /* What a unit adds to a family and its HELP, and how values convert. */
@@ -88,8 +110,7 @@ static const struct unit_rule *unit_rule(enum schema_unit u)
 	    [SCHEMA_BYTES] = {"_bytes", "_bytes", "bytes", "gauge", 1},
 	    [SCHEMA_BYTES_TOTAL] = {"_bytes", "_bytes_total", "bytes, cumulative", "counter", 1},
 	    [SCHEMA_BYTES_RATE] = {"_bytes_s", "_bytes_per_second", "bytes per second", "gauge", 1},
-	    [SCHEMA_EVENTS_TOTAL] = {"", "_total", "cumulative since the agent started", "counter",
-	                             1},
+	    [SCHEMA_EVENTS_TOTAL] = {"", "_total", "cumulative", "counter", 1},
 	    [SCHEMA_EVENTS_RATE] = {"_s", "_per_second", "per second", "gauge", 1},
 	    [SCHEMA_SECONDS] = {"_s", "_seconds", "seconds", "gauge", 1},
 	    [SCHEMA_TIMESTAMP] = {"", "_seconds", "Unix seconds", "gauge", 1},
@@ -98,6 +119,11 @@ static const struct unit_rule *unit_rule(enum schema_unit u)
 	    [SCHEMA_LOAD] = {"", "", "runnable tasks", "gauge", 1},
 	    [SCHEMA_FLAG] = {"", "", "1 or 0", "gauge", 1},
 	    [SCHEMA_CODE] = {"", "", "a code", "gauge", 1},
+	    [SCHEMA_SECONDS_TOTAL] = {"_seconds", "_seconds_total", "seconds, cumulative",
+	                              "counter", 1},
+	    [SCHEMA_MHZ] = {"_mhz", "_hertz", "hertz", "gauge", 1e6},
+	    [SCHEMA_DBM] = {"_dbm", "_dbm", "dBm", "gauge", 1},
+	    [SCHEMA_VALUE] = {"", "", "no unit", "gauge", 1},
 	};
 	if (u == SCHEMA_PER_PROCESS || (size_t)u >= sizeof rules / sizeof rules[0])
 		return NULL;
@@ -217,10 +243,13 @@ int promname_series(const char *metric, const char *field, struct prom_name *out
 			out->extra_name = special[k].extra_name;
 			out->extra_value = special[k].extra_value;
 			if (out->extra_name)
-				snprintf(out->help, sizeof out->help, "CPU time by mode; %s.",
+				snprintf(out->help, sizeof out->help, "%s time by mode; %s.",
+				         strcmp(metric, "cores") == 0 ? "Each core's" : "CPU",
 				         rule->phrase);
 			return 0;
 		}
-	return family_join(out, stems[i].stem, field, field_base(field, rule->field_suffix),
-	                   rule->suffix);
+	size_t blen = field_base(field, rule->field_suffix);
+	if (blen == strlen(field))
+		blen = field_base(field, rule->suffix);
+	return family_join(out, stems[i].stem, field, blen, rule->suffix);
 }

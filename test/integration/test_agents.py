@@ -1,7 +1,9 @@
 """Agents report to the real server: liveness, balance, storage, restarts."""
 
 import json
+import csv
 import os
+import shutil
 import signal
 import socket
 import statistics
@@ -290,6 +292,90 @@ def test_ipv6_listen_and_agent(env):
     hosts = env.wait_hosts_up(["six"])
     check(hosts["six"]["addr"].startswith("[::1]:"), "addr %r" % hosts["six"]["addr"])
     wait_for(lambda: len(rows_of(env, "six", "load")) >= 1, 10, "a row over IPv6", [env.server])
+
+
+def csv_of(env, host, metric):
+    """Header and rows of a host's metric file as dicts; [] before it exists."""
+    path = os.path.join(env.host_dir(host), metric + ".csv")
+    if not os.path.exists(path):
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+# What the Pi health collectors store from the Pi 4 fixture: metric, instance
+# column ("" for none) and the instances expected.
+PI_HEALTH = [
+    ("diskio", "device", {"mmcblk0"}),
+    ("vmstat", "", {None}),
+    ("pressure", "resource", {"cpu", "memory", "io"}),
+    ("clock", "", {None}),
+    ("wifi", "iface", {"wlan0"}),
+    ("cpufreq", "policy", {"policy0"}),
+    ("host", "", {None}),
+]
+
+
+def test_pi_health_collectors_stored(env):
+    # A copy of the Pi 4 tree, so the test can rewrite /proc/vmstat.
+    root = os.path.join(env.dir, "pi4")
+    shutil.copytree(os.path.join(FIXTURES, "pi4"), root)
+    oom = {"name": "oom_kill", "metric": "vmstat.oom_kills_new", "value": 0.0,
+           "level": "critical"}
+    # The new collectors only, cores (off by default) included.
+    metrics = [m for m, _, _ in PI_HEALTH] + ["cores"]
+    env.start_server(interval=0.5, extra={"alarms": (oom,), "collect": {"metrics": metrics}})
+    env.start_agent("pi4h", proc_root=os.path.join(root, "proc"),
+                    sys_root=os.path.join(root, "sys"))
+    env.wait_hosts_up(["pi4h"])
+    for metric, key, want in PI_HEALTH:
+        wait_for(lambda: len(csv_of(env, "pi4h", metric)) >= 2, 20 * SLOW,
+                 "2 rows in %s.csv" % metric, [env.server])
+        rows = csv_of(env, "pi4h", metric)
+        got = {r.get(key) for r in rows} if key else {None}
+        check(got == want, "%s instances %r, want %r" % (metric, got, want))
+    disk = [r for r in csv_of(env, "pi4h", "diskio") if r["device"] == "mmcblk0"]
+    # The fixture does not change: no I/O, and the SD card's bytes written so far.
+    check(float(disk[-1]["write_bytes_s"]) == 0.0, "write rate %r" % disk[-1])
+    check(float(disk[-1]["written_bytes"]) == 4613992 * 512, "written %r" % disk[-1])
+    io = [r for r in csv_of(env, "pi4h", "pressure") if r["resource"] == "io"][-1]
+    check(abs(float(io["some_avg10"]) - 12.40) < 1e-6, "io pressure %r" % io)
+    wifi = csv_of(env, "pi4h", "wifi")[-1]
+    check(float(wifi["signal_dbm"]) == -64.0, "wifi %r" % wifi)
+    freq = csv_of(env, "pi4h", "cpufreq")[-1]
+    check(float(freq["cur_mhz"]) == 600.0 and float(freq["max_mhz"]) == 1800.0,
+          "cpufreq %r" % freq)
+    check(float(csv_of(env, "pi4h", "host")[-1]["uptime_seconds"]) == 123456.0, "host uptime")
+    check(csv_of(env, "pi4h", "clock")[-1]["synced"] in ("0", "1"), "clock synced")
+    check(named_alarms(env, "oom_kill") == [], "an OOM kill before any happened")
+    check(csv_of(env, "pi4h", "cores") == [], "cores rows while no CPU time passed")
+    check(not os.path.exists(os.path.join(env.host_dir("pi4h"), "cpu.csv")), "cpu not asked for")
+    # The kernel kills a process: the next sample counts it and the rule fires.
+    # CPU time passes too: a row per core.
+    for rel in ("vmstat", "stat"):
+        with open(os.path.join(root, "proc", rel), "w") as f:
+            f.write(open(os.path.join(FIXTURES, "pi4-next", "proc", rel)).read())
+    wait_for(lambda: len(csv_of(env, "pi4h", "cores")) == 4, 20 * SLOW, "a row per core",
+             [env.server])
+    cores = {r["core"]: float(r["usage"]) for r in csv_of(env, "pi4h", "cores")}
+    check(set(cores) == {"cpu0", "cpu1", "cpu2", "cpu3"} and abs(cores["cpu0"] - 25.2) < 1e-6,
+          "cores %r" % cores)
+    wait_for(lambda: named_alarms(env, "oom_kill"), 20 * SLOW, "the oom_kill alarm",
+             [env.server])
+    check(named_alarms(env, "oom_kill")[0] == ("firing", "critical"),
+          "oom_kill %r" % named_alarms(env, "oom_kill"))
+    # No kill since: the next sample resolves it.
+    wait_for(lambda: len(named_alarms(env, "oom_kill")) == 2, 20 * SLOW, "the resolve",
+             [env.server])
+
+
+def named_alarms(env, name):
+    """(state, level) of each row of the server's alarms.csv called name."""
+    path = os.path.join(env.data_dir, "alarms.csv")
+    if not os.path.exists(path):
+        return []
+    with open(path, newline="") as f:
+        return [(r["state"], r["level"]) for r in csv.DictReader(f) if r["name"] == name]
 
 
 if __name__ == "__main__":

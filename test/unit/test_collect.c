@@ -1,5 +1,6 @@
 /* Unit tests for the built-in collectors: buffer parsers over fixture
  * trees, counter wrap handling, and collect_run through the public API. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -81,10 +82,22 @@ static int fields_are(const struct proto_group *g, const char *const *names, siz
 }
 
 /* Non-zero if field f of g may be NaN: a value that is unknown, not a bug
- * (a process new since the last run, a tty without a device, no rpi_volt). */
+ * (a process new since the last run, a tty without a device, no rpi_volt,
+ * no "full" CPU pressure before Linux 5.13, a driver without noise, no
+ * oom_kill before 4.13). */
 static int may_be_nan(const struct proto_group *g, uint8_t f)
 {
-	static const char *const names[] = {"cpu_pct", "mem_pct", "idle_s", "hwmon_under_voltage"};
+	static const char *const names[] = {"cpu_pct",
+	                                    "mem_pct",
+	                                    "idle_s",
+	                                    "hwmon_under_voltage",
+	                                    "full_avg10",
+	                                    "full_avg60",
+	                                    "full_stall_seconds",
+	                                    "noise_dbm",
+	                                    "signal_dbm",
+	                                    "oom_kills",
+	                                    "oom_kills_new"};
 	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
 		if (strcmp(g->fields[f], names[i]) == 0)
 			return 1;
@@ -545,8 +558,11 @@ static void test_missing_tree(void)
 	if (!c)
 		return;
 	const struct proto_group *g;
-	CHECK(collect_run(c, 1, &g) == 0);
-	CHECK(collect_run(c, 2, &g) == 0);
+	/* Only clock, which asks the kernel rather than a file. */
+	for (uint64_t now = 1; now <= 2; now++) {
+		size_t n = collect_run(c, now, &g);
+		CHECK(n == 1 && strcmp(g[0].metric, "clock") == 0);
+	}
 	struct proto_hello h = {0};
 	collect_sysinfo(c, &h);
 	CHECK_STR(h.os, "Linux");
@@ -614,7 +630,8 @@ static int copy_fixture(const char *rel, const char *dir, const char *name)
 	return fclose(f);
 }
 
-static const char *const proc_files[] = {"stat", "meminfo", "loadavg", "mounts", "net/dev"};
+static const char *const proc_files[] = {"stat",   "meminfo", "loadavg",   "mounts",      "net/dev",
+                                         "uptime", "vmstat",  "diskstats", "net/wireless"};
 
 /* Remove one entry of a temporary tree for nftw. */
 static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
@@ -651,7 +668,9 @@ static int write_file(const char *dir, const char *rel, const char *text)
 /* Check the first-run groups of the pi4 tree. */
 static void check_pi4_first_run(const struct proto_group *g, size_t n)
 {
-	CHECK(n == 5); /* mem, disk, load, temp, pi: rates need a second run */
+	/* mem, disk, load, temp, pi, wifi, cpufreq, clock, host: rates need a
+	 * second run, and this proc tree has no pressure folder. */
+	CHECK(n == 9);
 	CHECK(find_group(g, n, "cpu") == NULL && find_group(g, n, "net") == NULL);
 	CHECK(find_group(g, n, "procs") == NULL && find_group(g, n, "procs_totals") == NULL);
 	CHECK(find_group(g, n, "pi") != NULL);
@@ -676,7 +695,17 @@ static void check_pi4_second_run(const struct proto_group *g, size_t n, uint64_t
 	static const char *const net_names[] = {
 	    "rx_bytes_s",  "tx_bytes_s", "rx_packets_s", "tx_packets_s", "rx_errors_s",
 	    "tx_errors_s", "rx_drop_s",  "tx_drop_s",    "rx_bytes",     "tx_bytes"};
-	CHECK(n == 7); /* and pi; no procs groups from a proc folder without processes */
+	/* and cpu, cores, net, diskio, vmstat; no procs groups from a proc
+	 * folder without processes */
+	CHECK(n == 14);
+	const struct proto_group *cores = find_group(g, n, "cores");
+	CHECK(cores && cores->nrows == 4 && find_row(cores, "cpu3") != NULL);
+	const struct proto_group *diskio = find_group(g, n, "diskio");
+	CHECK(diskio && diskio->nrows == 1 && find_row(diskio, "mmcblk0") != NULL);
+	const struct proto_group *vmstat = find_group(g, n, "vmstat");
+	CHECK(vmstat && vmstat->nrows == 1);
+	if (vmstat && vmstat->nrows == 1)
+		CHECK(vmstat->rows[0].values[4] == 1.0);
 	CHECK(find_group(g, n, "procs") == NULL && find_group(g, n, "procs_totals") == NULL);
 	const struct proto_group *cpu = find_group(g, n, "cpu");
 	CHECK(cpu && cpu->nrows == 1 && fields_are(cpu, cpu_names, 9));
@@ -745,6 +774,8 @@ static void test_run_pi4(void)
 		check_pi4_first_run(g, n);
 		CHECK(copy_fixture("pi4-next/proc/stat", proc, "stat") == 0);
 		CHECK(copy_fixture("pi4-next/proc/net/dev", proc, "net/dev") == 0);
+		CHECK(copy_fixture("pi4-next/proc/diskstats", proc, "diskstats") == 0);
+		CHECK(copy_fixture("pi4-next/proc/vmstat", proc, "vmstat") == 0);
 		sleep_ms(20); /* the net collector times its interval itself */
 		n = collect_run(c, now + 10000, &g);
 		check_pi4_second_run(g, n, now + 10000);
@@ -773,7 +804,8 @@ static void test_empty_thermal(void)
 	if (c) {
 		const struct proto_group *g;
 		size_t n = collect_run(c, 1, &g);
-		CHECK(n == 3 && find_group(g, n, "temp") == NULL);
+		/* mem, disk, load, wifi, clock, host */
+		CHECK(n == 6 && find_group(g, n, "temp") == NULL);
 		struct proto_hello h = {0};
 		collect_sysinfo(c, &h);
 		CHECK_STR(h.model, "");
@@ -833,7 +865,7 @@ static void test_run_real(void)
 	const struct proto_group *cpu = NULL;
 	for (int i = 0; i < 40 && !cpu; i++) {
 		sleep_ms(50);
-		n = collect_run(c, 2 + (uint64_t)i, &g);
+		n = collect_run(c, UINT64_C(1700000000000) + (uint64_t)i, &g);
 		cpu = find_group(g, n, "cpu");
 	}
 	CHECK(cpu && cpu->nrows == 1);
@@ -871,6 +903,7 @@ static int ctx_open(struct collect_ctx *ctx, char *proc, char *sys, char *utmp, 
 /* Free what ctx_open allocated. */
 static void ctx_close(struct collect_ctx *ctx)
 {
+	collect_ctx_close_kept(ctx);
 	free(ctx->buf);
 	ctx->buf = NULL;
 }
@@ -884,6 +917,58 @@ static int run_collector(struct collector *col, struct collect_ctx *ctx, uint64_
 	rowset_finish(&col->rows);
 	rowset_finish(&col->summary);
 	return rc;
+}
+
+/* procfs and sysfs files read every run stay open and are re-read from
+ * offset 0; regular files are opened each time, so one replaced by a rename
+ * (as tests replace fixtures) is seen; COLLECT_ONCE keeps nothing; past
+ * COLLECT_KEEP_MAX files are still read. */
+static void test_ctx_kept(void)
+{
+	char dir[] = "/tmp/pimon-kept-XXXXXX", path[1024], tmp[1024];
+	struct collect_ctx ctx;
+	int ok = mkdtemp(dir) != NULL && write_file(dir, "a", "first line\nsecond\n") == 0;
+	CHECK(ok && ctx_open(&ctx, "/proc", "/sys", NO_UTMP, "/dev") == 0);
+	if (!ok)
+		return;
+	CHECK(collect_ctx_read(&ctx, dir, "a", 0) == 18 && ctx.nkept == 0);
+	snprintf(path, sizeof path, "%s/a", dir);
+	snprintf(tmp, sizeof tmp, "%s/a.tmp", dir);
+	CHECK(write_file(dir, "a.tmp", "new\n") == 0 && rename(tmp, path) == 0);
+	CHECK(collect_ctx_read(&ctx, dir, "a", 0) == 4 && ctx.nkept == 0);
+	CHECK_STR(ctx.buf, "new\n");
+	/* /proc/self/stat changes between reads: the kept one is read anew. */
+	CHECK(collect_ctx_read(&ctx, "/proc", "self/stat", 0) > 0 && ctx.nkept == 1);
+	CHECK(collect_ctx_read(&ctx, "/proc", "self/stat", 0) > 0 && ctx.nkept == 1);
+	CHECK(collect_ctx_read(&ctx, "/proc", "uptime", COLLECT_ONCE) > 0 && ctx.nkept == 1);
+	CHECK(collect_ctx_read(&ctx, "/proc", "uptime", 0) > 0 && ctx.nkept == 2);
+	CHECK(collect_ctx_read(&ctx, dir, "missing", 0) < 0 && errno == ENOENT);
+	/* A folder opens but fails to read: not kept. */
+	CHECK(collect_ctx_read(&ctx, "/proc", "self", 0) < 0 && errno == EISDIR && ctx.nkept == 2);
+	/* More procfs files than can be kept: those past the limit are still
+	 * read. /proc/sys/kernel and vm hold well over 64 readable files. */
+	int read_ok = 0;
+	static const char *const dirs[] = {"sys/kernel", "sys/vm", "sys/net/core", "sys/fs"};
+	for (size_t d = 0; d < sizeof dirs / sizeof dirs[0]; d++) {
+		snprintf(path, sizeof path, "/proc/%s", dirs[d]);
+		DIR *dp = opendir(path);
+		struct dirent *e;
+		while (dp && (e = readdir(dp))) {
+			char rel[512];
+			snprintf(rel, sizeof rel, "%s/%s", dirs[d], e->d_name);
+			if (e->d_type == DT_REG && collect_ctx_read(&ctx, "/proc", rel, 0) >= 0)
+				read_ok++;
+		}
+		if (dp)
+			closedir(dp);
+	}
+	CHECK(read_ok > COLLECT_KEEP_MAX + 4);
+	CHECK(ctx.nkept == COLLECT_KEEP_MAX);
+	CHECK(collect_ctx_read(&ctx, "/proc", "self/stat", 0) > 0);
+	CHECK(ctx.nkept <= COLLECT_KEEP_MAX);
+	ctx_close(&ctx);
+	CHECK(ctx.nkept == 0);
+	remove_tree(dir);
 }
 
 /* Copy s into a utmp text field, without a NUL when it fills the field. */
@@ -1565,6 +1650,7 @@ int main(void)
 	test_empty_thermal();
 	test_thermal_zones();
 	test_run_real();
+	test_ctx_kept();
 	test_users_parse();
 	test_users_parse_edges();
 	test_users_run();

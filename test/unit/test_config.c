@@ -71,9 +71,12 @@ static void test_defaults(void)
 	CHECK(cfg.server.heartbeat_interval == 3.0);
 	CHECK(cfg.server.collect_interval == 10.0);
 	/* Every collector but procs, the costly one. */
-	CHECK(cfg.server.ncollect_metrics == 8);
-	const char *metrics[] = {"cpu", "mem", "disk", "load", "temp", "net", "users", "pi"};
-	for (size_t i = 0; i < 8 && i < cfg.server.ncollect_metrics; i++)
+	const char *metrics[] = {"cpu",      "mem",   "disk", "load",    "temp",
+	                         "net",      "users", "pi",   "diskio",  "vmstat",
+	                         "pressure", "clock", "wifi", "cpufreq", "host"};
+	size_t nmetrics = sizeof metrics / sizeof metrics[0];
+	CHECK(cfg.server.ncollect_metrics == nmetrics);
+	for (size_t i = 0; i < nmetrics && i < cfg.server.ncollect_metrics; i++)
 		CHECK_STR(cfg.server.collect_metrics[i], metrics[i]);
 	CHECK_STR(cfg.server.http_listen, "127.0.0.1:8081");
 	CHECK_STR(cfg.server.log_level, "info");
@@ -113,12 +116,13 @@ static void test_log_level(void)
 	CHECK(config_log_level(NULL) == -1);
 }
 
-/* The metric names are exactly the nine collectors, NULL-terminated. */
+/* The metric names are exactly the seventeen collectors, NULL-terminated. */
 static void test_metric_names(void)
 {
-	const char *want[] = {"cpu", "mem",   "disk",  "load", "temp",
-	                      "net", "users", "procs", "pi",   NULL};
-	for (size_t i = 0; i < 10; i++) {
+	const char *want[] = {"cpu",   "mem",   "disk",    "load",   "temp",   "net",
+	                      "users", "procs", "pi",      "diskio", "vmstat", "pressure",
+	                      "clock", "wifi",  "cpufreq", "host",   "cores",  NULL};
+	for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
 		if (want[i])
 			CHECK(config_metric_names[i] &&
 			      strcmp(config_metric_names[i], want[i]) == 0);
@@ -328,14 +332,24 @@ static void test_alarms_file(void)
 	struct pimon_config cfg;
 	char path[1024], err[512];
 	config_defaults(&cfg);
-	CHECK(cfg.server.nalarms == 10);
-	if (cfg.server.nalarms == 10) {
+	CHECK(cfg.server.nalarms == 14);
+	if (cfg.server.nalarms == 14) {
 		CHECK_STR(cfg.server.alarms[0].name, "disk_warning");
 		CHECK(cfg.server.alarms[0].value == 80.0);
 		CHECK_STR(cfg.server.alarms[1].level, "critical");
 		CHECK(cfg.server.alarms[1].value == 90.0);
 		CHECK(cfg.server.alarms[2].for_s == 60.0);
 		CHECK(isnan(cfg.server.alarms[8].clear));
+		/* What explains a sick Pi: a busy disk, an OOM kill, a clock
+		 * never synchronised, weak Wi-Fi. */
+		CHECK_STR(cfg.server.alarms[10].metric, "diskio.busy_pct");
+		CHECK(cfg.server.alarms[10].value == 90.0 && cfg.server.alarms[10].for_s == 300.0);
+		CHECK_STR(cfg.server.alarms[11].metric, "vmstat.oom_kills_new");
+		CHECK_STR(cfg.server.alarms[11].level, "critical");
+		CHECK_STR(cfg.server.alarms[12].op, "<");
+		CHECK(cfg.server.alarms[12].value == 1.0 && cfg.server.alarms[12].for_s == 600.0);
+		CHECK_STR(cfg.server.alarms[13].metric, "wifi.signal_dbm");
+		CHECK(cfg.server.alarms[13].value == -80.0 && cfg.server.alarms[13].clear == -75.0);
 	}
 	CHECK(cfg.agent.nchecks == 0);
 	fixture(path, sizeof path, "good_alarms.cfg");
@@ -427,7 +441,7 @@ static const struct bad_case {
      "agent.log_level: 'warning' is not one of err, warn, notice, info, debug"},
     {"bad_metric.cfg", 8,
      "server.collect.metrics: 'gpu' is not one of cpu, mem, disk, load, temp, net, users, procs, "
-     "pi"},
+     "pi, diskio, vmstat, pressure, clock, wifi, cpufreq, host, cores"},
     {"bad_metric_duplicate.cfg", 9, "server.collect.metrics: 'cpu' is listed twice"},
     {"bad_heartbeat_order.cfg", 7,
      "server.heartbeat.interval: 10 must be less than server.heartbeat.timeout (10)"},

@@ -53,7 +53,9 @@ static void test_promname_every_field(void)
 			CHECK(!p.inst_label || strcmp(p.inst_label, "instance") != 0);
 			CHECK((m->inst_key[0] != '\0') == (p.inst_label != NULL));
 			CHECK(!p.extra_name || (prom_valid(p.extra_name, 1) && p.extra_value));
-			CHECK(p.scale == (m->fields[k].unit == SCHEMA_PERCENT ? 0.01 : 1));
+			CHECK(p.scale == (m->fields[k].unit == SCHEMA_PERCENT ? 0.01
+			                  : m->fields[k].unit == SCHEMA_MHZ   ? 1e6
+			                                                      : 1));
 			for (size_t j = 0; j < n; j++) {
 				if (strcmp(seen[j].family, p.family) != 0)
 					continue;
@@ -109,6 +111,18 @@ static void test_promname_expected_names(void)
 	expect("check_web", "time_s", "pimon_check_web_time_seconds", "gauge", NULL, NULL);
 	expect("check_web", "hits_total", "pimon_check_web_hits_total", "counter", NULL, NULL);
 	expect("check_web", "size_bytes", "pimon_check_web_size_bytes", "gauge", NULL, NULL);
+	expect("diskio", "written_bytes", "pimon_disk_written_bytes_total", "counter", "device",
+	       NULL);
+	expect("diskio", "wait_seconds", "pimon_disk_io_wait_seconds", "gauge", "device", NULL);
+	expect("pressure", "some_stall_seconds", "pimon_pressure_some_stall_seconds_total",
+	       "counter", "resource", NULL);
+	expect("pressure", "some_avg10", "pimon_pressure_some_avg10_ratio", "gauge", "resource",
+	       NULL);
+	expect("clock", "est_error_seconds", "pimon_clock_est_error_seconds", "gauge", NULL, NULL);
+	expect("cpufreq", "cur_mhz", "pimon_cpu_scaling_frequency_hertz", "gauge", "policy", NULL);
+	expect("wifi", "signal_dbm", "pimon_wifi_signal_dbm", "gauge", "device", NULL);
+	expect("vmstat", "oom_kills", "pimon_vmstat_oom_kills_total", "counter", NULL, NULL);
+	expect("cores", "iowait", "pimon_core_mode_ratio", "gauge", "core", "iowait");
 	struct prom_name p;
 	CHECK(promname_series("check_web", "pl_pct", &p) == 0);
 	CHECK_STR(p.family, "pimon_check_web_pl_ratio");
