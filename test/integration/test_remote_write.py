@@ -180,9 +180,16 @@ def name_map(env, host, rows):
             if inst and ('"%s"' % inst) not in line:
                 continue
             name, _, value = line.rpartition(" ")
-            if float(value) == last and (metric, field) not in out:
-                out[(metric, field)] = name.split("{")[0]
+            # A percentage is shown as a ratio (scale 0.01).
+            for scale in (1, 0.01):
+                if float(value) == last * scale and (metric, field) not in out:
+                    out[(metric, field)] = name.split("{")[0]
+                    SCALES[(metric, field)] = scale
     return out
+
+
+# (metric, field) -> the scale /metrics and remote_write apply to its values.
+SCALES = {}
 
 
 def rw_cfg(url, **kw):
@@ -197,7 +204,8 @@ def expected_samples(host, rows, names):
     want = {}
     for (metric, field, inst), samples in rows.items():
         key = (names[(metric, field)], host, inst)
-        want.setdefault(key, []).extend(samples)
+        scale = SCALES.get((metric, field), 1)
+        want.setdefault(key, []).extend((t, v * scale) for t, v in samples)
     return want
 
 
@@ -207,7 +215,7 @@ def got_by_series(samples):
         d = dict(lab)
         if is_stale(v):
             continue
-        inst = d.get("mount")
+        inst = d.get("mountpoint")
         out.setdefault((d["__name__"], d["host"], inst), []).append((t, v))
     return out
 
@@ -330,7 +338,7 @@ def test_remote_write_exactly_once_across_outage_and_restart(env):
         # The host goes down: a stale marker for each of its series.
         s.close()
         def stale():
-            return {(dict(l)["__name__"], dict(l).get("mount")) for l, _, v in rcv.accepted()
+            return {(dict(l)["__name__"], dict(l).get("mountpoint")) for l, _, v in rcv.accepted()
                     if is_stale(v)}
         got_stale = wait_for(lambda: len(stale()) >= len(rows) and stale(), 30,
                              "stale markers", [env.server])
@@ -464,19 +472,23 @@ def csv_counts(env):
     for hostdir in glob.glob(os.path.join(env.data_dir, "hosts", "*")):
         host = os.path.basename(hostdir)
         sizes = committed(hostdir)
+        keys = {m["metric"]: m["instance_key"]
+                for m in env.api("/api/v1/hosts/%s/metrics" % host)["metrics"]}
         series = {}
         for path in glob.glob(os.path.join(hostdir, "*.csv")):
             parts = os.path.basename(path).split(".")
             metric = parts[0]
             if len(parts) == 2 and metric not in sizes:
                 continue  # events.csv, alarms.csv: not metrics
+            if metric == "procs":
+                continue  # per-process rows are not exported (docs/PROMETHEUS.md)
             with open(path, "rb") as f:
                 data = f.read()
             if len(parts) == 2:
                 data = data[:sizes[metric]]
             lines = data.decode().split("\n")
             header = lines[0].split(",")
-            inst = len(header) > 2 and header[1] in ("mount", "iface", "zone")
+            inst = len(header) > 2 and header[1] == keys.get(metric)
             first = 2 if inst else 1
             for line in lines[1:-1]:
                 cols = line.split(",")
