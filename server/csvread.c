@@ -161,6 +161,12 @@ void csvread_own(struct csvread *r, char *buf)
 	r->mem_owned = buf;
 }
 
+/* Let r close its descriptor: one that csvread_fd borrowed becomes its own. */
+void csvread_own_fd(struct csvread *r)
+{
+	r->fd_borrowed = 0;
+}
+
 /* The header line. */
 const char *csvread_header(const struct csvread *r)
 {

@@ -23,6 +23,10 @@ struct csvread *csvread_mem(const char *buf, size_t len);
 /* Hand a memory reader its buffer (malloc'd): csvread_close frees it. */
 void csvread_own(struct csvread *r, char *buf);
 
+/* Let r close its descriptor when it is closed, one csvread_fd borrowed
+ * included. */
+void csvread_own_fd(struct csvread *r);
+
 /* A reader over fd (open for reading, kept open: csvread_close does not
  * close it), which holds size bytes. NULL with errno set. */
 struct csvread *csvread_fd(int fd, off_t size);

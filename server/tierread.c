@@ -389,8 +389,13 @@ struct csvread *tierread_newest(int hostfd, enum tier t, const char *metric)
 		rc = tierread_next(tr, &r, &sorted);
 	}
 	if (rc > 0) {
+		struct tierread_file *f = &tr->files[tr->next - 1];
 		if (tr->mem)
 			csvread_own(r, tr->mem);
+		if (f->fd >= 0) { /* the reader outlives the list: it takes the file */
+			csvread_own_fd(r);
+			f->fd = -1;
+		}
 		tr->mem = NULL;
 		tr->cur = NULL;
 	} else {

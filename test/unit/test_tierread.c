@@ -240,6 +240,19 @@ static void test_files_move_while_read(void)
 	}
 	CHECK(files == 2 && rows == 3);
 	tierread_close(tr);
+	/* The newest file's reader outlives the listing that opened it. */
+	CHECK(unlinkat(h, "load.csv", 0) == 0);
+	r = tierread_newest(h, TIER_RAW, "load");
+	CHECK(r != NULL);
+	if (r) {
+		const char *line;
+		size_t len;
+		off_t next;
+		CHECK(csvread_line(r, csvread_data(r), &line, &len, &next) > 0 && line &&
+		      len == strlen("1704153601000,3") &&
+		      memcmp(line, "1704153601000,3", len) == 0);
+		csvread_close(r);
+	}
 	close(segfd);
 	close(rawfd);
 	close(h);
