@@ -1033,6 +1033,7 @@ static int rw_send(struct rw_receiver *r, size_t samples, enum remote_write_coun
 		long status = rw_post(r, body, len);
 		if (status >= 200 && status < 300) {
 			rw_count(r, what, samples);
+			rw_count(r, RWC_bytes_sent, len);
 			r->backoff_ms = 0;
 			if (r->failing)
 				log_notice("remote_write", "receiver %s: accepting again",
