@@ -1033,6 +1033,7 @@ static int rw_send(struct rw_receiver *r, size_t samples, enum remote_write_coun
 		long status = rw_post(r, body, len);
 		if (status >= 200 && status < 300) {
 			rw_count(r, what, samples);
+			rw_count(r, RWC_bytes_sent, len);
 			r->backoff_ms = 0;
 			if (r->failing)
 				log_notice("remote_write", "receiver %s: accepting again",
@@ -1116,6 +1117,14 @@ static void rw_send_stale(struct rw_receiver *r)
 static void *rw_main(void *arg)
 {
 	struct rw_receiver *r = arg;
+	/* "rw-<name>" as the thread's comm, so that its CPU time can be told
+	 * apart under /proc/<pid>/task/; the kernel keeps 15 bytes. */
+	char comm[16];
+	snprintf(comm, sizeof comm, "rw-%s", r->cfg->name);
+	int rc = pthread_setname_np(pthread_self(), comm);
+	if (rc != 0)
+		log_warn("remote_write", "receiver %s: cannot name its thread %s: %s", r->cfg->name,
+		         comm, strerror(rc));
 	log_info("remote_write", "receiver %s: sending to %s", r->cfg->name, r->cfg->url);
 	while (!atomic_load(&r->rw->stopping)) {
 		uint64_t now = util_now_ms();

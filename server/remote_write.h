@@ -20,6 +20,7 @@
 	X(samples_dropped, "samples older than max_age, not sent")                                 \
 	X(stale_sent, "stale markers the receiver accepted, for series of hosts that went down")   \
 	X(requests, "requests sent, retries included")                                             \
+	X(bytes_sent, "bytes of requests the receiver accepted (2xx), as sent: snappy compressed") \
 	X(retries, "requests sent again after a 5xx, a 429 or a network error")                    \
 	X(files_lost, "raw files that went before the receiver had all of their rows")
 

@@ -203,11 +203,12 @@ def check_naming(fams):
 
 def check_documented(fams):
     """Every family on the page has its row in docs/PROMETHEUS.md (the
-    worker, storage and check families by their patterns)."""
+    worker, storage, check and remote_write counter families by their
+    patterns)."""
     with open(os.path.join(os.path.dirname(__file__), "..", "..", "docs", "PROMETHEUS.md")) as f:
         doc = f.read()
     for name in fams:
-        if re.match(r"pimon_(worker|storage|check)_", name):
+        if re.match(r"pimon_(worker|storage|check)_|pimon_remote_write_\w+_total$", name):
             continue
         check("| `%s` |" % name in doc, "%s is not in docs/PROMETHEUS.md" % name)
 

@@ -1,8 +1,11 @@
 """Prometheus remote_write from the stored rows: a scripted receiver here
 (500, 429 with Retry-After, 400; headers, label order, time order, stale
-markers, every row once across an outage and a server restart), and a real
-Prometheus whose TSDB must hold exactly what the CSV files hold."""
+markers, every row once across an outage and a server restart; bearer
+token, basic auth and https with ca_file, a wrong secret refused once with
+401), and a real Prometheus whose TSDB must hold exactly what the CSV files
+hold."""
 
+import base64
 import glob
 import http.server
 import math
@@ -10,7 +13,9 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import struct
+import subprocess
 import sys
 import threading
 import time
@@ -18,11 +23,13 @@ import urllib.parse
 import urllib.request
 import json
 
-from harness import (SLOW, T_ACK, Proc, TestFailure, TestSkip, check, free_port, hello,
-                     metrics_frame, read_frame, run_tests, session, wait_for)
+from harness import (SLOW, T_ACK, WRAPPER, Proc, TestFailure, TestSkip, check, free_port,
+                     hello, metrics_frame, read_frame, run_tests, session, wait_for)
+from test_prometheus import check_documented, parse_exposition
 
 PROMETHEUS = shutil.which("prometheus")
 STALE_BITS = 0x7FF0000000000002
+CA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools", "pimon-ca")
 
 
 def pb_modules():
@@ -67,13 +74,17 @@ def pb_modules():
 
 class Receiver:
     """A remote_write endpoint: answers from a script (then 200), records
-    every request: (time, status given, headers, [(labels tuple, [(t, v)])])."""
+    every request: (time, status given, headers, [(labels tuple, [(t, v)])]).
+    With auth, a request whose Authorization header is not exactly that
+    gets 401; with tls (an ssl.SSLContext) it serves https, and records
+    the handshakes that failed (ssl.SSLError) in errors."""
 
-    def __init__(self, port=None):
+    def __init__(self, port=None, auth=None, tls=None):
         self.snappy, self.cls = pb_modules()
         self.script = []  # (status, headers) to answer, in turn
         self.down = False  # answer 503 to everything while set
         self.requests = []
+        self.errors = []
         self.lock = threading.Lock()
         self.port = port or free_port()
         rcv = self
@@ -90,8 +101,11 @@ class Receiver:
                            [(s.timestamp, s.value) for s in ts.samples])
                           for ts in req.timeseries]
                 with rcv.lock:
-                    status, hdrs = (503, {}) if rcv.down else (
-                        rcv.script.pop(0) if rcv.script else (200, {}))
+                    if auth is not None and self.headers.get("Authorization") != auth:
+                        status, hdrs = 401, {"WWW-Authenticate": auth.split(" ")[0]}
+                    else:
+                        status, hdrs = (503, {}) if rcv.down else (
+                            rcv.script.pop(0) if rcv.script else (200, {}))
                     rcv.requests.append((time.monotonic(), status, dict(self.headers), series))
                 self.send_response(status)
                 for k, v in hdrs.items():
@@ -99,7 +113,19 @@ class Receiver:
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        class Server(http.server.ThreadingHTTPServer):
+            def handle_error(self, request, client_address):
+                e = sys.exc_info()[1]
+                if not isinstance(e, ssl.SSLError):
+                    return super().handle_error(request, client_address)
+                with rcv.lock:
+                    rcv.errors.append(e)
+
+        self.httpd = Server(("127.0.0.1", self.port), Handler)
+        if tls:
+            # The handshake on the first read, in the connection's thread.
+            self.httpd.socket = tls.wrap_socket(self.httpd.socket, server_side=True,
+                                                do_handshake_on_connect=False)
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
 
@@ -289,6 +315,203 @@ def test_remote_write_retries_refusals_headers_order(env):
     finally:
         s.close()
         rcv.close()
+
+
+def rw_stats(env, receiver):
+    return env.api("/api/v1/stats")["remote_write"][receiver]
+
+
+def write_secret(env, name, text):
+    path = os.path.join(env.dir, name)
+    with open(path, "w") as f:
+        f.write(text)
+    os.chmod(path, 0o600)
+    return path
+
+
+def check_accepted(env, rcv, receiver, want):
+    """rcv accepted every stored sample once, and receiver's counters say
+    what rcv saw: nothing failed or retried, bytes_sent the bodies it took."""
+    fresh = lambda: [x for x in rcv.accepted() if not is_stale(x[2])]
+    wait_for(lambda: len(fresh()) >= sum(map(len, want.values())), 20,
+             "the rows at %s" % receiver, [env.server])
+    got = got_by_series(fresh())
+    check(sorted(got) == sorted(want), "%s: series %r, want %r" % (receiver, sorted(got),
+                                                                  sorted(want)))
+    for k in want:
+        check(sorted(got[k]) == sorted(want[k]), "%s %r: got %r want %r"
+              % (receiver, k, got[k], want[k]))
+
+    def agree():
+        st = rw_stats(env, receiver)
+        reqs = rcv.snapshot()
+        ok = [r for r in reqs if 200 <= r[1] < 300]
+        seen = {"requests": len(reqs), "retries": 0, "samples_failed": 0,
+                "samples_sent": len(fresh()),
+                "stale_sent": sum(1 for x in rcv.accepted() if is_stale(x[2])),
+                "bytes_sent": sum(int(r[2]["Content-Length"]) for r in ok)}
+        return all(st[k] == v for k, v in seen.items()) and (st, seen)
+    try:
+        st, _ = wait_for(agree, 10, "%s's counters" % receiver, [env.server])
+    except TestFailure:
+        print("  %s: %r" % (receiver, rw_stats(env, receiver)))
+        raise
+    check(st["bytes_sent"] > 0 and len(rcv.snapshot()) == len(
+        [r for r in rcv.snapshot() if r[1] == 200]), "%s: %r" % (receiver, st))
+    return st
+
+
+def check_refused(env, rcv, receiver, want):
+    """rcv answered 401 to every request and got each stored sample once:
+    counted as failed, not sent again, nothing counted as sent."""
+    refused = lambda: [(lab, t, v) for _, st, _, ser in rcv.snapshot() if st == 401
+                       for lab, sm in ser for t, v in sm]
+    fresh = lambda: [x for x in refused() if not is_stale(x[2])]
+    wait_for(lambda: len(fresh()) >= sum(map(len, want.values())), 20,
+             "the rows at %s" % receiver, [env.server])
+    reqs = rcv.snapshot()
+    check(reqs and all(r[1] == 401 for r in reqs), "%s: statuses %r"
+          % (receiver, [r[1] for r in reqs]))
+    got = got_by_series(fresh())
+    check(sorted(got) == sorted(want), "%s: series %r" % (receiver, sorted(got)))
+    for k in want:
+        check(sorted(got[k]) == sorted(want[k]), "%s %r: got %r want %r (sent again?)"
+              % (receiver, k, got[k], want[k]))
+
+    def agree():
+        st = rw_stats(env, receiver)
+        seen = {"requests": len(rcv.snapshot()), "retries": 0, "samples_sent": 0,
+                "stale_sent": 0, "bytes_sent": 0, "samples_failed": len(refused())}
+        return all(st[k] == v for k, v in seen.items()) and st
+    try:
+        return wait_for(agree, 10, "%s's counters" % receiver, [env.server])
+    except TestFailure:
+        print("  %s: %r" % (receiver, rw_stats(env, receiver)))
+        raise
+
+
+def thread_names(pid):
+    names = set()
+    for path in glob.glob("/proc/%d/task/*/comm" % pid):
+        try:
+            with open(path) as f:
+                names.add(f.read().rstrip("\n"))
+        except FileNotFoundError:
+            pass
+    return names
+
+
+def test_remote_write_bearer_token_and_basic_auth(env):
+    token, password = "tok-5f2a9c", "pa:ss w0rd"
+    basic = "Basic " + base64.b64encode(("pimon:" + password).encode()).decode()
+    rcvs = {"bearer": Receiver(auth="Bearer " + token),
+            "bearer_wrong": Receiver(auth="Bearer " + token),
+            "basic_auth_receiver": Receiver(auth=basic),
+            "basic_wrong": Receiver(auth=basic)}
+    s = None
+    try:
+        # Only the first line counts, its newline (\n or \r\n) trimmed.
+        good_tok = write_secret(env, "token", token + "\n")
+        bad_tok = write_secret(env, "token.old", "tok-0ld\n")
+        good_pw = write_secret(env, "password", password + "\r\nnot this\n")
+        bad_pw = write_secret(env, "password.old", "old\n")
+        url = lambda r: "http://127.0.0.1:%d/api/v1/write" % r.port
+        cfgs = [rw_cfg(url(rcvs["bearer"]), name="bearer", bearer_token_file=good_tok),
+                rw_cfg(url(rcvs["bearer_wrong"]), name="bearer_wrong",
+                       bearer_token_file=bad_tok),
+                rw_cfg(url(rcvs["basic_auth_receiver"]), name="basic_auth_receiver",
+                       basic_auth_username="pimon", basic_auth_password_file=good_pw),
+                rw_cfg(url(rcvs["basic_wrong"]), name="basic_wrong",
+                       basic_auth_username="pimon", basic_auth_password_file=bad_pw)]
+        env.start_server(workers=2, extra={"remote_write": cfgs})
+        s = session(env, "rw-auth")
+        rows, batches = make_rows(10, 4, int(time.time() * 1000) - 30_000)
+        send_batches(env, s, batches)
+        names = name_map(env, "rw-auth", rows)
+        want = expected_samples("rw-auth", rows, names)
+        for name in ("bearer", "basic_auth_receiver"):
+            check_accepted(env, rcvs[name], name, want)
+        for name in ("bearer_wrong", "basic_wrong"):
+            check_refused(env, rcvs[name], name, want)
+        # /metrics has the new counter, and each remote_write family has its
+        # row in the docs (the made-up fields of make_rows have none).
+        with urllib.request.urlopen(env.url("/metrics"), timeout=10) as r:
+            fams = parse_exposition(r.read().decode())
+        got = {l["receiver"]: v for l, v in fams["pimon_remote_write_bytes_sent_total"]["samples"]}
+        check(set(got) == set(rcvs) and got["bearer_wrong"] == 0 and got["bearer"] > 0,
+              "bytes_sent on /metrics %r" % got)
+        check(fams["pimon_remote_write_bytes_sent_total"]["type"] == "counter", "type")
+        check_documented({n: f for n, f in fams.items()
+                          if n.startswith("pimon_remote_write_")})
+        # Each receiver's thread by its name, cut to the kernel's 15 bytes.
+        if not WRAPPER:
+            comms = thread_names(env.server.pid)
+            for comm in ("rw-bearer", "rw-bearer_wrong", "rw-basic_auth_r", "rw-basic_wrong"):
+                check(comm in comms, "thread %s not in %r" % (comm, sorted(comms)))
+    finally:
+        if s:
+            s.close()
+        for r in rcvs.values():
+            r.close()
+
+
+def make_ca(env, name, server=None):
+    """A throwaway CA in env.dir/name (tools/pimon-ca: openssl, EC P-256),
+    with a server certificate for 127.0.0.1 when server is given."""
+    d = os.path.join(env.dir, name)
+    cmds = [["init"]] + ([["server", server, "127.0.0.1"]] if server else [])
+    for args in cmds:
+        subprocess.run([CA, d] + args, check=True, capture_output=True, timeout=30)
+    return d
+
+
+def test_remote_write_https_with_ca_file(env):
+    if not shutil.which("openssl"):
+        raise TestSkip("openssl is not installed")
+    pki = make_ca(env, "pki", server="localhost")
+    other = make_ca(env, "other")
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(os.path.join(pki, "localhost.pem"), os.path.join(pki, "localhost.key"))
+    token = "tok-tls-77"
+    rcvs = {"tls": Receiver(auth="Bearer " + token, tls=tls),
+            "tls_wrong_token": Receiver(auth="Bearer " + token, tls=tls),
+            "tls_other_ca": Receiver(auth="Bearer " + token, tls=tls)}
+    s = None
+    try:
+        good_tok = write_secret(env, "token", token + "\n")
+        bad_tok = write_secret(env, "token.old", "tok-0ld\n")
+        url = lambda r: "https://127.0.0.1:%d/api/v1/write" % r.port
+        ca, other_ca = os.path.join(pki, "ca.pem"), os.path.join(other, "ca.pem")
+        cfgs = [rw_cfg(url(rcvs["tls"]), name="tls", ca_file=ca, bearer_token_file=good_tok),
+                rw_cfg(url(rcvs["tls_wrong_token"]), name="tls_wrong_token", ca_file=ca,
+                       bearer_token_file=bad_tok),
+                rw_cfg(url(rcvs["tls_other_ca"]), name="tls_other_ca", ca_file=other_ca,
+                       bearer_token_file=good_tok)]
+        env.start_server(workers=2, extra={"remote_write": cfgs})
+        s = session(env, "rw-tls")
+        rows, batches = make_rows(11, 4, int(time.time() * 1000) - 30_000)
+        send_batches(env, s, batches)
+        names = name_map(env, "rw-tls", rows)
+        want = expected_samples("rw-tls", rows, names)
+        check_accepted(env, rcvs["tls"], "tls", want)
+        check_refused(env, rcvs["tls_wrong_token"], "tls_wrong_token", want)
+        # A certificate the receiver's ca_file did not sign: no request gets
+        # through, nothing is counted as sent or failed, it is tried again.
+        wait_for(lambda: len(rcvs["tls_other_ca"].errors) >= 2 and
+                 rw_stats(env, "tls_other_ca")["retries"] >= 1, 10,
+                 "handshakes refused and retried", [env.server])
+        st = rw_stats(env, "tls_other_ca")
+        check(not rcvs["tls_other_ca"].snapshot(), "a request got through a wrong CA")
+        check(st["samples_sent"] == 0 and st["samples_failed"] == 0 and st["bytes_sent"] == 0
+              and st["requests"] >= 2, "tls_other_ca %r" % st)
+        check(any(isinstance(e, ssl.SSLError) for e in rcvs["tls_other_ca"].errors),
+              "handshake errors %r" % rcvs["tls_other_ca"].errors[:3])
+        check("certificate" in env.server.log_text(), "the TLS failure was not logged")
+    finally:
+        if s:
+            s.close()
+        for r in rcvs.values():
+            r.close()
 
 
 def test_remote_write_exactly_once_across_outage_and_restart(env):
