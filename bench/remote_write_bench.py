@@ -202,8 +202,10 @@ class Fleet:
     def __init__(self, build_dir, srv, a, duration):
         bench = os.path.join(build_dir, "tools", "pimon-bench")
         procs = max(1, (a.hosts + 4999) // 5000)
+        groups = (a.fields + 29) // 30  # pimon-bench sends at most 32 values a row
         argv = [bench, "-s", "127.0.0.1:%d" % srv.port, "-n", str(a.hosts), "-P", str(procs),
-                "--heartbeat", "5", "--interval", str(a.interval), "--fields", str(a.fields),
+                "--heartbeat", "5", "--interval", str(a.interval),
+                "--groups", str(groups), "--fields", str(a.fields // groups),
                 "--ramp", str(min(60, max(5, a.hosts // 500))), "--duration", str(duration),
                 "--prefix", "pi-"]
         self.log = open(os.path.join(srv.dir, "bench.log"), "w")
@@ -352,15 +354,15 @@ def bench_peer(a, tmp, res):
         stored = 0
         for root, _, files in os.walk(os.path.join(srv.dir, "data", "hosts")):
             for f in files:
-                if f.startswith("g0") and f.endswith(".csv"):
+                if f[0] == "g" and f.endswith(".csv"):
                     with open(os.path.join(root, f)) as fh:
                         stored += sum(1 for _ in fh) - 1
-        stored *= a.fields
-        got_pimon = recv.scalar('sum(count_over_time({job="pimon",__name__=~"pimon_g0_.*"}[%ds] %s))'
+        stored *= a.fields // ((a.fields + 29) // 30)
+        got_pimon = recv.scalar('sum(count_over_time({job="pimon",__name__=~"pimon_g[0-9]+_.*"}[%ds] %s))'
                                 % (window + 60, at))
-        got_agent = recv.scalar('sum(count_over_time({job="pimon-scrape",__name__=~"pimon_g0_.*"}[%ds] %s))'
+        got_agent = recv.scalar('sum(count_over_time({job="pimon-scrape",__name__=~"pimon_g[0-9]+_.*"}[%ds] %s))'
                                 % (window + 60, at))
-        series_agent = recv.scalar('count(count_over_time({job="pimon-scrape",__name__=~"pimon_g0_.*"}[%ds] %s))'
+        series_agent = recv.scalar('count(count_over_time({job="pimon-scrape",__name__=~"pimon_g[0-9]+_.*"}[%ds] %s))'
                                    % (window + 60, at))
         ideal_agent = series_agent * window / 10
         res["peer"] = {
