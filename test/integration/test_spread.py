@@ -248,13 +248,16 @@ def test_welcome_peers_reach_a_bootstrap_agent(env):
     # Restarted with its bootstrap server gone, it still knows the fleet.
     check(agent.stop() == 0, "agent exit status")
     servers[0].proc.kill()
+    # The old session gone first, so that the one seen next is the new agent's.
+    wait_spread(servers[1:], {a: set() for a in addrs[1:]}, [s.proc for s in servers[1:]],
+                "the stopped agent's session ended")
     agent = start_agent(env, name, [addrs[0]])
     procs = [s.proc for s in servers[1:]] + [agent]
     wait_spread(servers[1:], {a: ({name} if a == first else set()) for a in addrs[1:]}, procs,
                 "the restarted agent on its first choice")
+    line = "3 servers from the last WELCOME; first choice for %s: %s" % (name, first)
+    wait_for(lambda: line in agent.log_text(), 10, "the saved list used", procs)
     log = agent.log_text()
-    check("3 servers from the last WELCOME; first choice for %s: %s" % (name, first) in log,
-          "the saved list was not used")
     # The list is kept while it stays the same: one WELCOME taught it.
     check(log.count("sent 3 servers") == 1, "the list was taken more than once")
 
