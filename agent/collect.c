@@ -214,41 +214,30 @@ static uint32_t collect_hash(const char *s)
 	return h;
 }
 
-/* Set once pread failed with ESPIPE on a file just opened, which a kernel
- * never does but some emulators (qemu-user) do: files are then read with
- * read() from a new descriptor each time, and none is kept. */
-static int collect_no_pread;
-
-/* Whether files read every cycle are kept open (pread works here). */
-int collect_keeps_files(void)
-{
-	return !collect_no_pread;
-}
-
 /* Read fd from offset 0 into buf (size bytes, one kept for the NUL) with
  * pread. A read shorter than asked is the end: /proc and /sys files
  * (seq_file and sysfs) fill the whole request while they have data, so no
- * read is spent on seeing 0 at the end. Without pread, read() until 0. */
+ * read is spent on seeing 0 at the end. A file that cannot seek (a FIFO
+ * standing in for one, as tools/cross-test makes) is read with read()
+ * until it ends. */
 static ssize_t collect_pread_all(int fd, char *buf, size_t size)
 {
 	size_t off = 0;
+	int stream = 0;
 	while (off < size - 1) {
 		size_t want = size - 1 - off;
-		ssize_t n = collect_no_pread ? read(fd, buf + off, want)
-		                             : pread(fd, buf + off, want, (off_t)off);
+		ssize_t n =
+		    stream ? read(fd, buf + off, want) : pread(fd, buf + off, want, (off_t)off);
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n < 0 && errno == ESPIPE && !collect_no_pread && off == 0 &&
-		    lseek(fd, 0, SEEK_CUR) == 0) {
-			log_debug("collect",
-			          "pread fails with ESPIPE here: reading files with read()");
-			collect_no_pread = 1;
+		if (n < 0 && errno == ESPIPE && !stream && off == 0) {
+			stream = 1;
 			continue;
 		}
 		if (n < 0)
 			return -1;
 		off += (size_t)n;
-		if (n == 0 || (!collect_no_pread && (size_t)n < want))
+		if (n == 0 || (!stream && (size_t)n < want))
 			break;
 	}
 	buf[off] = '\0';
@@ -273,7 +262,7 @@ static struct collect_kept *collect_kept_find(struct collect_ctx *ctx, uint32_t 
 static int collect_kept_add(struct collect_ctx *ctx, uint32_t hash, int fd)
 {
 	struct statfs fs;
-	if (collect_no_pread || ctx->nkept == COLLECT_KEEP_MAX || fstatfs(fd, &fs) < 0 ||
+	if (ctx->nkept == COLLECT_KEEP_MAX || fstatfs(fd, &fs) < 0 ||
 	    (fs.f_type != PROC_SUPER_MAGIC && fs.f_type != SYSFS_MAGIC))
 		return -1;
 	char *path = strdup(ctx->path);
@@ -303,10 +292,6 @@ static ssize_t collect_ctx_read_once(struct collect_ctx *ctx, int flags)
 	if (!(flags & COLLECT_ONCE)) {
 		hash = collect_hash(ctx->path);
 		struct collect_kept *k = collect_kept_find(ctx, hash);
-		if (k && collect_no_pread) { /* kept before pread was found to fail */
-			collect_kept_drop(ctx, k);
-			k = NULL;
-		}
 		if (k) {
 			ssize_t n = collect_pread_all(k->fd, ctx->buf, ctx->size);
 			if (n >= 0)

@@ -176,10 +176,6 @@ int net_sample(struct collector *col, const char *buf, uint64_t mono_ms, uint64_
  * procs_totals row. Lets tests choose the interval. 0 or -1. */
 int procs_sample(struct collector *col, struct collect_ctx *ctx, uint64_t mono_ms, uint64_t now_ms);
 
-/* Whether files read every cycle are kept open: not where pread fails
- * with ESPIPE, as under some emulators. */
-int collect_keeps_files(void);
-
 /* The i-th entry of the table of built-in collectors, NULL past the last. */
 const struct collector_ops *collect_ops_at(size_t i);
 
