@@ -363,6 +363,10 @@ int main(int argc, char **argv)
 		log_fatal("main", "cannot set up the collectors");
 	collect_diskio_partitions(col, cfg.agent.diskio_partitions);
 	if (once) {
+		/* What a server enables by default (server.collect.metrics);
+		 * unknown names are logged and skipped there. */
+		(void)collect_select(col, (const char *const *)cfg.server.collect_metrics,
+		                     cfg.server.ncollect_metrics);
 		int rc = run_once(col, cfg.agent.name);
 		collect_destroy(col);
 		tls_client_destroy(tls);
