@@ -4,14 +4,18 @@ computed here independently, says; a killed server's hosts move to their
 second choice and come back once it restarts; a fourth server takes about a
 quarter of the hosts and moves none between the old three; a server's
 WELCOME hands its peers to an agent that knows only one address, which
-keeps them across a restart."""
+keeps them across a restart; three servers remote-writing to one
+Prometheus while one dies and returns leave it every sample once."""
 
+import glob
 import json
 import os
+import time
 import urllib.request
 
-from harness import (BUILD, SERVER_BIN, SLOW, WRAPPER, Proc, can_connect, check, free_port,
-                     read_csv, rendezvous_rank, run_tests, wait_for)
+from harness import (BUILD, SERVER_BIN, SLOW, WRAPPER, Proc, TestFailure, TestSkip, can_connect,
+                     check, free_port, read_csv, rendezvous_rank, run_tests, wait_for)
+from prom import PROMETHEUS, counts, csv_series, prom_series, start_prometheus
 
 BENCH_BIN = os.path.join(BUILD, "tools", "pimon-bench")
 # Fewer hosts under the sanitizers, which make every daemon several times slower.
@@ -23,9 +27,10 @@ PREFIX = "sp-"
 class Server:
     """One pimon-server of the fleet, with its own ports and data folder."""
 
-    def __init__(self, env, name, peers=()):
+    def __init__(self, env, name, peers=(), extra=None):
         self.env = env
         self.name = name
+        self.extra = extra or {}
         self.port = free_port()
         self.http_port = free_port()
         self.addr = "127.0.0.1:%d" % self.port
@@ -45,6 +50,7 @@ class Server:
             "peers": self.peers,
             "log_level": "info",
         }
+        cfg.update(self.extra)
         path = self.env.write_cfg(self.name + ".cfg", {"server": cfg})
         self.proc = Proc(self.name, WRAPPER + [SERVER_BIN, "-c", path], self.env.dir)
         self.env.procs.append(self.proc)
@@ -58,6 +64,11 @@ class Server:
                 return json.loads(r.read().decode())
         except OSError:
             return None
+
+    def api(self, path):
+        url = "http://127.0.0.1:%d%s" % (self.http_port, path)
+        with urllib.request.urlopen(url, timeout=10 * SLOW) as r:
+            return json.loads(r.read().decode())
 
     def up(self):
         """Names of the hosts up on this server."""
@@ -277,6 +288,90 @@ def test_stale_peers_fall_back_to_agent_server(env):
              "the agent giving up on the learned list", [agent])
     server.start()
     wait_spread([server], {server.addr: {"stale"}}, [server.proc, agent], "the agent back")
+
+
+def fleet_series(servers):
+    """{host: [times of each series]}: every server's committed rows of a
+    host together, a sample stored on two servers counted once."""
+    union = {}
+    for s in servers:
+        for hostdir in glob.glob(os.path.join(s.env.dir, "data-" + s.name, "hosts", "*")):
+            host = os.path.basename(hostdir)
+            keys = {m["metric"]: m["instance_key"]
+                    for m in s.api("/api/v1/hosts/%s/metrics" % host)["metrics"]}
+            for key, times in csv_series(hostdir, keys).items():
+                union.setdefault(host, {}).setdefault(key, set()).update(times)
+    return {h: list(v.values()) for h, v in union.items()}
+
+
+def test_spread_history_reaches_one_prometheus(env):
+    if not PROMETHEUS:
+        raise TestSkip("prometheus is not installed")
+    port = free_port()
+    prom = start_prometheus(env, port, os.path.join(env.dir, "tsdb"))
+    rw = {"remote_write": [{"name": "prom", "url": "http://127.0.0.1:%d/api/v1/write" % port,
+                            "max_samples_per_send": 2000}]}
+    servers = [Server(env, "s%d" % i, extra=rw) for i in range(3)]
+    for s in servers:
+        s.start()
+    addrs = [s.addr for s in servers]
+    bench_names = ["%s%d" % (PREFIX, i) for i in range(NHOSTS)]
+    real = []
+    for a in addrs:
+        real.append(pick(["pi-%d" % i for i in range(200)], addrs, a, real))
+    bench = start_bench(env, servers)
+    agents = [start_agent(env, n, addrs) for n in real]
+    procs = [s.proc for s in servers] + [bench, prom] + agents
+    want = expected(bench_names + real, addrs, addrs)
+    wait_spread(servers, want, procs, "the spread of the ranking")
+
+    # One server dies with rows not yet sent; its hosts go on elsewhere;
+    # it comes back and sends the rest.
+    victim = servers[1]
+    victim.proc.kill()
+    alive = [addrs[0], addrs[2]]
+    others = [p for p in procs if p is not victim.proc]
+    wait_spread([servers[0], servers[2]], expected(bench_names + real, addrs, alive), others,
+                "the killed server's hosts on their second choice")
+    victim.start()
+    procs = [s.proc for s in servers] + [bench, prom] + agents
+    wait_spread(servers, want, procs, "the hosts back on their first choice")
+    check(bench.stop() == 0, "pimon-bench exit status")
+    for a in agents:
+        check(a.stop() == 0, "agent exit status")
+    procs = [s.proc for s in servers] + [prom]
+
+    last = {}
+
+    def equal():
+        if any(s.api("/api/v1/stats")["remote_write"]["prom"]["lag_s"] != 0 for s in servers):
+            return False
+        last["csv"] = counts(fleet_series(servers))
+        last["prom"] = counts(prom_series(port, time.time()))
+        return last["csv"] == last["prom"]
+    try:
+        wait_for(equal, 120, "Prometheus to hold every server's rows", procs)
+    except TestFailure:
+        want_c, got_c = last.get("csv", {}), last.get("prom", {})
+        bad = [h for h in sorted(set(want_c) | set(got_c)) if want_c.get(h) != got_c.get(h)]
+        for h in bad[:10]:
+            print("  %s: csv %r prometheus %r" % (h, want_c.get(h), got_c.get(h)))
+        print("  %d of %d hosts differ" % (len(bad), len(want_c)))
+        raise
+    check(len(last["csv"]) == NHOSTS + len(real), "hosts in the files: %d" % len(last["csv"]))
+    folders = {}
+    for s in servers:
+        for d in glob.glob(os.path.join(env.dir, "data-" + s.name, "hosts", "*")):
+            folders[os.path.basename(d)] = folders.get(os.path.basename(d), 0) + 1
+    moved = [h for h, n in folders.items() if n > 1]
+    check(len(moved) >= len(want[victim.addr]), "%d hosts stored on two servers, %d expected"
+          % (len(moved), len(want[victim.addr])))
+    print("  %d samples in %d series reached Prometheus" % (
+        sum(sum(c) for c in last["csv"].values()), sum(len(c) for c in last["csv"].values())))
+    for s in servers:
+        st = s.api("/api/v1/stats")["remote_write"]["prom"]
+        check(st["samples_failed"] == 0 and st["samples_dropped"] == 0,
+              "%s: stats %r" % (s.name, st))
 
 
 if __name__ == "__main__":
