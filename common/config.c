@@ -16,6 +16,7 @@
 #include "log.h"
 #include "proto.h"
 #include "rendezvous.h"
+#include "rule_metric.h"
 #include "util.h"
 
 const char *const config_metric_names[] = {
@@ -643,10 +644,14 @@ static const char *check_program(const char *value)
 	return value[0] ? NULL : "is empty";
 }
 
-/* Rules between a rule's keys: clear must lie on the resolving side. */
+/* Rules between a rule's keys: a metric the agents produce, clear on the
+ * resolving side. */
 static const char *check_rule(void *item)
 {
 	const struct pimon_rule *r = item;
+	const char *bad_metric = rule_metric_check(r->metric);
+	if (bad_metric)
+		return bad_metric;
 	if (isnan(r->clear))
 		return NULL;
 	int above = r->op[0] == '>';
